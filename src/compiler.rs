@@ -1,0 +1,114 @@
+//! The pipeline, top to bottom: read → parse → schema → typed topology → model → rules.
+//!
+//! Each stage takes the previous stage's value and returns a new one plus diagnostics; no
+//! stage stops the pipeline for a problem a later stage can still look past. The only early
+//! exits are a file that cannot be parsed at all (nothing to check) and a document that does
+//! not fit the types (no model to check rules on); in the latter case the schema has already
+//! said exactly what is wrong.
+
+use std::path::Path;
+
+use crate::diagnostic::{self, Code, Diagnostic, Reporter};
+use crate::model::{self, Model};
+use crate::parse;
+use crate::schema;
+use crate::source::{ReadError, Source};
+use crate::topology::Topology;
+use crate::validate;
+
+/// The outcome of checking a topology.
+#[derive(Debug)]
+pub struct Checked {
+    pub source: Source,
+    /// The resolved model, when the document fits the format (even with rule violations).
+    pub model: Option<Model>,
+    /// Every diagnostic, in source order.
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+impl Checked {
+    pub fn has_errors(&self) -> bool {
+        diagnostic::counts(&self.diagnostics).0 > 0
+    }
+}
+
+/// Why a topology could not be checked at all.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// An environment problem: the file is missing or unreadable (exit 3).
+    #[error("{0}")]
+    Unreadable(#[source] ReadError),
+}
+
+/// Reads and checks a topology file. Files that are too large or not UTF-8 are diagnostics
+/// (the topology is invalid); files that cannot be read are a [`LoadError`].
+pub fn check_file(path: &Path) -> Result<Checked, LoadError> {
+    match Source::read(path) {
+        Ok(source) => Ok(check(source)),
+        Err(e @ ReadError::Io { .. }) => Err(LoadError::Unreadable(e)),
+        Err(e) => {
+            let code = match e {
+                ReadError::TooLarge { .. } => Code::InputLimit,
+                _ => Code::YamlSyntax,
+            };
+            let help = match e {
+                ReadError::TooLarge { .. } => "a topology is a few hundred kilobytes even for thousands of clusters: check that this is the right file",
+                _ => "save the file as UTF-8",
+            };
+            let source = Source::new(path.display().to_string(), path, String::new());
+            Ok(Checked {
+                source,
+                model: None,
+                diagnostics: vec![Diagnostic::error(code, e.to_string()).with_help(help)],
+            })
+        }
+    }
+}
+
+/// Checks a topology already in memory.
+pub fn check(source: Source) -> Checked {
+    let tree = match parse::parse(&source) {
+        Ok(tree) => tree,
+        Err(d) => {
+            return Checked {
+                source,
+                model: None,
+                diagnostics: vec![d],
+            };
+        }
+    };
+    let json = tree.to_json();
+    let verdict = schema::check(&source, &tree, &json);
+    let mut diagnostics = verdict.diagnostics;
+    let json = if verdict.rejected.is_empty() {
+        json
+    } else {
+        schema::without_rejected(&json, &verdict.rejected)
+    };
+    let model = match serde_json::from_value::<Topology>(json) {
+        Ok(topology) => {
+            let mut reporter = Reporter::new(&tree);
+            let model = model::resolve(topology, &mut reporter);
+            validate::run(&model, &mut reporter);
+            diagnostics.extend(reporter.into_diagnostics());
+            Some(model)
+        }
+        Err(e) => {
+            if diagnostics.is_empty() {
+                diagnostics.push(
+                    Diagnostic::error(Code::InvalidValue, format!("the topology does not fit the format: {e}"))
+                        .at(tree.span, "in this document")
+                        .with_help("compare with docs/topology.md"),
+                );
+            }
+            None
+        }
+    };
+    diagnostic::sort(&mut diagnostics);
+    diagnostics.dedup();
+    Checked {
+        source,
+        model,
+        diagnostics,
+    }
+}

@@ -1,0 +1,535 @@
+//! Diagnostics: stable codes, spans, help, and their two renderings (human and JSON).
+//!
+//! Every problem meshc finds in a topology becomes a [`Diagnostic`] carrying a stable
+//! [`Code`], a message, a `help:` line and one or more labelled spans into the source. The
+//! codes are a public contract (scripts match on them, docs/rules.md lists them), so a code is
+//! never reused for a different problem. Human output is rendered by miette (underlined
+//! source, colours on a terminal, `NO_COLOR` honoured); JSON output is written here so that
+//! it carries exactly the fields the CLI contract names.
+
+use std::fmt;
+use std::io::IsTerminal;
+
+use miette::{GraphicalReportHandler, GraphicalTheme, LabeledSpan, NamedSource, SourceSpan};
+use serde::Serialize;
+
+use crate::parse::Span;
+use crate::source::Source;
+
+/// How bad a diagnostic is. Errors stop a build; warnings do not, unless `--deny-warnings`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Error,
+    Warning,
+}
+
+macro_rules! codes {
+    ($( $variant:ident = $code:literal, $title:literal; )*) => {
+        /// Every diagnostic meshc can emit. The string form (`E012`) is stable.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub enum Code { $( $variant, )* }
+
+        impl Code {
+            /// Every code, in order (for the rules reference and its tests).
+            pub const ALL: &'static [Code] = &[ $( Code::$variant, )* ];
+
+            /// The stable code, e.g. `E012`.
+            pub fn as_str(self) -> &'static str {
+                match self { $( Code::$variant => $code, )* }
+            }
+
+            /// A one-line title, as listed in the rules reference.
+            pub fn title(self) -> &'static str {
+                match self { $( Code::$variant => $title, )* }
+            }
+        }
+    };
+}
+
+codes! {
+    // The file itself.
+    YamlSyntax = "E001", "YAML syntax error (or a file that is not UTF-8)";
+    DuplicateKey = "E002", "a key repeated in one mapping";
+    InputLimit = "E003", "input beyond meshc's limits (file over 4 MiB, alias bomb, runaway nesting)";
+    EmptyTopology = "E004", "an empty topology file";
+    UnknownField = "E005", "a field the topology format does not have";
+    InvalidValue = "E006", "a value of the wrong type or outside the allowed values";
+    MissingField = "E007", "a required field is missing";
+    // Names and references.
+    InvalidName = "E010", "a name that is not a DNS-1123 label";
+    DuplicateName = "E011", "a name declared twice where it must be unique";
+    UnknownReference = "E012", "a reference to a mesh, network, cluster, service or port that does not exist";
+    CrossMeshReference = "E013", "a reference that crosses from one mesh into another";
+    AmbiguousMesh = "E014", "an object whose mesh cannot be told (several meshes, no `mesh:`)";
+    UnknownLocality = "E015", "a cluster region or zone missing from the locality catalogue";
+    RemoteWithoutPrimary = "E016", "a remote cluster without `primary:`";
+    PrimaryNotPrimary = "E017", "`primary:` names a cluster that is not a primary of the same mesh";
+    PrimaryWithPrimary = "E018", "a primary cluster with `primary:` set";
+    MeshWithoutPrimary = "E019", "a mesh with no primary cluster";
+    DuplicateClusterName = "E020", "two clusters with the same name (Istio clusterName)";
+    NetworkAcrossMeshes = "E021", "a network used by clusters of two meshes";
+    ExternalStoreMissing = "E022", "`ca.secrets: external` without `ca.externalStore`";
+    RemoteSecretConflict = "E023", "`remoteSecret` with both `tokenFile` and `externalSecret`";
+    UnusedNetwork = "W024", "a network that no cluster uses";
+    NotIstioResource = "E025", "an `istioConfig` entry that is not an Istio resource kind and version";
+    // Networking.
+    RemotePrimaryWithoutGateway = "E030", "a remote whose primary has no `eastWestGateway.address`";
+    AmbientTopologyUnsupported = "E031", "upstream ambient multicluster that is not multi-primary multi-network";
+    AmbientVersionTooOld = "E032", "ambient multicluster with Istio older than 1.27";
+    EastWestL7Hint = "W033", "an east-west gateway annotation that terminates TLS or speaks L7";
+    LoopbackApiServer = "E034", "an `apiServer.url` on loopback";
+    InvalidApiServerUrl = "E035", "an `apiServer.url` that is not an https:// URL";
+    ApiServerMissing = "E036", "a cluster that a primary must watch has no `apiServer.url`";
+    ServiceNotEverywhere = "W037", "services deployed in some clusters only, resolvable everywhere";
+    InvalidAddress = "E038", "an `eastWestGateway.address` that is neither an IP nor a DNS name";
+    // Trust.
+    TrustDomainMismatch = "W040", "clusters of one upstream mesh with different trust domains";
+    // DestinationRules.
+    DistributeAndFailover = "E050", "`distribute` and `failover` both set";
+    FailoverWithTopologyPriority = "E051", "`failover` with a region/zone/subzone label in `failoverPriority`";
+    WeightOutOfRange = "E052", "a `distribute` weight outside 1..100";
+    WeightSum = "E053", "the weights of one `distribute` entry do not sum to 100";
+    FailoverNotRegion = "E054", "a `failover` locality that is a zone or has a `*`";
+    FailoverSameRegion = "E055", "a `failover` entry with `from` equal to `to`";
+    FailoverUnknownRegion = "E056", "a `failover` region missing from the locality catalogue";
+    LocalityWildcard = "E057", "a locality with more than one `*`, or a `*` not at the end";
+    LocalityEmptySegment = "E058", "a locality with an empty region, zone or subzone";
+    LocalityOverlap = "E059", "locality entries that overlap in one list";
+    LocalityNoMatch = "E060", "a locality pattern that matches no locality of the catalogue";
+    FailoverWithoutOutlierDetection = "E061", "locality failover without `outlierDetection` at the same level";
+    OutlierDetectionEnablesFailover = "W062", "`outlierDetection` without an explicit `localityLbSetting`";
+    DistributeToEmptyLocality = "W063", "a `distribute.to` locality where the service runs in no cluster";
+    UnknownHost = "E064", "a `host` that names no service and is not a FQDN or wildcard";
+    InvalidSubset = "E065", "a subset name that is not a DNS-1123 label, or repeats";
+    PlacementOnRemote = "E066", "a placement that names a remote cluster";
+    InvalidHost = "E067", "a `host` that is not a valid DNS name or wildcard";
+    AmbiguousHost = "E068", "a short `host` that names services in several namespaces";
+    EmptyTrafficPolicy = "E069", "a traffic policy with no field set";
+}
+
+impl Code {
+    /// The default severity, read from the code's letter.
+    pub fn severity(self) -> Severity {
+        if self.as_str().starts_with('W') {
+            Severity::Warning
+        } else {
+            Severity::Error
+        }
+    }
+}
+
+impl fmt::Display for Code {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A labelled span.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Label {
+    pub span: Span,
+    pub text: String,
+}
+
+/// One problem, with everything needed to show it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Diagnostic {
+    pub code: Code,
+    pub severity: Severity,
+    pub message: String,
+    pub help: Option<String>,
+    /// The first label is the primary location; the rest are related places.
+    pub labels: Vec<Label>,
+    /// The JSON pointer of the offending value, where there is one.
+    pub path: Option<String>,
+}
+
+impl Diagnostic {
+    pub fn new(code: Code, message: impl Into<String>) -> Self {
+        Diagnostic {
+            code,
+            severity: code.severity(),
+            message: message.into(),
+            help: None,
+            labels: Vec::new(),
+            path: None,
+        }
+    }
+
+    /// An error (the code decides the severity; this name reads better at call sites).
+    pub fn error(code: Code, message: impl Into<String>) -> Self {
+        Self::new(code, message)
+    }
+
+    #[must_use]
+    pub fn at(mut self, span: Span, text: impl Into<String>) -> Self {
+        self.labels.push(Label {
+            span,
+            text: text.into(),
+        });
+        self
+    }
+
+    #[must_use]
+    pub fn with_help(mut self, help: impl Into<String>) -> Self {
+        self.help = Some(help.into());
+        self
+    }
+
+    #[must_use]
+    pub fn with_path(mut self, path: impl Into<String>) -> Self {
+        self.path = Some(path.into());
+        self
+    }
+
+    pub fn primary_span(&self) -> Option<Span> {
+        self.labels.first().map(|l| l.span)
+    }
+
+    /// The 1-based line and column of the primary span.
+    pub fn line_col(&self, source: &Source) -> (usize, usize) {
+        self.primary_span()
+            .map_or((1, 1), |s| source.line_col(s.offset))
+    }
+}
+
+/// Orders diagnostics by position, then code, so output is stable whatever order the rules ran.
+pub fn sort(diags: &mut [Diagnostic]) {
+    diags.sort_by(|a, b| {
+        let pa = a.primary_span().map(|s| (s.offset, s.len));
+        let pb = b.primary_span().map(|s| (s.offset, s.len));
+        pa.cmp(&pb)
+            .then(a.code.cmp(&b.code))
+            .then(a.message.cmp(&b.message))
+    });
+}
+
+/// Counts of errors and warnings, for the closing summary line.
+pub fn counts(diags: &[Diagnostic]) -> (usize, usize) {
+    let errors = diags
+        .iter()
+        .filter(|d| d.severity == Severity::Error)
+        .count();
+    (errors, diags.len() - errors)
+}
+
+/// Whether human output gets colours: only on a terminal, and never with `NO_COLOR` set.
+pub fn use_color(stream_is_terminal: bool) -> bool {
+    stream_is_terminal && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
+/// Renders diagnostics for people: miette's graphical report, one after another.
+pub fn render_human(diags: &[Diagnostic], source: &Source, color: bool) -> String {
+    let theme = if color {
+        GraphicalTheme::unicode()
+    } else {
+        GraphicalTheme::unicode_nocolor()
+    };
+    let handler = GraphicalReportHandler::new_themed(theme)
+        .with_context_lines(1)
+        .with_width(100);
+    let named = NamedSource::new(source.name.clone(), source.text.clone()).with_language("yaml");
+    let mut out = String::new();
+    for d in diags {
+        let report = Report {
+            diag: d,
+            source: &named,
+        };
+        if !out.is_empty() {
+            out.push('\n');
+        }
+        if handler.render_report(&mut out, &report).is_err() {
+            // Rendering into a String cannot fail; keep the plain form just in case.
+            out.push_str(&format!("{}[{}]: {}\n", severity_word(d.severity), d.code, d.message));
+        }
+    }
+    out
+}
+
+/// The closing line of a human report: `error: 3 errors, 1 warning in topology.yaml`.
+pub fn summary_line(diags: &[Diagnostic], file: &str) -> String {
+    let (e, w) = counts(diags);
+    let plural = |n: usize, word: &str| format!("{n} {word}{}", if n == 1 { "" } else { "s" });
+    if e == 0 && w == 0 {
+        format!("{file}: valid")
+    } else if e == 0 {
+        format!("{file}: valid, with {}", plural(w, "warning"))
+    } else {
+        format!(
+            "{file}: {}, {}",
+            plural(e, "error"),
+            plural(w, "warning")
+        )
+    }
+}
+
+fn severity_word(s: Severity) -> &'static str {
+    match s {
+        Severity::Error => "error",
+        Severity::Warning => "warning",
+    }
+}
+
+/// Renders diagnostics as a JSON array, one object per diagnostic.
+pub fn render_json(diags: &[Diagnostic], source: Option<&Source>) -> String {
+    #[derive(Serialize)]
+    struct Related<'a> {
+        line: usize,
+        column: usize,
+        offset: usize,
+        length: usize,
+        label: &'a str,
+    }
+    #[derive(Serialize)]
+    struct Json<'a> {
+        code: &'static str,
+        severity: Severity,
+        message: &'a str,
+        help: Option<&'a str>,
+        file: Option<&'a str>,
+        line: usize,
+        column: usize,
+        offset: usize,
+        length: usize,
+        label: Option<&'a str>,
+        path: Option<&'a str>,
+        related: Vec<Related<'a>>,
+    }
+    let position = |span: Span| source.map_or((1, 1), |s| s.line_col(span.offset));
+    let items: Vec<Json> = diags
+        .iter()
+        .map(|d| {
+            let primary = d.labels.first();
+            let span = primary.map(|l| l.span).unwrap_or_default();
+            let (line, column) = position(span);
+            Json {
+                code: d.code.as_str(),
+                severity: d.severity,
+                message: &d.message,
+                help: d.help.as_deref(),
+                file: source.map(|s| s.name.as_str()),
+                line,
+                column,
+                offset: span.offset,
+                length: span.len,
+                label: primary.map(|l| l.text.as_str()),
+                path: d.path.as_deref(),
+                related: d
+                    .labels
+                    .iter()
+                    .skip(1)
+                    .map(|l| {
+                        let (line, column) = position(l.span);
+                        Related {
+                            line,
+                            column,
+                            offset: l.span.offset,
+                            length: l.span.len,
+                            label: &l.text,
+                        }
+                    })
+                    .collect(),
+            }
+        })
+        .collect();
+    let mut s = serde_json::to_string_pretty(&items).unwrap_or_else(|_| "[]".to_string());
+    s.push('\n');
+    s
+}
+
+/// Whether standard error is a terminal (for colour decisions).
+pub fn stderr_is_terminal() -> bool {
+    std::io::stderr().is_terminal()
+}
+
+/// Adapter that lets miette render a [`Diagnostic`] against its source.
+struct Report<'a> {
+    diag: &'a Diagnostic,
+    source: &'a NamedSource<String>,
+}
+
+impl fmt::Debug for Report<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.diag, f)
+    }
+}
+
+impl fmt::Display for Report<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}[{}]: {}", severity_word(self.diag.severity), self.diag.code, self.diag.message)
+    }
+}
+
+impl std::error::Error for Report<'_> {}
+
+impl miette::Diagnostic for Report<'_> {
+    fn severity(&self) -> Option<miette::Severity> {
+        Some(match self.diag.severity {
+            Severity::Error => miette::Severity::Error,
+            Severity::Warning => miette::Severity::Warning,
+        })
+    }
+
+    fn help<'b>(&'b self) -> Option<Box<dyn fmt::Display + 'b>> {
+        self.diag
+            .help
+            .as_ref()
+            .map(|h| Box::new(h) as Box<dyn fmt::Display>)
+    }
+
+    fn source_code(&self) -> Option<&dyn miette::SourceCode> {
+        if self.diag.labels.is_empty() {
+            None
+        } else {
+            Some(self.source)
+        }
+    }
+
+    fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
+        if self.diag.labels.is_empty() {
+            return None;
+        }
+        Some(Box::new(self.diag.labels.iter().enumerate().map(|(i, l)| {
+            let span = SourceSpan::new(l.span.offset.into(), l.span.len);
+            let text = (!l.text.is_empty()).then(|| l.text.clone());
+            if i == 0 {
+                LabeledSpan::new_primary_with_span(text, span)
+            } else {
+                LabeledSpan::new_with_span(text, span)
+            }
+        })))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_unique_and_well_formed() {
+        let mut seen = std::collections::BTreeSet::new();
+        for c in Code::ALL {
+            let s = c.as_str();
+            assert!(seen.insert(s), "duplicate code {s}");
+            assert_eq!(s.len(), 4);
+            assert!(s.starts_with('E') || s.starts_with('W'));
+        }
+    }
+
+    #[test]
+    fn human_rendering_shows_code_position_underline_and_help() {
+        let src = Source::new("t.yaml", "t.yaml", "a: 1\nnetwork: nope\n".to_string());
+        let d = Diagnostic::error(Code::UnknownReference, "unknown network `nope`")
+            .at(Span::new(14, 4), "no such network")
+            .with_help("declare it under `networks:`");
+        let out = render_human(&[d], &src, false);
+        assert!(out.contains("E012"), "{out}");
+        assert!(out.contains("t.yaml:2:10"), "{out}");
+        assert!(out.contains("────"), "{out}");
+        assert!(out.contains("help: declare it under `networks:`"), "{out}");
+    }
+}
+
+/// Collects diagnostics during the semantic stages, turning document paths into spans.
+#[derive(Debug)]
+pub struct Reporter<'t> {
+    tree: &'t crate::parse::Node,
+    diags: Vec<Diagnostic>,
+}
+
+impl<'t> Reporter<'t> {
+    pub fn new(tree: &'t crate::parse::Node) -> Self {
+        Reporter {
+            tree,
+            diags: Vec::new(),
+        }
+    }
+
+    /// Reports `code` at the value at `path` (for collections: the key that introduces them).
+    pub fn report(
+        &mut self,
+        code: Code,
+        path: &crate::parse::Path,
+        message: impl Into<String>,
+    ) -> &mut Diagnostic {
+        let span = self.tree.span_of(path);
+        self.push(code, span, path, message)
+    }
+
+    /// Reports `code` at the key that introduces `path`.
+    pub fn report_key(
+        &mut self,
+        code: Code,
+        path: &crate::parse::Path,
+        message: impl Into<String>,
+    ) -> &mut Diagnostic {
+        let span = self.tree.key_span_of(path);
+        self.push(code, span, path, message)
+    }
+
+    /// The span of a path, for secondary labels.
+    pub fn span(&self, path: &crate::parse::Path) -> Span {
+        self.tree.span_of(path)
+    }
+
+    /// Whether a path exists in the document (to tell defaults from written values).
+    pub fn written(&self, path: &crate::parse::Path) -> bool {
+        self.tree.get(path).is_some()
+    }
+
+    fn push(
+        &mut self,
+        code: Code,
+        span: Span,
+        path: &crate::parse::Path,
+        message: impl Into<String>,
+    ) -> &mut Diagnostic {
+        self.diags.push(
+            Diagnostic::new(code, message)
+                .at(span, "")
+                .with_path(path.to_string()),
+        );
+        let last = self.diags.len() - 1;
+        &mut self.diags[last]
+    }
+
+    /// The most recently reported diagnostic.
+    ///
+    /// # Panics
+    /// Never after a `report`; calling it first is a programming error.
+    pub fn last_mut(&mut self) -> &mut Diagnostic {
+        self.diags
+            .last_mut()
+            .unwrap_or_else(|| unreachable!("last_mut is called right after report"))
+    }
+
+    pub fn into_diagnostics(self) -> Vec<Diagnostic> {
+        self.diags
+    }
+}
+
+impl Diagnostic {
+    /// Sets the primary label's text.
+    pub fn label(&mut self, text: impl Into<String>) -> &mut Self {
+        if let Some(l) = self.labels.first_mut() {
+            l.text = text.into();
+        }
+        self
+    }
+
+    /// Sets the help line.
+    pub fn help(&mut self, text: impl Into<String>) -> &mut Self {
+        self.help = Some(text.into());
+        self
+    }
+
+    /// Adds a secondary labelled span.
+    pub fn also(&mut self, span: Span, text: impl Into<String>) -> &mut Self {
+        self.labels.push(Label {
+            span,
+            text: text.into(),
+        });
+        self
+    }
+}

@@ -1,0 +1,659 @@
+//! Stage 3: the resolved, cross-referenced model.
+//!
+//! The typed topology names things by string (`network: network1`, `primary: cluster1`); the
+//! model resolves every such reference to an index, derives what the file leaves implicit
+//! (the mesh of a service, the default placement of a DestinationRule, the locality catalogue)
+//! and records, per mesh, its clusters, primaries and networks. Later stages (planning,
+//! rendering) consume the model and never look a name up again.
+//!
+//! Resolution reports the references it cannot resolve (unknown, ambiguous, crossing meshes)
+//! and keeps going: an unresolved reference is `None` in the model, so that every other rule
+//! still runs in the same pass. A model handed to the build has no error diagnostics, and then
+//! every reference is `Some`.
+
+use std::collections::BTreeMap;
+
+use crate::diagnostic::{Code, Reporter};
+use crate::parse::Path;
+use crate::path;
+use crate::suggest::did_you_mean;
+use crate::topology::{ControlPlane, Topology};
+
+/// Index of a mesh in `Topology::meshes`.
+pub type MeshId = usize;
+/// Index of a network in `Topology::networks`.
+pub type NetworkId = usize;
+/// Index of a cluster in `Topology::clusters`.
+pub type ClusterId = usize;
+/// Index of a service in `Topology::services`.
+pub type ServiceId = usize;
+
+/// The topology with every reference resolved.
+#[derive(Debug, Clone)]
+pub struct Model {
+    pub topology: Topology,
+    pub meshes: Vec<MeshInfo>,
+    pub networks: Vec<NetworkInfo>,
+    pub clusters: Vec<ClusterInfo>,
+    pub services: Vec<ServiceInfo>,
+    pub destination_rules: Vec<PlacedInfo>,
+    pub istio_config: Vec<PlacedInfo>,
+    pub ingress_gateways: Vec<PlacedInfo>,
+    pub catalogue: Catalogue,
+}
+
+/// What the model knows about a mesh.
+#[derive(Debug, Clone, Default)]
+pub struct MeshInfo {
+    /// Every cluster of the mesh, in file order.
+    pub clusters: Vec<ClusterId>,
+    /// Its primaries: the clusters that run istiod and hold Istio configuration.
+    pub primaries: Vec<ClusterId>,
+    /// The networks its clusters are on, in order of first use.
+    pub networks: Vec<NetworkId>,
+}
+
+impl MeshInfo {
+    pub fn is_multi_network(&self) -> bool {
+        self.networks.len() > 1
+    }
+
+    pub fn has_remotes(&self) -> bool {
+        self.clusters.len() > self.primaries.len()
+    }
+}
+
+/// What the model knows about a network.
+#[derive(Debug, Clone, Default)]
+pub struct NetworkInfo {
+    /// The clusters on the network.
+    pub clusters: Vec<ClusterId>,
+}
+
+/// What the model knows about a cluster.
+#[derive(Debug, Clone, Default)]
+pub struct ClusterInfo {
+    pub mesh: Option<MeshId>,
+    pub network: Option<NetworkId>,
+    /// For a remote: the primary that serves it.
+    pub primary: Option<ClusterId>,
+    pub is_primary: bool,
+}
+
+/// What the model knows about a service.
+#[derive(Debug, Clone, Default)]
+pub struct ServiceInfo {
+    pub mesh: Option<MeshId>,
+    /// Where its workloads run: the listed clusters, or every cluster of the mesh.
+    pub clusters: Vec<ClusterId>,
+}
+
+/// A DestinationRule, `istioConfig` entry or ingress gateway: its mesh and where it goes.
+#[derive(Debug, Clone, Default)]
+pub struct PlacedInfo {
+    pub mesh: Option<MeshId>,
+    /// The clusters the object is written to.
+    pub clusters: Vec<ClusterId>,
+    /// DestinationRules: the namespace the rule lives in.
+    pub namespace: Option<String>,
+    /// DestinationRules: the service its host names, when it names one.
+    pub service: Option<ServiceId>,
+}
+
+/// The locality catalogue: regions and their zones.
+#[derive(Debug, Clone, Default)]
+pub struct Catalogue {
+    pub regions: Vec<Region>,
+    /// Whether the catalogue was written (`localities:`) or derived from the clusters.
+    pub explicit: bool,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Region {
+    pub name: String,
+    pub zones: Vec<String>,
+}
+
+impl Catalogue {
+    pub fn region(&self, name: &str) -> Option<&Region> {
+        self.regions.iter().find(|r| r.name == name)
+    }
+}
+
+/// Name → first index, for lookups (duplicates are reported by the name rules).
+fn index<'a>(names: impl Iterator<Item = &'a str>) -> BTreeMap<&'a str, usize> {
+    let mut map = BTreeMap::new();
+    for (i, n) in names.enumerate() {
+        map.entry(n).or_insert(i);
+    }
+    map
+}
+
+/// Resolves the topology, reporting every reference that does not resolve.
+pub fn resolve(topology: Topology, r: &mut Reporter<'_>) -> Model {
+    let t = &topology;
+    let mesh_ix = index(t.meshes.iter().map(|m| m.name.as_str()));
+    let net_ix = index(t.networks.iter().map(|n| n.name.as_str()));
+    let cluster_ix = index(t.clusters.iter().map(|c| c.name.as_str()));
+    let mesh_names: Vec<&str> = t.meshes.iter().map(|m| m.name.as_str()).collect();
+    let net_names: Vec<&str> = t.networks.iter().map(|n| n.name.as_str()).collect();
+    let cluster_names: Vec<&str> = t.clusters.iter().map(|c| c.name.as_str()).collect();
+
+    let mut meshes = vec![MeshInfo::default(); t.meshes.len()];
+    let mut networks = vec![NetworkInfo::default(); t.networks.len()];
+    let mut clusters = vec![ClusterInfo::default(); t.clusters.len()];
+
+    // Clusters: mesh and network.
+    for (ci, c) in t.clusters.iter().enumerate() {
+        let at = path!("clusters", ci);
+        let mesh = match &c.mesh {
+            Some(m) => lookup(r, &mesh_ix, &mesh_names, m, &at.key("mesh"), "mesh", "meshes"),
+            None => only_mesh(r, t, &at, "cluster"),
+        };
+        let network = lookup(
+            r,
+            &net_ix,
+            &net_names,
+            &c.network,
+            &at.key("network"),
+            "network",
+            "networks",
+        );
+        clusters[ci] = ClusterInfo {
+            mesh,
+            network,
+            primary: None,
+            is_primary: c.control_plane == ControlPlane::Primary,
+        };
+        if let Some(m) = mesh {
+            meshes[m].clusters.push(ci);
+            if c.control_plane == ControlPlane::Primary {
+                meshes[m].primaries.push(ci);
+            }
+            if let Some(n) = network
+                && !meshes[m].networks.contains(&n)
+            {
+                meshes[m].networks.push(n);
+            }
+        }
+        if let Some(n) = network {
+            networks[n].clusters.push(ci);
+        }
+    }
+
+    // Clusters: control-plane roles.
+    for (ci, c) in t.clusters.iter().enumerate() {
+        let at = path!("clusters", ci);
+        match (c.control_plane, &c.primary) {
+            (ControlPlane::Primary, Some(_)) => {
+                r.report_key(
+                    Code::PrimaryWithPrimary,
+                    &at.key("primary"),
+                    format!("primary cluster `{}` has `primary:` set", c.name),
+                )
+                .label("only remotes name a primary")
+                .help("remove `primary:`, or set `controlPlane: remote` if this cluster has no istiod");
+            }
+            (ControlPlane::Remote, None) => {
+                r.report(
+                    Code::RemoteWithoutPrimary,
+                    &at.key("controlPlane"),
+                    format!("remote cluster `{}` has no `primary:`", c.name),
+                )
+                .label("a remote runs no istiod")
+                .help("add `primary: <cluster>` naming the primary whose istiod serves this cluster");
+            }
+            (ControlPlane::Remote, Some(p)) => {
+                let pp = at.key("primary");
+                let Some(pi) = lookup(r, &cluster_ix, &cluster_names, p, &pp, "cluster", "clusters")
+                else {
+                    continue;
+                };
+                let target = &t.clusters[pi];
+                if pi == ci {
+                    r.report(Code::PrimaryNotPrimary, &pp, format!("remote cluster `{}` names itself as its primary", c.name))
+                        .label("a remote cannot serve itself")
+                        .help("name the primary cluster whose istiod serves this remote");
+                } else if target.control_plane != ControlPlane::Primary {
+                    let remote_span = r.span(&path!("clusters", pi, "controlPlane"));
+                    r.report(
+                        Code::PrimaryNotPrimary,
+                        &pp,
+                        format!("`primary: {p}` names a remote cluster"),
+                    )
+                    .label("not a primary")
+                    .also(remote_span, format!("`{p}` is a remote"))
+                    .help("a remote is served by a primary's istiod: name a cluster with `controlPlane: primary`");
+                } else if clusters[pi].mesh != clusters[ci].mesh {
+                    r.report(
+                        Code::PrimaryNotPrimary,
+                        &pp,
+                        format!("`primary: {p}` is a cluster of another mesh"),
+                    )
+                    .label("in another mesh")
+                    .help("a remote's primary must be in the same mesh: name a primary of this cluster's mesh");
+                } else {
+                    clusters[ci].primary = Some(pi);
+                }
+            }
+            (ControlPlane::Primary, None) => {}
+        }
+    }
+
+    // Services.
+    let mut services = Vec::with_capacity(t.services.len());
+    for (si, s) in t.services.iter().enumerate() {
+        let at = path!("services", si);
+        let (mesh, list) = placed(r, t, &mesh_ix, &mesh_names, &cluster_ix, &cluster_names, &clusters, &at, s.mesh.as_deref(), &s.clusters, None, "service");
+        let clusters_of = match (&mesh, list.is_empty()) {
+            (Some(m), true) => meshes[*m].clusters.clone(),
+            _ => list.into_iter().map(|(_, c)| c).collect(),
+        };
+        services.push(ServiceInfo {
+            mesh,
+            clusters: clusters_of,
+        });
+    }
+
+    // DestinationRules.
+    let mut destination_rules = Vec::with_capacity(t.destination_rules.len());
+    for (di, d) in t.destination_rules.iter().enumerate() {
+        let at = path!("destinationRules", di);
+        let host_mesh = host_service_mesh(t, &services, &d.host);
+        let (mesh, list) = placed(r, t, &mesh_ix, &mesh_names, &cluster_ix, &cluster_names, &clusters, &at, d.mesh.as_deref(), &d.clusters, host_mesh, "destinationRule");
+        let service = mesh.and_then(|m| {
+            resolve_host(r, t, &services, m, &d.host, d.namespace.as_deref(), &at.key("host"))
+        });
+        let namespace = d
+            .namespace
+            .clone()
+            .or_else(|| service.map(|s| t.services[s].namespace.clone()))
+            .or_else(|| fqdn_namespace(&d.host));
+        // A short host that names no service is already reported as such.
+        let short_host = !d.host.contains('.') && !d.host.starts_with('*');
+        if namespace.is_none() && !short_host {
+            r.report(
+                Code::MissingField,
+                &at.key("host"),
+                format!("destinationRule `{}` needs a `namespace`", d.name),
+            )
+            .label("this host is not a service of the topology")
+            .help("add `namespace:`; it defaults to the namespace of the service `host` names");
+        }
+        let placement = placement(r, t, &meshes, &clusters, mesh, list, &at);
+        destination_rules.push(PlacedInfo {
+            mesh,
+            clusters: placement,
+            namespace,
+            service,
+        });
+    }
+
+    // istioConfig.
+    let mut istio_config = Vec::with_capacity(t.istio_config.len());
+    for (ii, res) in t.istio_config.iter().enumerate() {
+        let at = path!("istioConfig", ii);
+        let (mesh, list) = placed(r, t, &mesh_ix, &mesh_names, &cluster_ix, &cluster_names, &clusters, &at, res.mesh.as_deref(), &res.clusters, None, "istioConfig entry");
+        let placement = placement(r, t, &meshes, &clusters, mesh, list, &at);
+        istio_config.push(PlacedInfo {
+            mesh,
+            clusters: placement,
+            namespace: Some(res.metadata.namespace.clone()),
+            service: None,
+        });
+    }
+
+    // Ingress gateways: run on the listed clusters, or on every cluster of the mesh.
+    let mut ingress_gateways = Vec::with_capacity(t.ingress_gateways.len());
+    for (gi, g) in t.ingress_gateways.iter().enumerate() {
+        let at = path!("ingressGateways", gi);
+        let (mesh, list) = placed(r, t, &mesh_ix, &mesh_names, &cluster_ix, &cluster_names, &clusters, &at, g.mesh.as_deref(), &g.clusters, None, "ingress gateway");
+        let on = match (&mesh, list.is_empty()) {
+            (Some(m), true) => meshes[*m].clusters.clone(),
+            _ => list.into_iter().map(|(_, c)| c).collect(),
+        };
+        ingress_gateways.push(PlacedInfo {
+            mesh,
+            clusters: on,
+            namespace: Some(g.namespace.clone()),
+            service: None,
+        });
+    }
+
+    let catalogue = catalogue(t, r);
+
+    Model {
+        meshes,
+        networks,
+        clusters,
+        services,
+        destination_rules,
+        istio_config,
+        ingress_gateways,
+        catalogue,
+        topology,
+    }
+}
+
+/// Looks a name up, reporting an unknown one with a suggestion.
+fn lookup(
+    r: &mut Reporter<'_>,
+    ix: &BTreeMap<&str, usize>,
+    names: &[&str],
+    name: &str,
+    at: &Path,
+    what: &str,
+    section: &str,
+) -> Option<usize> {
+    if let Some(&i) = ix.get(name) {
+        return Some(i);
+    }
+    let help = match did_you_mean(name, names.iter().copied()) {
+        Some(s) => format!("did you mean `{s}`?"),
+        None if names.is_empty() => format!("declare it under `{section}:`"),
+        None => format!("declare it under `{section}:`, or use one of: {}", names.join(", ")),
+    };
+    r.report(Code::UnknownReference, at, format!("unknown {what} `{name}`"))
+        .label(format!("no {what} named `{name}`"))
+        .help(help);
+    None
+}
+
+/// The mesh of an object that does not name one: the only mesh, or a diagnostic.
+fn only_mesh(r: &mut Reporter<'_>, t: &Topology, at: &Path, what: &str) -> Option<MeshId> {
+    match t.meshes.len() {
+        1 => Some(0),
+        0 => None,
+        _ => {
+            r.report(
+                Code::AmbiguousMesh,
+                at,
+                format!("{what} does not say which mesh it belongs to"),
+            )
+            .label("no `mesh:` here")
+            .help(format!(
+                "the topology has {} meshes: add `mesh: <name>` ({})",
+                t.meshes.len(),
+                t.meshes.iter().map(|m| m.name.as_str()).collect::<Vec<_>>().join(", ")
+            ));
+            None
+        }
+    }
+}
+
+/// Resolves the mesh of an object with an optional `mesh:` and an optional `clusters:` list,
+/// and the clusters of the list (each must exist and be in that mesh).
+#[allow(clippy::too_many_arguments)]
+fn placed(
+    r: &mut Reporter<'_>,
+    t: &Topology,
+    mesh_ix: &BTreeMap<&str, usize>,
+    mesh_names: &[&str],
+    cluster_ix: &BTreeMap<&str, usize>,
+    cluster_names: &[&str],
+    clusters: &[ClusterInfo],
+    at: &Path,
+    mesh: Option<&str>,
+    list: &[String],
+    hint: Option<MeshId>,
+    what: &str,
+) -> (Option<MeshId>, Vec<(usize, ClusterId)>) {
+    let resolved: Vec<(usize, Option<ClusterId>)> = list
+        .iter()
+        .enumerate()
+        .map(|(i, name)| {
+            let p = at.key("clusters").index(i);
+            (i, lookup(r, cluster_ix, cluster_names, name, &p, "cluster", "clusters"))
+        })
+        .collect();
+    let mesh = match mesh {
+        Some(m) => lookup(r, mesh_ix, mesh_names, m, &at.key("mesh"), "mesh", "meshes"),
+        None => resolved
+            .iter()
+            .find_map(|(_, c)| c.and_then(|c| clusters[c].mesh))
+            .or(hint)
+            .or_else(|| only_mesh(r, t, at, what)),
+    };
+    let mut out = Vec::new();
+    for (i, c) in resolved {
+        let Some(c) = c else { continue };
+        if mesh.is_some() && clusters[c].mesh.is_some() && clusters[c].mesh != mesh {
+            let m = mesh.map_or("", |m| t.meshes[m].name.as_str());
+            r.report(
+                Code::CrossMeshReference,
+                &at.key("clusters").index(i),
+                format!("cluster `{}` is not in mesh `{m}`", t.clusters[c].name),
+            )
+            .label("in another mesh")
+            .help(format!("a {what} belongs to one mesh: list only clusters of mesh `{m}`"));
+        } else if !out.iter().any(|(_, x)| *x == c) {
+            out.push((i, c));
+        }
+    }
+    (mesh, out)
+}
+
+/// Where Istio configuration goes: the listed clusters (which must be primaries), or the
+/// mesh's primaries.
+fn placement(
+    r: &mut Reporter<'_>,
+    t: &Topology,
+    meshes: &[MeshInfo],
+    clusters: &[ClusterInfo],
+    mesh: Option<MeshId>,
+    list: Vec<(usize, ClusterId)>,
+    at: &Path,
+) -> Vec<ClusterId> {
+    if list.is_empty() {
+        return mesh.map(|m| meshes[m].primaries.clone()).unwrap_or_default();
+    }
+    let mut out = Vec::new();
+    for (pos, c) in list {
+        if clusters[c].is_primary {
+            out.push(c);
+        } else {
+            let name = &t.clusters[c].name;
+            let primary = t.clusters[c].primary.as_deref().unwrap_or("its primary");
+            r.report(
+                Code::PlacementOnRemote,
+                &at.key("clusters").index(pos),
+                format!("`{name}` is a remote cluster: it holds no Istio configuration"),
+            )
+            .label("remote cluster")
+            .help(format!(
+                "remotes read configuration from their primary: place this on `{primary}` instead"
+            ));
+        }
+    }
+    out
+}
+
+/// The mesh of the service a short host names, when exactly one service has that name.
+fn host_service_mesh(t: &Topology, services: &[ServiceInfo], host: &str) -> Option<MeshId> {
+    if host.contains('.') || host.contains('*') {
+        return None;
+    }
+    let mut meshes = t
+        .services
+        .iter()
+        .zip(services)
+        .filter(|(s, _)| s.name == host)
+        .filter_map(|(_, i)| i.mesh);
+    let first = meshes.next()?;
+    meshes.all(|m| m == first).then_some(first)
+}
+
+/// The service a DestinationRule host names, if any. Short names must name a service; FQDNs
+/// and wildcards may point outside the topology.
+fn resolve_host(
+    r: &mut Reporter<'_>,
+    t: &Topology,
+    services: &[ServiceInfo],
+    mesh: MeshId,
+    host: &str,
+    namespace: Option<&str>,
+    at: &Path,
+) -> Option<ServiceId> {
+    let in_mesh = |i: &usize| services[*i].mesh == Some(mesh);
+    if host.starts_with('*') {
+        return None;
+    }
+    if let Some((name, rest)) = host.split_once('.') {
+        // name.namespace[.svc[.cluster-domain]]
+        let ns = rest.split('.').next().unwrap_or_default();
+        let svc_form = rest == ns || rest.starts_with(&format!("{ns}.svc"));
+        return svc_form
+            .then(|| {
+                (0..t.services.len())
+                    .filter(in_mesh)
+                    .find(|&i| t.services[i].name == name && t.services[i].namespace == ns)
+            })
+            .flatten();
+    }
+    let candidates: Vec<usize> = (0..t.services.len())
+        .filter(in_mesh)
+        .filter(|&i| t.services[i].name == host)
+        .filter(|&i| namespace.is_none_or(|ns| t.services[i].namespace == ns))
+        .collect();
+    match candidates.as_slice() {
+        [one] => Some(*one),
+        [] => {
+            let names: Vec<&str> = (0..t.services.len())
+                .filter(in_mesh)
+                .map(|i| t.services[i].name.as_str())
+                .collect();
+            let scope = namespace.map_or(String::new(), |ns| format!(" in namespace `{ns}`"));
+            let help = match did_you_mean(host, names.iter().copied()) {
+                Some(s) => format!("did you mean `{s}`?"),
+                None => "name a service from `services:`, or write the host as a FQDN \
+                         (`name.namespace.svc.cluster.local`) or a wildcard (`*.example.com`)"
+                    .to_string(),
+            };
+            r.report(
+                Code::UnknownHost,
+                at,
+                format!("host `{host}` names no service{scope} of the mesh"),
+            )
+            .label("not a service of the topology")
+            .help(help);
+            None
+        }
+        many => {
+            let nss: Vec<&str> = many.iter().map(|&i| t.services[i].namespace.as_str()).collect();
+            r.report(
+                Code::AmbiguousHost,
+                at,
+                format!("host `{host}` names services in several namespaces: {}", nss.join(", ")),
+            )
+            .label("ambiguous")
+            .help(format!(
+                "set the rule's `namespace:`, or write the host in full (`{host}.{}.svc.cluster.local`)",
+                nss[0]
+            ));
+            None
+        }
+    }
+}
+
+/// `name.namespace.svc...` → `namespace`.
+fn fqdn_namespace(host: &str) -> Option<String> {
+    let mut parts = host.split('.');
+    let _name = parts.next()?;
+    let ns = parts.next()?;
+    (parts.next() == Some("svc") && !ns.is_empty()).then(|| ns.to_string())
+}
+
+/// The locality catalogue: as written, or derived from the clusters. Cluster regions and zones
+/// must be in a written catalogue.
+fn catalogue(t: &Topology, r: &mut Reporter<'_>) -> Catalogue {
+    if let Some(locs) = &t.localities {
+        let mut cat = Catalogue {
+            regions: Vec::new(),
+            explicit: true,
+        };
+        for l in locs {
+            if cat.region(&l.region).is_none() {
+                cat.regions.push(Region {
+                    name: l.region.clone(),
+                    zones: l.zones.clone(),
+                });
+            }
+        }
+        for (ci, c) in t.clusters.iter().enumerate() {
+            let Some(region) = &c.region else {
+                if !c.zones.is_empty() {
+                    zones_without_region(r, ci, &c.name);
+                }
+                continue;
+            };
+            let at = path!("clusters", ci);
+            let Some(reg) = cat.region(region) else {
+                let names: Vec<&str> = cat.regions.iter().map(|r| r.name.as_str()).collect();
+                let help = did_you_mean(region, names.iter().copied()).map_or_else(
+                    || format!("add it to `localities:` (regions: {})", names.join(", ")),
+                    |s| format!("did you mean `{s}`?"),
+                );
+                r.report(
+                    Code::UnknownLocality,
+                    &at.key("region"),
+                    format!("region `{region}` is not in the locality catalogue"),
+                )
+                .label("unknown region")
+                .help(help);
+                continue;
+            };
+            for (zi, z) in c.zones.iter().enumerate() {
+                if !reg.zones.contains(z) {
+                    let help = did_you_mean(z, reg.zones.iter().map(String::as_str)).map_or_else(
+                        || format!("add it to the zones of `{region}` under `localities:`"),
+                        |s| format!("did you mean `{s}`?"),
+                    );
+                    r.report(
+                        Code::UnknownLocality,
+                        &at.key("zones").index(zi),
+                        format!("zone `{z}` is not a zone of region `{region}`"),
+                    )
+                    .label("unknown zone")
+                    .help(help);
+                }
+            }
+        }
+        cat
+    } else {
+        let mut cat = Catalogue::default();
+        for (ci, c) in t.clusters.iter().enumerate() {
+            let Some(region) = &c.region else {
+                if !c.zones.is_empty() {
+                    zones_without_region(r, ci, &c.name);
+                }
+                continue;
+            };
+            let idx = match cat.regions.iter().position(|x| &x.name == region) {
+                Some(i) => i,
+                None => {
+                    cat.regions.push(Region {
+                        name: region.clone(),
+                        zones: Vec::new(),
+                    });
+                    cat.regions.len() - 1
+                }
+            };
+            for z in &c.zones {
+                if !cat.regions[idx].zones.contains(z) {
+                    cat.regions[idx].zones.push(z.clone());
+                }
+            }
+        }
+        cat
+    }
+}
+
+fn zones_without_region(r: &mut Reporter<'_>, ci: usize, name: &str) {
+    r.report_key(
+        Code::MissingField,
+        &path!("clusters", ci, "zones"),
+        format!("cluster `{name}` lists zones but no `region`"),
+    )
+    .label("zones need a region")
+    .help("add `region:`: a locality is region/zone, as in the nodes' topology labels");
+}

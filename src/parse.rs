@@ -1,0 +1,460 @@
+//! Stage 1: YAML text to a spanned document tree.
+//!
+//! The topology is parsed once, with serde-saphyr, into a [`Node`] tree in which every value
+//! and every mapping key keeps its byte span. That tree is the single source of positions for
+//! the whole pipeline: the schema stage maps JSON Schema instance paths onto it, and the
+//! semantic rules point at `/clusters/3/network` and get the line and column from here.
+//! Keeping positions out of the typed model means the model stays plain data, and a rule can
+//! point at any path, including inside the verbatim Istio parts of a DestinationRule.
+//!
+//! The parser refuses duplicate keys, enforces a node budget (so an alias bomb is answered
+//! with a diagnostic rather than gigabytes of memory) and uses strict YAML 1.2 booleans, so
+//! `yes` stays a string and the schema then says so.
+
+use std::fmt;
+
+use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde_saphyr::{DefaultMessageFormatter, MessageFormatter};
+
+use crate::diagnostic::{Code, Diagnostic};
+use crate::source::Source;
+
+/// A byte range in the topology source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Span {
+    pub offset: usize,
+    pub len: usize,
+}
+
+impl Span {
+    pub fn new(offset: usize, len: usize) -> Self {
+        Span { offset, len }
+    }
+}
+
+/// One YAML value with the span it was written at.
+#[derive(Debug, Clone)]
+pub struct Node {
+    pub value: Value,
+    pub span: Span,
+}
+
+/// The YAML value kinds the topology format uses.
+#[derive(Debug, Clone)]
+pub enum Value {
+    Null,
+    Bool(bool),
+    Int(i64),
+    UInt(u64),
+    Float(f64),
+    Str(String),
+    Seq(Vec<Node>),
+    Map(Vec<Entry>),
+}
+
+/// A mapping entry: the key, where the key was written, and the value.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    pub key: String,
+    pub key_span: Span,
+    pub value: Node,
+}
+
+/// One step of a path into the document.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Seg {
+    Key(String),
+    Index(usize),
+}
+
+/// A path into the document, shown as a JSON pointer (`/clusters/2/network`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Path(pub Vec<Seg>);
+
+impl Path {
+    pub fn root() -> Self {
+        Path(Vec::new())
+    }
+
+    /// This path extended by a key.
+    #[must_use]
+    pub fn key(&self, key: &str) -> Self {
+        let mut p = self.clone();
+        p.0.push(Seg::Key(key.to_string()));
+        p
+    }
+
+    /// This path extended by a sequence index.
+    #[must_use]
+    pub fn index(&self, i: usize) -> Self {
+        let mut p = self.clone();
+        p.0.push(Seg::Index(i));
+        p
+    }
+
+    /// The last key of the path, if it ends in a key.
+    pub fn last_key(&self) -> Option<&str> {
+        match self.0.last() {
+            Some(Seg::Key(k)) => Some(k),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Path {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0.is_empty() {
+            return f.write_str("/");
+        }
+        for seg in &self.0 {
+            match seg {
+                Seg::Key(k) => write!(f, "/{}", k.replace('~', "~0").replace('/', "~1"))?,
+                Seg::Index(i) => write!(f, "/{i}")?,
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Shorthand for building paths in rules: `path!("clusters", 2, "network")`.
+#[macro_export]
+macro_rules! path {
+    ($($seg:expr),* $(,)?) => {{
+        #[allow(unused_mut)]
+        let mut p = $crate::parse::Path::root();
+        $( p = $crate::parse::PathStep::push(&$seg, p); )*
+        p
+    }};
+}
+
+/// Anything that can be a step in [`path!`].
+pub trait PathStep {
+    fn push(&self, path: Path) -> Path;
+}
+
+impl PathStep for &str {
+    fn push(&self, path: Path) -> Path {
+        path.key(self)
+    }
+}
+
+impl PathStep for String {
+    fn push(&self, path: Path) -> Path {
+        path.key(self)
+    }
+}
+
+impl PathStep for usize {
+    fn push(&self, path: Path) -> Path {
+        path.index(*self)
+    }
+}
+
+impl PathStep for Path {
+    fn push(&self, mut path: Path) -> Path {
+        path.0.extend(self.0.iter().cloned());
+        path
+    }
+}
+
+impl Node {
+    /// The node at `path`, and the span of the mapping key that introduced it (if the last
+    /// step was a key).
+    pub fn get(&self, path: &Path) -> Option<(&Node, Option<Span>)> {
+        let mut node = self;
+        let mut key_span = None;
+        for seg in &path.0 {
+            match (seg, &node.value) {
+                (Seg::Key(k), Value::Map(entries)) => {
+                    let e = entries.iter().find(|e| &e.key == k)?;
+                    key_span = Some(e.key_span);
+                    node = &e.value;
+                }
+                (Seg::Index(i), Value::Seq(items)) => {
+                    node = items.get(*i)?;
+                    key_span = None;
+                }
+                _ => return None,
+            }
+        }
+        Some((node, key_span))
+    }
+
+    /// The span to underline for the node at `path`: the value for scalars, the introducing
+    /// key for collections (whose own span is only their first character). When the path does
+    /// not exist, the deepest existing ancestor is used, so a diagnostic always has a place.
+    pub fn span_of(&self, path: &Path) -> Span {
+        let mut p = path.clone();
+        loop {
+            if let Some((node, key)) = self.get(&p) {
+                return match (&node.value, key) {
+                    (Value::Map(_) | Value::Seq(_), Some(k)) => k,
+                    (Value::Map(entries), None) if !entries.is_empty() => entries[0].key_span,
+                    _ => node.span,
+                };
+            }
+            if p.0.pop().is_none() {
+                return self.span;
+            }
+        }
+    }
+
+    /// The span of the key that introduced `path` (for "unknown field" style diagnostics),
+    /// falling back to [`Node::span_of`].
+    pub fn key_span_of(&self, path: &Path) -> Span {
+        match self.get(path) {
+            Some((_, Some(k))) => k,
+            _ => self.span_of(path),
+        }
+    }
+
+    /// The entries of a mapping node, or an empty slice.
+    pub fn entries(&self) -> &[Entry] {
+        match &self.value {
+            Value::Map(e) => e,
+            _ => &[],
+        }
+    }
+
+    /// The document as JSON, for schema validation and typed deserialisation.
+    pub fn to_json(&self) -> serde_json::Value {
+        use serde_json::Value as J;
+        match &self.value {
+            Value::Null => J::Null,
+            Value::Bool(b) => J::Bool(*b),
+            Value::Int(i) => J::from(*i),
+            Value::UInt(u) => J::from(*u),
+            Value::Float(f) => serde_json::Number::from_f64(*f).map_or(J::Null, J::Number),
+            Value::Str(s) => J::String(s.clone()),
+            Value::Seq(items) => J::Array(items.iter().map(Node::to_json).collect()),
+            Value::Map(entries) => J::Object(
+                entries
+                    .iter()
+                    .map(|e| (e.key.clone(), e.value.to_json()))
+                    .collect(),
+            ),
+        }
+    }
+
+    /// A short description of the value's YAML type, for messages.
+    pub fn kind_name(&self) -> &'static str {
+        match self.value {
+            Value::Null => "null",
+            Value::Bool(_) => "a boolean",
+            Value::Int(_) | Value::UInt(_) => "an integer",
+            Value::Float(_) => "a number",
+            Value::Str(_) => "a string",
+            Value::Seq(_) => "a list",
+            Value::Map(_) => "a mapping",
+        }
+    }
+}
+
+/// Parses the topology source into a spanned tree.
+///
+/// An empty document (nothing but whitespace and comments) is reported here, since every
+/// later stage would only repeat that the required fields are missing.
+pub fn parse(source: &Source) -> Result<Node, Diagnostic> {
+    let options = serde_saphyr::options! {
+        strict_booleans: true,
+        leading_zero_numbers_as_strings: true,
+        with_snippet: false,
+    };
+    match serde_saphyr::from_str_with_options::<serde_saphyr::Spanned<Raw>>(&source.text, options)
+    {
+        Ok(root) => {
+            let node = root.value.0;
+            if matches!(node.value, Value::Null) {
+                return Err(Diagnostic::error(
+                    Code::EmptyTopology,
+                    "the topology file is empty",
+                )
+                .at(Span::new(0, 0), "no document here")
+                .with_help(
+                    "start from an example: `meshc init` writes a starter topology, \
+                     and TOPOLOGY reference is in docs/topology.md",
+                ));
+            }
+            Ok(node)
+        }
+        Err(err) => Err(yaml_error(source, &err)),
+    }
+}
+
+fn yaml_error(source: &Source, err: &serde_saphyr::Error) -> Diagnostic {
+    use serde_saphyr::Error as E;
+    let mut inner = err.without_snippet();
+    while let E::AliasError { error, .. } = inner {
+        inner = error.without_snippet();
+    }
+    let message = DefaultMessageFormatter.format_message(inner).into_owned();
+    let (code, help) = match inner {
+        E::DuplicateMappingKey { .. } => (
+            Code::DuplicateKey,
+            "each key may appear once per mapping: remove or merge the repeated one",
+        ),
+        E::Budget { .. }
+        | E::AliasReplayLimitExceeded { .. }
+        | E::AliasExpansionLimitExceeded { .. }
+        | E::AliasReplayStackDepthExceeded { .. }
+        | E::AliasReplayCounterOverflow { .. } => (
+            Code::InputLimit,
+            "the document expands beyond what a topology needs (alias bomb or runaway nesting): \
+             write the values out or use fewer aliases",
+        ),
+        _ if message.contains("recursion limit") => (
+            Code::InputLimit,
+            "the document nests deeper than a topology needs: flatten it",
+        ),
+        _ => (
+            Code::YamlSyntax,
+            "fix the YAML syntax at the marked position (check indentation, quotes and brackets)",
+        ),
+    };
+    let message = match code {
+        Code::DuplicateKey => message.replace(", set DuplicateKeyPolicy in Options if acceptable", ""),
+        _ => message,
+    };
+    let span = err.location().map_or(Span::new(0, 0), |loc| {
+        let offset = loc.span().byte_offset().map_or_else(
+            || source.offset_of(loc.line() as usize, loc.column() as usize),
+            |o| usize::try_from(o).unwrap_or(usize::MAX),
+        );
+        let len = loc
+            .span()
+            .byte_len()
+            .and_then(|l| usize::try_from(l).ok())
+            .unwrap_or(1);
+        Span::new(offset, len.max(1))
+    });
+    Diagnostic::error(code, format!("invalid YAML: {message}"))
+        .at(span, "here")
+        .with_help(help)
+}
+
+/// The deserialisation target: a node whose spans come from serde-saphyr's `Spanned`.
+struct Raw(Node);
+
+fn to_span(loc: &serde_saphyr::Location) -> Span {
+    let s = loc.span();
+    let offset = s.byte_offset().and_then(|o| usize::try_from(o).ok());
+    let len = s.byte_len().and_then(|l| usize::try_from(l).ok());
+    match (offset, len) {
+        (Some(o), Some(l)) => Span::new(o, l),
+        _ => Span::new(0, 0),
+    }
+}
+
+impl<'de> Deserialize<'de> for Raw {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(RawVisitor)
+    }
+}
+
+fn spanned(s: serde_saphyr::Spanned<Raw>) -> Node {
+    let mut node = s.value.0;
+    node.span = to_span(&s.referenced);
+    node
+}
+
+fn bare(value: Value) -> Raw {
+    Raw(Node {
+        value,
+        span: Span::default(),
+    })
+}
+
+struct RawVisitor;
+
+impl<'de> Visitor<'de> for RawVisitor {
+    type Value = Raw;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a YAML value")
+    }
+    fn visit_unit<E>(self) -> Result<Raw, E> {
+        Ok(bare(Value::Null))
+    }
+    fn visit_none<E>(self) -> Result<Raw, E> {
+        Ok(bare(Value::Null))
+    }
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Raw, D::Error> {
+        Raw::deserialize(d)
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Raw, E> {
+        Ok(bare(Value::Bool(v)))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Raw, E> {
+        Ok(bare(Value::Int(v)))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Raw, E> {
+        Ok(bare(Value::UInt(v)))
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Raw, E> {
+        Ok(bare(Value::Float(v)))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Raw, E> {
+        Ok(bare(Value::Str(v.to_string())))
+    }
+    fn visit_string<E>(self, v: String) -> Result<Raw, E> {
+        Ok(bare(Value::Str(v)))
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Raw, A::Error> {
+        let mut items = Vec::new();
+        while let Some(item) = seq.next_element::<serde_saphyr::Spanned<Raw>>()? {
+            items.push(spanned(item));
+        }
+        Ok(bare(Value::Seq(items)))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Raw, A::Error> {
+        let mut entries = Vec::new();
+        while let Some(key) = map.next_key::<serde_saphyr::Spanned<String>>()? {
+            let value = map.next_value::<serde_saphyr::Spanned<Raw>>()?;
+            entries.push(Entry {
+                key_span: to_span(&key.referenced),
+                key: key.value,
+                value: spanned(value),
+            });
+        }
+        Ok(bare(Value::Map(entries)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn src(text: &str) -> Source {
+        Source::new("t.yaml", "t.yaml", text.to_string())
+    }
+
+    #[test]
+    fn keys_and_values_keep_their_spans() {
+        let s = src("a: 1\nbb:\n  - x\n  - {y: yes, z: 0755}\n");
+        let root = parse(&s).expect("parses");
+        let (node, key) = root.get(&path!("bb", 1, "z")).expect("exists");
+        assert_eq!(s.slice(node.span.offset, node.span.len), "0755");
+        assert_eq!(s.slice(key.expect("key").offset, 1), "z");
+        // Strict booleans and leading zeros: both stay strings.
+        assert_eq!(root.get(&path!("bb", 1)).expect("map").0.to_json()["y"], "yes");
+        assert_eq!(node.to_json(), "0755");
+        assert_eq!(path!("bb", 1, "a/b").to_string(), "/bb/1/a~1b");
+    }
+
+    #[test]
+    fn span_of_missing_path_falls_back_to_ancestor() {
+        let s = src("clusters:\n  - name: c1\n");
+        let root = parse(&s).expect("parses");
+        let span = root.span_of(&path!("clusters", 0, "network"));
+        assert_eq!(s.slice(span.offset, span.len), "name");
+    }
+
+    #[test]
+    fn duplicate_keys_and_empty_files_are_diagnosed() {
+        let d = parse(&src("a: 1\na: 2\n")).expect_err("duplicate");
+        assert_eq!(d.code, Code::DuplicateKey);
+        assert_eq!(d.primary_span().map(|s| s.offset), Some(5));
+        let d = parse(&src("# nothing\n")).expect_err("empty");
+        assert_eq!(d.code, Code::EmptyTopology);
+    }
+}

@@ -1,0 +1,355 @@
+//! DestinationRules: Istio's own admission checks on `localityLbSetting` (run offline, with
+//! Istio's meaning: see `ValidateLocalityLbSetting` in `pkg/config/validation/agent`), plus
+//! what only the whole topology can tell: whether a locality exists, and whether the host's
+//! service runs where traffic is sent.
+//!
+//! A traffic policy has levels: the rule's `trafficPolicy`, each of its `portLevelSettings`,
+//! and the same under every subset. Istio checks `failover` against the `outlierDetection`
+//! of the same level, and a level without a `loadBalancer` inherits the enclosing one, which
+//! is how the "outlierDetection silently turns locality failover on" warning is decided.
+
+use serde_json::{Map, Value as Json};
+
+use super::locality::{SyntaxError, overlaps, parse_locality};
+use super::names::dns1123_label;
+use crate::diagnostic::{Code, Reporter};
+use crate::model::{Model, PlacedInfo};
+use crate::parse::Path;
+use crate::path;
+use crate::topology::DestinationRule;
+
+/// Node labels that carry locality; `failover` already works on regions, so naming them in
+/// `failoverPriority` as well is refused by Istio.
+const TOPOLOGY_LABELS: &[&str] = &[
+    "topology.kubernetes.io/region",
+    "topology.kubernetes.io/zone",
+    "topology.istio.io/subzone",
+];
+
+struct Rule<'a> {
+    model: &'a Model,
+    info: &'a PlacedInfo,
+    dr: &'a DestinationRule,
+}
+
+pub fn run(m: &Model, r: &mut Reporter<'_>) {
+    for (di, dr) in m.topology.destination_rules.iter().enumerate() {
+        let at = path!("destinationRules", di);
+        let rule = Rule {
+            model: m,
+            info: &m.destination_rules[di],
+            dr,
+        };
+        check_host(r, &dr.host, &at.key("host"));
+        check_subsets(r, dr, &at);
+        let top_lb = dr
+            .traffic_policy
+            .as_ref()
+            .is_some_and(|p| locality_lb(p).is_some());
+        if let Some(policy) = &dr.traffic_policy {
+            check_policy(r, &rule, policy, &at.key("trafficPolicy"), false, false);
+        }
+        for (si, s) in dr.subsets.iter().enumerate() {
+            if let Some(policy) = &s.traffic_policy {
+                let p = at.key("subsets").index(si).key("trafficPolicy");
+                check_policy(r, &rule, policy, &p, top_lb, false);
+            }
+        }
+    }
+}
+
+fn locality_lb(policy: &Map<String, Json>) -> Option<&Map<String, Json>> {
+    policy
+        .get("loadBalancer")?
+        .get("localityLbSetting")?
+        .as_object()
+}
+
+/// One level of a traffic policy. `inherited_lb`: an enclosing level sets `localityLbSetting`.
+fn check_policy(
+    r: &mut Reporter<'_>,
+    rule: &Rule<'_>,
+    policy: &Map<String, Json>,
+    at: &Path,
+    inherited_lb: bool,
+    is_port: bool,
+) {
+    let set_fields = policy.keys().filter(|k| !(is_port && *k == "port")).count();
+    if set_fields == 0 {
+        let what = if is_port { "port traffic policy" } else { "traffic policy" };
+        r.report_key(Code::EmptyTrafficPolicy, at, format!("{what} has no field set"))
+            .label("empty")
+            .help("Istio refuses an empty policy (\"traffic policy must have at least one field\"): set a field or remove it");
+    }
+    let lb = locality_lb(policy);
+    let has_outlier = policy.get("outlierDetection").is_some_and(|o| !o.is_null());
+    if let Some(lb) = lb {
+        let lb_at = at.key("loadBalancer").key("localityLbSetting");
+        check_locality_lb(r, rule, lb, &lb_at, has_outlier);
+    } else if has_outlier && !inherited_lb {
+        r.report_key(Code::OutlierDetectionEnablesFailover, &at.key("outlierDetection"), "`outlierDetection` without `localityLbSetting` turns locality failover on")
+            .label("locality failover is now active")
+            .help("Istio's mesh default enables locality load balancing, and outlier detection is what activates failover: set `loadBalancer.localityLbSetting` explicitly (`enabled: false` to keep traffic spread evenly)");
+    }
+    if let Some(Json::Array(ports)) = policy.get("portLevelSettings") {
+        for (i, port) in ports.iter().enumerate() {
+            if let Json::Object(port) = port {
+                let p = at.key("portLevelSettings").index(i);
+                check_policy(r, rule, port, &p, inherited_lb || lb.is_some(), true);
+            }
+        }
+    }
+}
+
+fn non_empty_array<'j>(obj: &'j Map<String, Json>, key: &str) -> Option<&'j Vec<Json>> {
+    obj.get(key).and_then(Json::as_array).filter(|a| !a.is_empty())
+}
+
+fn check_locality_lb(
+    r: &mut Reporter<'_>,
+    rule: &Rule<'_>,
+    lb: &Map<String, Json>,
+    at: &Path,
+    has_outlier: bool,
+) {
+    let distribute = non_empty_array(lb, "distribute");
+    let failover = non_empty_array(lb, "failover");
+    let priority = non_empty_array(lb, "failoverPriority");
+
+    if distribute.is_some() && failover.is_some() {
+        let span = r.span(&at.key("distribute"));
+        r.report_key(Code::DistributeAndFailover, &at.key("failover"), "`distribute` and `failover` are both set")
+            .label("failover here")
+            .also(span, "distribute here")
+            .help("Istio refuses the pair (\"can not simultaneously specify 'distribute' and 'failover'\") [istio/istio#35124]: keep one");
+    }
+    if failover.is_some()
+        && let Some(priority) = priority
+    {
+        for (i, label) in priority.iter().enumerate() {
+            let Some(label) = label.as_str() else { continue };
+            let key = label.split('=').next().unwrap_or(label);
+            if TOPOLOGY_LABELS.contains(&key) {
+                r.report(Code::FailoverWithTopologyPriority, &at.key("failoverPriority").index(i), format!("`failover` is set, so `{key}` cannot be in `failoverPriority`"))
+                    .label("topology label")
+                    .help("`failover` already orders regions (zones and subzones fail over automatically): drop this label, or drop `failover` and order by labels only");
+            }
+        }
+    }
+    if (failover.is_some() || priority.is_some()) && !has_outlier {
+        let key = if failover.is_some() { "failover" } else { "failoverPriority" };
+        r.report_key(Code::FailoverWithoutOutlierDetection, &at.key(key), format!("`{key}` has no effect without `outlierDetection`"))
+            .label("never triggers")
+            .help("failover happens only when outlier detection ejects endpoints [istio/istio#48084]: add `outlierDetection` (e.g. consecutive5xxErrors, interval, baseEjectionTime) beside `loadBalancer` in this traffic policy");
+    }
+
+    if let Some(entries) = distribute {
+        let mut froms: Vec<(usize, &str)> = Vec::new();
+        for (j, entry) in entries.iter().enumerate() {
+            let e_at = at.key("distribute").index(j);
+            if let Some(from) = entry.get("from").and_then(Json::as_str) {
+                froms.push((j, from));
+                check_pattern(r, rule, from, &e_at.key("from"), false, false);
+            }
+            if let Some(Json::Object(to)) = entry.get("to") {
+                check_distribute_to(r, rule, to, &e_at.key("to"));
+            }
+        }
+        let list: Vec<&str> = froms.iter().map(|(_, f)| *f).collect();
+        for i in overlaps(&list) {
+            let p = at.key("distribute").index(froms[i].0).key("from");
+            overlap(r, &p, froms[i].1);
+        }
+    }
+
+    if let Some(entries) = failover {
+        for (j, entry) in entries.iter().enumerate() {
+            let e_at = at.key("failover").index(j);
+            let from = entry.get("from").and_then(Json::as_str);
+            let to = entry.get("to").and_then(Json::as_str);
+            for (key, value) in [("from", from), ("to", to)] {
+                let Some(v) = value else { continue };
+                let p = e_at.key(key);
+                if v.contains('/') || v.contains('*') {
+                    let why = if v.contains('*') { "contains '*'" } else { "names a zone" };
+                    r.report(Code::FailoverNotRegion, &p, format!("failover `{key}: {v}` {why}"))
+                        .label("not a region")
+                        .help("`failover` takes region names only (zones and subzones fail over automatically); for finer control use `failoverPriority`");
+                } else if !rule.model.catalogue.regions.iter().any(|reg| reg.name == v) {
+                    let names: Vec<&str> = rule.model.catalogue.regions.iter().map(|x| x.name.as_str()).collect();
+                    let help = crate::suggest::did_you_mean(v, names.iter().copied()).map_or_else(
+                        || catalogue_help(rule),
+                        |s| format!("did you mean `{s}`?"),
+                    );
+                    r.report(Code::FailoverUnknownRegion, &p, format!("failover region `{v}` is not in the locality catalogue"))
+                        .label("unknown region")
+                        .help(help);
+                }
+            }
+            if let (Some(f), Some(t)) = (from, to)
+                && f == t
+            {
+                r.report(Code::FailoverSameRegion, &e_at.key("to"), format!("failover from `{f}` to itself"))
+                    .label("same as `from`")
+                    .help("Istio refuses it (\"locality lb failover settings must specify different regions\"): name the region traffic should go to");
+            }
+        }
+    }
+}
+
+fn check_distribute_to(r: &mut Reporter<'_>, rule: &Rule<'_>, to: &Map<String, Json>, at: &Path) {
+    let mut sum: u64 = 0;
+    let mut weights_ok = true;
+    for (key, weight) in to {
+        let p = at.key(key);
+        check_pattern(r, rule, key, &p, true, true);
+        match weight.as_u64() {
+            Some(w) if (1..=100).contains(&w) => sum += w,
+            _ => {
+                weights_ok = false;
+                r.report(Code::WeightOutOfRange, &p, format!("weight {weight} for `{key}` is outside 1..100"))
+                    .label("invalid weight")
+                    .help("each weight is a whole percentage from 1 to 100 (\"locality weight must be in range [1, 100]\"); leave a locality out to send it nothing");
+            }
+        }
+    }
+    if weights_ok && !to.is_empty() && sum != 100 {
+        r.report_key(Code::WeightSum, at, format!("the weights of this `to` sum to {sum}, not 100"))
+            .label(format!("sum {sum}"))
+            .help(format!("Istio requires exactly 100 per `from` entry (\"total locality weight {sum} != 100\"): adjust the weights"));
+    }
+    let keys: Vec<&str> = to.keys().map(String::as_str).collect();
+    for i in overlaps(&keys) {
+        overlap_key(r, &at.key(keys[i]), keys[i]);
+    }
+}
+
+/// Syntax and catalogue checks for one locality pattern. `is_key`: the pattern is a mapping
+/// key (underline the key). `is_target`: traffic is sent there (check the service runs there).
+fn check_pattern(r: &mut Reporter<'_>, rule: &Rule<'_>, s: &str, at: &Path, is_key: bool, is_target: bool) {
+    let report = |r: &mut Reporter<'_>, code: Code, msg: String| {
+        if is_key {
+            r.report_key(code, at, msg);
+        } else {
+            r.report(code, at, msg);
+        }
+    };
+    let loc = match parse_locality(s) {
+        Ok(l) => l,
+        Err(SyntaxError::Wildcard) => {
+            report(r, Code::LocalityWildcard, format!("locality `{s}` has a misplaced `*`"));
+            last(r).label("wildcard").help("a locality takes at most one `*`, as its last segment: `region/*` or `region/zone/*`");
+            return;
+        }
+        Err(SyntaxError::EmptySegment) => {
+            report(r, Code::LocalityEmptySegment, format!("locality `{s}` has an empty region, zone or subzone"));
+            last(r).label("empty segment").help("write it as `region`, `region/zone` or `region/zone/subzone`, without empty parts or stray `/`");
+            return;
+        }
+    };
+    let cat = &rule.model.catalogue;
+    if !loc.matches_catalogue(cat) {
+        report(r, Code::LocalityNoMatch, format!("locality `{s}` matches no locality of the topology"));
+        last(r).label("matches nothing").help(catalogue_help(rule));
+        return;
+    }
+    if is_target && let Some(svc) = rule.info.service {
+        let t = &rule.model.topology;
+        let runs_there = rule.model.services[svc].clusters.iter().any(|&c| {
+            let cl = &t.clusters[c];
+            cl.region.as_deref().is_some_and(|region| {
+                if cl.zones.is_empty() {
+                    loc.matches(region, None)
+                } else {
+                    cl.zones.iter().any(|z| loc.matches(region, Some(z)))
+                }
+            })
+        });
+        if !runs_there {
+            let service = &t.services[svc];
+            report(r, Code::DistributeToEmptyLocality, format!("service `{}` runs in no cluster in `{s}`", service.name));
+            last(r).label("no endpoints here").help(format!(
+                "this share of `{}` traffic has nowhere to go: send it to a locality where the service runs, or add such a cluster to the service's `clusters`",
+                rule.dr.host
+            ));
+        }
+    }
+}
+
+fn last<'r>(r: &'r mut Reporter<'_>) -> &'r mut crate::diagnostic::Diagnostic {
+    r.last_mut()
+}
+
+fn catalogue_help(rule: &Rule<'_>) -> String {
+    let cat = &rule.model.catalogue;
+    if cat.regions.is_empty() {
+        return "no cluster declares a region: set `region:` and `zones:` on the clusters (or write `localities:`)".to_string();
+    }
+    let all: Vec<String> = cat
+        .regions
+        .iter()
+        .flat_map(|r| std::iter::once(r.name.clone()).chain(r.zones.iter().map(|z| format!("{}/{z}", r.name))))
+        .collect();
+    let shown: Vec<&str> = all.iter().take(12).map(String::as_str).collect();
+    format!(
+        "known localities: {}{}",
+        shown.join(", "),
+        if all.len() > shown.len() { ", ..." } else { "" }
+    )
+}
+
+fn overlap(r: &mut Reporter<'_>, at: &Path, s: &str) {
+    r.report(Code::LocalityOverlap, at, format!("locality `{s}` overlaps an earlier entry"))
+        .label("overlaps")
+        .help("Istio refuses overlapping entries in one list (\"overlap with previous specified ones\"): merge them or make them disjoint");
+}
+
+fn overlap_key(r: &mut Reporter<'_>, at: &Path, s: &str) {
+    r.report_key(Code::LocalityOverlap, at, format!("locality `{s}` overlaps an earlier entry"))
+        .label("overlaps")
+        .help("Istio refuses overlapping entries in one list (\"overlap with previous specified ones\"): merge them or make them disjoint");
+}
+
+/// Istio's `ValidateWildcardDomain` for the host: DNS labels, `*` only as the whole first one.
+fn check_host(r: &mut Reporter<'_>, host: &str, at: &Path) {
+    let why = if host.is_empty() {
+        Some("it is empty")
+    } else if host.len() > 255 {
+        Some("it is longer than 255 characters")
+    } else {
+        host.split('.').enumerate().find_map(|(i, label)| {
+            if label == "*" && i == 0 {
+                None
+            } else if label.contains('*') {
+                Some("`*` may only be the whole first label (`*.example.com`)")
+            } else {
+                dns1123_label(label)
+            }
+        })
+    };
+    if let Some(why) = why {
+        r.report(Code::InvalidHost, at, format!("host `{host}` is not a valid host name: {why}"))
+            .label("invalid host")
+            .help("use a service name, a FQDN (`reviews.bookinfo.svc.cluster.local`) or a wildcard (`*.example.com`)");
+    }
+}
+
+fn check_subsets(r: &mut Reporter<'_>, dr: &DestinationRule, at: &Path) {
+    let mut seen: Vec<(&str, usize)> = Vec::new();
+    for (i, s) in dr.subsets.iter().enumerate() {
+        let p = at.key("subsets").index(i).key("name");
+        if let Some(why) = dns1123_label(&s.name) {
+            r.report(Code::InvalidSubset, &p, format!("subset name `{}` is invalid: {why}", s.name))
+                .label("invalid subset name")
+                .help("subset names are DNS-1123 labels (lower case, digits and '-'), e.g. `v1`");
+        } else if let Some(&(_, first)) = seen.iter().find(|(n, _)| *n == s.name) {
+            let span = r.span(&at.key("subsets").index(first).key("name"));
+            r.report(Code::InvalidSubset, &p, format!("duplicate subset name `{}`", s.name))
+                .label("repeated")
+                .also(span, "first here")
+                .help("each subset of a rule needs its own name");
+        } else {
+            seen.push((&s.name, i));
+        }
+    }
+}

@@ -1,0 +1,273 @@
+//! Networking: what remotes, peers and primaries need to reach each other, checked before
+//! anything is installed.
+
+use std::net::IpAddr;
+
+use crate::diagnostic::{Code, Reporter};
+use crate::model::Model;
+use crate::path;
+use crate::topology::{Dataplane, Distribution};
+
+/// Annotation keys (or key fragments) that make a cloud load balancer terminate TLS or
+/// speak HTTP. The east-west gateway must pass TLS through untouched (`AUTO_PASSTHROUGH`
+/// routes on the SNI of Istio's own mTLS); a terminating load balancer breaks it
+/// [istio/istio.io#16648].
+const L7_KEY_FRAGMENTS: &[&str] = &[
+    "ssl-cert",
+    "ssl-ports",
+    "ssl-negotiation-policy",
+    "tls-cert",
+    "tls-ports",
+    "certificate-id",
+    "certificate-ids",
+    "pre-shared-cert",
+    "managed-certificates",
+    "appgw-ssl-certificate",
+];
+
+/// Annotation keys whose value picks the load balancer's protocol; any HTTP-ish value means L7.
+const PROTOCOL_KEYS: &[&str] = &[
+    "service.beta.kubernetes.io/aws-load-balancer-backend-protocol",
+    "service.beta.kubernetes.io/do-loadbalancer-protocol",
+    "service.beta.kubernetes.io/oci-load-balancer-backend-protocol",
+    "service.beta.kubernetes.io/exoscale-loadbalancer-service-protocol",
+    "cloud.google.com/app-protocols",
+    "service.beta.kubernetes.io/azure-load-balancer-health-probe-protocol",
+];
+
+pub fn run(m: &Model, r: &mut Reporter<'_>) {
+    let t = &m.topology;
+
+    for (ci, c) in t.clusters.iter().enumerate() {
+        let at = path!("clusters", ci);
+
+        // A remote's injection webhook and proxies reach istiod through its primary's
+        // east-west gateway (`global.remotePilotAddress`).
+        if let Some(p) = m.clusters[ci].primary {
+            let primary = &t.clusters[p];
+            if primary.east_west_gateway.as_ref().and_then(|g| g.address.as_ref()).is_none() {
+                let span = r.span(&path!("clusters", p, "name"));
+                r.report(Code::RemotePrimaryWithoutGateway, &at.key("primary"), format!("remote `{}` is served by `{}`, which has no east-west gateway address", c.name, primary.name))
+                    .label("istiod is reached through this primary's east-west gateway")
+                    .also(span, "no `eastWestGateway.address`")
+                    .help(format!("add `eastWestGateway: {{address: <IP or DNS name>}}` to cluster `{}`: the remote's `remotePilotAddress` needs it", primary.name));
+            }
+        }
+
+        if let Some(gw) = &c.east_west_gateway {
+            if let Some(addr) = &gw.address
+                && let Some(why) = address_problem(addr)
+            {
+                r.report(Code::InvalidAddress, &at.key("eastWestGateway").key("address"), format!("`{addr}` is not an IP address or DNS name: {why}"))
+                    .label("invalid address")
+                    .help("give the load balancer's IP (203.0.113.10, 2001:db8::10) or DNS name (ew.example.com), without scheme or port");
+            }
+            for (key, value) in &gw.annotations {
+                if l7_hint(key, value) {
+                    r.report_key(Code::EastWestL7Hint, &at.key("eastWestGateway").key("annotations").key(key), format!("annotation `{key}` makes the east-west load balancer terminate TLS or speak HTTP"))
+                        .label("L7 / TLS-terminating hint")
+                        .help("the east-west gateway must pass Istio's mTLS through untouched (AUTO_PASSTHROUGH on 15443, HBONE on 15008): use a plain L4 (TCP) load balancer");
+                }
+            }
+        }
+
+        if let Some(api) = &c.api_server {
+            let p = at.key("apiServer").key("url");
+            match parse_https_url(&api.url) {
+                Err(why) => {
+                    r.report(Code::InvalidApiServerUrl, &p, format!("`{}` is not a usable API server URL: {why}", api.url))
+                        .label("invalid URL")
+                        .help("write it as `https://<host>[:port]`, reachable from the primaries' istiod");
+                }
+                Ok(host) if is_loopback(host) => {
+                    r.report(Code::LoopbackApiServer, &p, format!("cluster `{}` has its API server on loopback (`{host}`)", c.name))
+                        .label("only reachable from the machine itself")
+                        .help("istiod in another cluster dials this address: use the API server's routable address or DNS name (kubeconfigs from kind or minikube say 127.0.0.1) [istio/istio#58047]");
+                }
+                Ok(_) => {}
+            }
+        }
+    }
+
+    for (mi, mesh) in t.meshes.iter().enumerate() {
+        let info = &m.meshes[mi];
+        let multicluster = info.clusters.len() > 1;
+
+        // Every primary watches every other cluster of its mesh (a remote secret each), so
+        // each of those needs an API server address. The solo distribution peers through
+        // gateways instead.
+        let peers_by_gateway = mesh.dataplane == Dataplane::Ambient && mesh.istio.distribution == Distribution::Solo;
+        if !peers_by_gateway {
+            for &c in &info.clusters {
+                let watched = info.primaries.iter().any(|&p| p != c);
+                if watched && t.clusters[c].api_server.is_none() {
+                    let watcher = info.primaries.iter().find(|&&p| p != c).map_or("", |&p| t.clusters[p].name.as_str());
+                    r.report(Code::ApiServerMissing, &path!("clusters", c, "name"), format!("cluster `{}` is watched by primary `{watcher}` but has no `apiServer`", t.clusters[c].name))
+                        .label("no API server address")
+                        .help("add `apiServer: {url: https://<host>:6443}`: the primary's istiod reads this cluster's endpoints through it (remote secret)");
+                }
+            }
+        }
+
+        if mesh.dataplane == Dataplane::Ambient && multicluster {
+            if mesh.istio.version.minor() < 27 {
+                r.report(Code::AmbientVersionTooOld, &path!("meshes", mi, "istio", "version"), format!("ambient multicluster needs Istio 1.27 or later; mesh `{}` targets {}", mesh.name, mesh.istio.version))
+                    .label("too old for ambient multicluster")
+                    .help("set `istio.version` to \"1.27\" or later (the istio-east-west gateway class and multi-network ambient arrived in 1.27)");
+            }
+            if mesh.istio.distribution == Distribution::Upstream {
+                for &c in &info.clusters {
+                    if !m.clusters[c].is_primary {
+                        r.report(Code::AmbientTopologyUnsupported, &path!("clusters", c, "controlPlane"), format!("cluster `{}` is a remote in ambient mesh `{}`", t.clusters[c].name, mesh.name))
+                            .label("remote in an ambient mesh")
+                            .help("upstream ambient multicluster supports only multi-primary, multi-network: make every cluster a primary on its own network, or use `distribution: solo`");
+                    }
+                }
+                let mut seen: Vec<(usize, usize)> = Vec::new();
+                for &c in &info.clusters {
+                    let Some(n) = m.clusters[c].network else { continue };
+                    if let Some(&(_, other)) = seen.iter().find(|(net, _)| *net == n) {
+                        let span = r.span(&path!("clusters", other, "network"));
+                        r.report(Code::AmbientTopologyUnsupported, &path!("clusters", c, "network"), format!("clusters `{}` and `{}` share network `{}` in ambient mesh `{}`", t.clusters[other].name, t.clusters[c].name, t.networks[n].name, mesh.name))
+                            .label("second cluster on this network")
+                            .also(span, "first cluster on it")
+                            .help("upstream ambient multicluster supports only multi-primary, multi-network: put each cluster on its own network");
+                    } else {
+                        seen.push((n, c));
+                    }
+                }
+            }
+        }
+
+        // Services deployed in only some clusters still resolve everywhere, because meshc
+        // writes each Service to every cluster of the mesh (namespace sameness). Said once
+        // per mesh, as information.
+        if mesh.dataplane == Dataplane::Sidecar && !mesh.dns.capture && multicluster {
+            let partial: Vec<usize> = (0..t.services.len())
+                .filter(|&s| m.services[s].mesh == Some(mi) && m.services[s].clusters.len() < info.clusters.len())
+                .collect();
+            if let Some(&first) = partial.first() {
+                let names: Vec<String> = partial.iter().take(5).map(|&s| format!("{}/{}", t.services[s].namespace, t.services[s].name)).collect();
+                let more = if partial.len() > 5 { format!(" and {} more", partial.len() - 5) } else { String::new() };
+                r.report_key(Code::ServiceNotEverywhere, &path!("services", first, "clusters"), format!("{} service(s) of mesh `{}` run in some clusters only ({}{more}); meshc writes their Service to every cluster, so they resolve everywhere", partial.len(), mesh.name, names.join(", ")))
+                    .label("deployed in some clusters only")
+                    .help("this is information: calls from clusters without the workloads go to the clusters that run them. Set `dns.capture: true` on the mesh to have the sidecar DNS proxy answer instead");
+            }
+        }
+    }
+}
+
+/// Whether an annotation asks a cloud load balancer for TLS termination or L7.
+fn l7_hint(key: &str, value: &str) -> bool {
+    let k = key.to_ascii_lowercase();
+    if L7_KEY_FRAGMENTS.iter().any(|f| k.contains(f)) {
+        return true;
+    }
+    if PROTOCOL_KEYS.contains(&k.as_str()) {
+        let v = value.to_ascii_lowercase();
+        return ["http", "https", "ssl", "tls", "http2", "h2", "grpc"].iter().any(|p| v.contains(p));
+    }
+    false
+}
+
+/// Why an east-west address is neither an IP nor a DNS name.
+fn address_problem(addr: &str) -> Option<&'static str> {
+    if addr.parse::<IpAddr>().is_ok() {
+        return None;
+    }
+    if addr.contains("://") {
+        return Some("it has a scheme");
+    }
+    if addr.contains(':') {
+        return Some("it has a port, or is a malformed IPv6 address");
+    }
+    if addr.is_empty() || addr.len() > 253 {
+        return Some("a DNS name has 1 to 253 characters");
+    }
+    let name = addr.strip_suffix('.').unwrap_or(addr);
+    let ok = name.split('.').all(|label| {
+        !label.is_empty()
+            && label.len() <= 63
+            && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            && !label.starts_with('-')
+            && !label.ends_with('-')
+    });
+    if !ok {
+        return Some("a DNS name is dot-separated labels of letters, digits and '-'");
+    }
+    if name.split('.').all(|l| l.bytes().all(|b| b.is_ascii_digit())) {
+        return Some("it looks like an IPv4 address but is not one");
+    }
+    None
+}
+
+/// The host of an `https://host[:port][/path]` URL.
+fn parse_https_url(url: &str) -> Result<&str, &'static str> {
+    let Some(rest) = url.strip_prefix("https://") else {
+        return Err(if url.starts_with("http://") {
+            "the API server must be reached over https"
+        } else {
+            "it does not start with https://"
+        });
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    if authority.contains('@') {
+        return Err("credentials do not belong in the URL");
+    }
+    let host = if let Some(v6) = authority.strip_prefix('[') {
+        let (h, port) = v6.split_once(']').ok_or("an IPv6 host needs a closing ']'")?;
+        if !(port.is_empty() || port.strip_prefix(':').is_some_and(valid_port)) {
+            return Err("the port is not a number from 1 to 65535");
+        }
+        h
+    } else {
+        let (h, port) = match authority.rsplit_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (authority, None),
+        };
+        if port.is_some_and(|p| !valid_port(p)) {
+            return Err("the port is not a number from 1 to 65535");
+        }
+        h
+    };
+    if host.is_empty() {
+        return Err("it has no host");
+    }
+    if host.parse::<IpAddr>().is_err() && address_problem(host).is_some() {
+        return Err("the host is not an IP address or DNS name");
+    }
+    Ok(host)
+}
+
+fn valid_port(p: &str) -> bool {
+    p.parse::<u16>().is_ok_and(|n| n > 0)
+}
+
+fn is_loopback(host: &str) -> bool {
+    let h = host.trim_end_matches('.').to_ascii_lowercase();
+    h == "localhost" || h.ends_with(".localhost") || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_and_addresses() {
+        assert_eq!(parse_https_url("https://10.0.0.1:6443"), Ok("10.0.0.1"));
+        assert_eq!(parse_https_url("https://[::1]:6443"), Ok("::1"));
+        assert_eq!(parse_https_url("https://api.example.com"), Ok("api.example.com"));
+        assert!(parse_https_url("http://api").is_err());
+        assert!(parse_https_url("https://api:99999").is_err());
+        assert!(is_loopback("127.0.0.2") && is_loopback("localhost") && is_loopback("::1"));
+        assert!(!is_loopback("10.0.0.1"));
+        assert_eq!(address_problem("203.0.113.10"), None);
+        assert_eq!(address_problem("ew.example.com"), None);
+        assert!(address_problem("https://ew").is_some());
+        assert!(address_problem("ew:15443").is_some());
+        assert!(address_problem("300.1.1.1").is_some());
+        assert!(l7_hint("service.beta.kubernetes.io/aws-load-balancer-ssl-cert", "arn:..."));
+        assert!(l7_hint("service.beta.kubernetes.io/aws-load-balancer-backend-protocol", "http"));
+        assert!(!l7_hint("service.beta.kubernetes.io/aws-load-balancer-type", "nlb"));
+    }
+}

@@ -1,0 +1,35 @@
+//! Trust: settings of the mesh CA that can be checked without the PKI store, and trust
+//! domains that would make cross-cluster identities fail to verify.
+
+use crate::diagnostic::{Code, Reporter};
+use crate::model::Model;
+use crate::path;
+use crate::topology::{Distribution, SecretsMode};
+
+pub fn run(m: &Model, r: &mut Reporter<'_>) {
+    let t = &m.topology;
+    for (mi, mesh) in t.meshes.iter().enumerate() {
+        if mesh.ca.secrets == SecretsMode::External && mesh.ca.external_store.as_deref().is_none_or(str::is_empty) {
+            r.report(Code::ExternalStoreMissing, &path!("meshes", mi, "ca", "secrets"), format!("mesh `{}` keeps its CA secrets in an external store but names none", mesh.name))
+                .label("`external` needs a store")
+                .help("add `externalStore: <SecretStore or ClusterSecretStore name>` under `ca:`");
+        }
+
+        // Upstream Istio validates peer trust domains: clusters of one mesh with different
+        // trust domains reject each other's workloads [istio/istio#39204].
+        if mesh.istio.distribution != Distribution::Upstream {
+            continue;
+        }
+        let effective = |c: usize| {
+            t.clusters[c].trust_domain.as_deref().filter(|s| !s.is_empty()).unwrap_or(&mesh.trust_domain)
+        };
+        for &c in &m.meshes[mi].clusters {
+            let td = effective(c);
+            if td != mesh.trust_domain {
+                r.report(Code::TrustDomainMismatch, &path!("clusters", c, "trustDomain"), format!("cluster `{}` has trust domain `{td}`, mesh `{}` has `{}`", t.clusters[c].name, mesh.name, mesh.trust_domain))
+                    .label("differs from the mesh")
+                    .help("upstream Istio rejects workloads of another trust domain unless every cluster lists it in `meshConfig.trustDomainAliases`: remove the override unless the clusters must be told apart");
+            }
+        }
+    }
+}
