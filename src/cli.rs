@@ -66,7 +66,12 @@ pub fn run() -> ExitCode {
         Err(e) => {
             let _ = e.print();
             // Usage errors are invalid input; --help and --version are successes.
-            return if e.use_stderr() { Exit::Invalid } else { Exit::Success }.into();
+            return if e.use_stderr() {
+                Exit::Invalid
+            } else {
+                Exit::Success
+            }
+            .into();
         }
     };
     execute(cli.command).into()
@@ -106,19 +111,33 @@ fn validate(path: &std::path::Path, format: Format, deny_warnings: bool) -> Exit
 /// Prints diagnostics (and, for a clean human run, a one-line summary of the topology).
 fn report(checked: &Checked, format: Format) {
     match format {
-        Format::Json => print_stdout(&diagnostic::render_json(&checked.diagnostics, Some(&checked.source))),
+        Format::Json => print_stdout(&diagnostic::render_json(
+            &checked.diagnostics,
+            Some(&checked.source),
+        )),
         Format::Human => {
             let color = diagnostic::use_color(diagnostic::stderr_is_terminal());
             let mut err = std::io::stderr().lock();
-            let _ = err.write_all(diagnostic::render_human(&checked.diagnostics, &checked.source, color).as_bytes());
+            let _ = err.write_all(
+                diagnostic::render_human(&checked.diagnostics, &checked.source, color).as_bytes(),
+            );
             if !checked.diagnostics.is_empty() {
-                let _ = writeln!(err, "{}", diagnostic::summary_line(&checked.diagnostics, &checked.source.name));
+                let _ = writeln!(
+                    err,
+                    "{}",
+                    diagnostic::summary_line(&checked.diagnostics, &checked.source.name)
+                );
             }
-            if !checked.diagnostics.iter().any(|d| d.severity == Severity::Error)
+            if !checked
+                .diagnostics
+                .iter()
+                .any(|d| d.severity == Severity::Error)
                 && let Some(model) = &checked.model
             {
                 let t = &model.topology;
-                let plural = |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
+                let plural = |n: usize, one: &str, many: &str| {
+                    format!("{n} {}", if n == 1 { one } else { many })
+                };
                 print_stdout(&format!(
                     "{}: valid: {}, {}, {}, {}, {}\n",
                     checked.source.name,
@@ -126,7 +145,11 @@ fn report(checked: &Checked, format: Format) {
                     plural(t.networks.len(), "network", "networks"),
                     plural(t.clusters.len(), "cluster", "clusters"),
                     plural(t.services.len(), "service", "services"),
-                    plural(t.destination_rules.len(), "destinationRule", "destinationRules"),
+                    plural(
+                        t.destination_rules.len(),
+                        "destinationRule",
+                        "destinationRules"
+                    ),
                 ));
             }
         }

@@ -52,7 +52,9 @@ pub fn check_file(path: &Path) -> Result<Checked, LoadError> {
                 _ => Code::YamlSyntax,
             };
             let help = match e {
-                ReadError::TooLarge { .. } => "a topology is a few hundred kilobytes even for thousands of clusters: check that this is the right file",
+                ReadError::TooLarge { .. } => {
+                    "a topology is a few hundred kilobytes even for thousands of clusters: check that this is the right file"
+                }
                 _ => "save the file as UTF-8",
             };
             let source = Source::new(path.display().to_string(), path, String::new());
@@ -96,9 +98,12 @@ pub fn check(source: Source) -> Checked {
         Err(e) => {
             if diagnostics.is_empty() {
                 diagnostics.push(
-                    Diagnostic::error(Code::InvalidValue, format!("the topology does not fit the format: {e}"))
-                        .at(tree.span, "in this document")
-                        .with_help("compare with docs/topology.md"),
+                    Diagnostic::error(
+                        Code::InvalidValue,
+                        format!("the topology does not fit the format: {e}"),
+                    )
+                    .at(tree.span, "in this document")
+                    .with_help("compare with docs/topology.md"),
                 );
             }
             None

@@ -7,7 +7,7 @@
 //! source, colours on a terminal, `NO_COLOR` honoured); JSON output is written here so that
 //! it carries exactly the fields the CLI contract names.
 
-use std::fmt;
+use std::fmt::{self, Write as _};
 use std::io::IsTerminal;
 
 use miette::{GraphicalReportHandler, GraphicalTheme, LabeledSpan, NamedSource, SourceSpan};
@@ -241,7 +241,13 @@ pub fn render_human(diags: &[Diagnostic], source: &Source, color: bool) -> Strin
         }
         if handler.render_report(&mut out, &report).is_err() {
             // Rendering into a String cannot fail; keep the plain form just in case.
-            out.push_str(&format!("{}[{}]: {}\n", severity_word(d.severity), d.code, d.message));
+            let _ = writeln!(
+                out,
+                "{}[{}]: {}",
+                severity_word(d.severity),
+                d.code,
+                d.message
+            );
         }
     }
     out
@@ -256,11 +262,7 @@ pub fn summary_line(diags: &[Diagnostic], file: &str) -> String {
     } else if e == 0 {
         format!("{file}: valid, with {}", plural(w, "warning"))
     } else {
-        format!(
-            "{file}: {}, {}",
-            plural(e, "error"),
-            plural(w, "warning")
-        )
+        format!("{file}: {}, {}", plural(e, "error"), plural(w, "warning"))
     }
 }
 
@@ -357,7 +359,13 @@ impl fmt::Debug for Report<'_> {
 
 impl fmt::Display for Report<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}[{}]: {}", severity_word(self.diag.severity), self.diag.code, self.diag.message)
+        write!(
+            f,
+            "{}[{}]: {}",
+            severity_word(self.diag.severity),
+            self.diag.code,
+            self.diag.message
+        )
     }
 }
 
@@ -390,15 +398,17 @@ impl miette::Diagnostic for Report<'_> {
         if self.diag.labels.is_empty() {
             return None;
         }
-        Some(Box::new(self.diag.labels.iter().enumerate().map(|(i, l)| {
-            let span = SourceSpan::new(l.span.offset.into(), l.span.len);
-            let text = (!l.text.is_empty()).then(|| l.text.clone());
-            if i == 0 {
-                LabeledSpan::new_primary_with_span(text, span)
-            } else {
-                LabeledSpan::new_with_span(text, span)
-            }
-        })))
+        Some(Box::new(self.diag.labels.iter().enumerate().map(
+            |(i, l)| {
+                let span = SourceSpan::new(l.span.offset.into(), l.span.len);
+                let text = (!l.text.is_empty()).then(|| l.text.clone());
+                if i == 0 {
+                    LabeledSpan::new_primary_with_span(text, span)
+                } else {
+                    LabeledSpan::new_with_span(text, span)
+                }
+            },
+        )))
     }
 }
 

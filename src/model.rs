@@ -147,7 +147,15 @@ pub fn resolve(topology: Topology, r: &mut Reporter<'_>) -> Model {
     for (ci, c) in t.clusters.iter().enumerate() {
         let at = path!("clusters", ci);
         let mesh = match &c.mesh {
-            Some(m) => lookup(r, &mesh_ix, &mesh_names, m, &at.key("mesh"), "mesh", "meshes"),
+            Some(m) => lookup(
+                r,
+                &mesh_ix,
+                &mesh_names,
+                m,
+                &at.key("mesh"),
+                "mesh",
+                "meshes",
+            ),
             None => only_mesh(r, t, &at, "cluster"),
         };
         let network = lookup(
@@ -201,19 +209,32 @@ pub fn resolve(topology: Topology, r: &mut Reporter<'_>) -> Model {
                     format!("remote cluster `{}` has no `primary:`", c.name),
                 )
                 .label("a remote runs no istiod")
-                .help("add `primary: <cluster>` naming the primary whose istiod serves this cluster");
+                .help(
+                    "add `primary: <cluster>` naming the primary whose istiod serves this cluster",
+                );
             }
             (ControlPlane::Remote, Some(p)) => {
                 let pp = at.key("primary");
-                let Some(pi) = lookup(r, &cluster_ix, &cluster_names, p, &pp, "cluster", "clusters")
-                else {
+                let Some(pi) = lookup(
+                    r,
+                    &cluster_ix,
+                    &cluster_names,
+                    p,
+                    &pp,
+                    "cluster",
+                    "clusters",
+                ) else {
                     continue;
                 };
                 let target = &t.clusters[pi];
                 if pi == ci {
-                    r.report(Code::PrimaryNotPrimary, &pp, format!("remote cluster `{}` names itself as its primary", c.name))
-                        .label("a remote cannot serve itself")
-                        .help("name the primary cluster whose istiod serves this remote");
+                    r.report(
+                        Code::PrimaryNotPrimary,
+                        &pp,
+                        format!("remote cluster `{}` names itself as its primary", c.name),
+                    )
+                    .label("a remote cannot serve itself")
+                    .help("name the primary cluster whose istiod serves this remote");
                 } else if target.control_plane != ControlPlane::Primary {
                     let remote_span = r.span(&path!("clusters", pi, "controlPlane"));
                     r.report(
@@ -244,7 +265,20 @@ pub fn resolve(topology: Topology, r: &mut Reporter<'_>) -> Model {
     let mut services = Vec::with_capacity(t.services.len());
     for (si, s) in t.services.iter().enumerate() {
         let at = path!("services", si);
-        let (mesh, list) = placed(r, t, &mesh_ix, &mesh_names, &cluster_ix, &cluster_names, &clusters, &at, s.mesh.as_deref(), &s.clusters, None, "service");
+        let (mesh, list) = placed(
+            r,
+            t,
+            &mesh_ix,
+            &mesh_names,
+            &cluster_ix,
+            &cluster_names,
+            &clusters,
+            &at,
+            s.mesh.as_deref(),
+            &s.clusters,
+            None,
+            "service",
+        );
         let clusters_of = match (&mesh, list.is_empty()) {
             (Some(m), true) => meshes[*m].clusters.clone(),
             _ => list.into_iter().map(|(_, c)| c).collect(),
@@ -260,9 +294,30 @@ pub fn resolve(topology: Topology, r: &mut Reporter<'_>) -> Model {
     for (di, d) in t.destination_rules.iter().enumerate() {
         let at = path!("destinationRules", di);
         let host_mesh = host_service_mesh(t, &services, &d.host);
-        let (mesh, list) = placed(r, t, &mesh_ix, &mesh_names, &cluster_ix, &cluster_names, &clusters, &at, d.mesh.as_deref(), &d.clusters, host_mesh, "destinationRule");
+        let (mesh, list) = placed(
+            r,
+            t,
+            &mesh_ix,
+            &mesh_names,
+            &cluster_ix,
+            &cluster_names,
+            &clusters,
+            &at,
+            d.mesh.as_deref(),
+            &d.clusters,
+            host_mesh,
+            "destinationRule",
+        );
         let service = mesh.and_then(|m| {
-            resolve_host(r, t, &services, m, &d.host, d.namespace.as_deref(), &at.key("host"))
+            resolve_host(
+                r,
+                t,
+                &services,
+                m,
+                &d.host,
+                d.namespace.as_deref(),
+                &at.key("host"),
+            )
         });
         let namespace = d
             .namespace
@@ -293,7 +348,20 @@ pub fn resolve(topology: Topology, r: &mut Reporter<'_>) -> Model {
     let mut istio_config = Vec::with_capacity(t.istio_config.len());
     for (ii, res) in t.istio_config.iter().enumerate() {
         let at = path!("istioConfig", ii);
-        let (mesh, list) = placed(r, t, &mesh_ix, &mesh_names, &cluster_ix, &cluster_names, &clusters, &at, res.mesh.as_deref(), &res.clusters, None, "istioConfig entry");
+        let (mesh, list) = placed(
+            r,
+            t,
+            &mesh_ix,
+            &mesh_names,
+            &cluster_ix,
+            &cluster_names,
+            &clusters,
+            &at,
+            res.mesh.as_deref(),
+            &res.clusters,
+            None,
+            "istioConfig entry",
+        );
         let placement = placement(r, t, &meshes, &clusters, mesh, list, &at);
         istio_config.push(PlacedInfo {
             mesh,
@@ -307,7 +375,20 @@ pub fn resolve(topology: Topology, r: &mut Reporter<'_>) -> Model {
     let mut ingress_gateways = Vec::with_capacity(t.ingress_gateways.len());
     for (gi, g) in t.ingress_gateways.iter().enumerate() {
         let at = path!("ingressGateways", gi);
-        let (mesh, list) = placed(r, t, &mesh_ix, &mesh_names, &cluster_ix, &cluster_names, &clusters, &at, g.mesh.as_deref(), &g.clusters, None, "ingress gateway");
+        let (mesh, list) = placed(
+            r,
+            t,
+            &mesh_ix,
+            &mesh_names,
+            &cluster_ix,
+            &cluster_names,
+            &clusters,
+            &at,
+            g.mesh.as_deref(),
+            &g.clusters,
+            None,
+            "ingress gateway",
+        );
         let on = match (&mesh, list.is_empty()) {
             (Some(m), true) => meshes[*m].clusters.clone(),
             _ => list.into_iter().map(|(_, c)| c).collect(),
@@ -323,6 +404,7 @@ pub fn resolve(topology: Topology, r: &mut Reporter<'_>) -> Model {
     let catalogue = catalogue(t, r);
 
     Model {
+        topology,
         meshes,
         networks,
         clusters,
@@ -331,7 +413,6 @@ pub fn resolve(topology: Topology, r: &mut Reporter<'_>) -> Model {
         istio_config,
         ingress_gateways,
         catalogue,
-        topology,
     }
 }
 
@@ -351,11 +432,18 @@ fn lookup(
     let help = match did_you_mean(name, names.iter().copied()) {
         Some(s) => format!("did you mean `{s}`?"),
         None if names.is_empty() => format!("declare it under `{section}:`"),
-        None => format!("declare it under `{section}:`, or use one of: {}", names.join(", ")),
+        None => format!(
+            "declare it under `{section}:`, or use one of: {}",
+            names.join(", ")
+        ),
     };
-    r.report(Code::UnknownReference, at, format!("unknown {what} `{name}`"))
-        .label(format!("no {what} named `{name}`"))
-        .help(help);
+    r.report(
+        Code::UnknownReference,
+        at,
+        format!("unknown {what} `{name}`"),
+    )
+    .label(format!("no {what} named `{name}`"))
+    .help(help);
     None
 }
 
@@ -374,7 +462,11 @@ fn only_mesh(r: &mut Reporter<'_>, t: &Topology, at: &Path, what: &str) -> Optio
             .help(format!(
                 "the topology has {} meshes: add `mesh: <name>` ({})",
                 t.meshes.len(),
-                t.meshes.iter().map(|m| m.name.as_str()).collect::<Vec<_>>().join(", ")
+                t.meshes
+                    .iter()
+                    .map(|m| m.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ));
             None
         }
@@ -403,7 +495,18 @@ fn placed(
         .enumerate()
         .map(|(i, name)| {
             let p = at.key("clusters").index(i);
-            (i, lookup(r, cluster_ix, cluster_names, name, &p, "cluster", "clusters"))
+            (
+                i,
+                lookup(
+                    r,
+                    cluster_ix,
+                    cluster_names,
+                    name,
+                    &p,
+                    "cluster",
+                    "clusters",
+                ),
+            )
         })
         .collect();
     let mesh = match mesh {
@@ -425,7 +528,9 @@ fn placed(
                 format!("cluster `{}` is not in mesh `{m}`", t.clusters[c].name),
             )
             .label("in another mesh")
-            .help(format!("a {what} belongs to one mesh: list only clusters of mesh `{m}`"));
+            .help(format!(
+                "a {what} belongs to one mesh: list only clusters of mesh `{m}`"
+            ));
         } else if !out.iter().any(|(_, x)| *x == c) {
             out.push((i, c));
         }
@@ -445,7 +550,9 @@ fn placement(
     at: &Path,
 ) -> Vec<ClusterId> {
     if list.is_empty() {
-        return mesh.map(|m| meshes[m].primaries.clone()).unwrap_or_default();
+        return mesh
+            .map(|m| meshes[m].primaries.clone())
+            .unwrap_or_default();
     }
     let mut out = Vec::new();
     for (pos, c) in list {
@@ -539,7 +646,10 @@ fn resolve_host(
             None
         }
         many => {
-            let nss: Vec<&str> = many.iter().map(|&i| t.services[i].namespace.as_str()).collect();
+            let nss: Vec<&str> = many
+                .iter()
+                .map(|&i| t.services[i].namespace.as_str())
+                .collect();
             r.report(
                 Code::AmbiguousHost,
                 at,
@@ -628,15 +738,14 @@ fn catalogue(t: &Topology, r: &mut Reporter<'_>) -> Catalogue {
                 }
                 continue;
             };
-            let idx = match cat.regions.iter().position(|x| &x.name == region) {
-                Some(i) => i,
-                None => {
-                    cat.regions.push(Region {
-                        name: region.clone(),
-                        zones: Vec::new(),
-                    });
-                    cat.regions.len() - 1
-                }
+            let idx = if let Some(i) = cat.regions.iter().position(|x| &x.name == region) {
+                i
+            } else {
+                cat.regions.push(Region {
+                    name: region.clone(),
+                    zones: Vec::new(),
+                });
+                cat.regions.len() - 1
             };
             for z in &c.zones {
                 if !cat.regions[idx].zones.contains(z) {

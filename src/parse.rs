@@ -260,20 +260,18 @@ pub fn parse(source: &Source) -> Result<Node, Diagnostic> {
         leading_zero_numbers_as_strings: true,
         with_snippet: false,
     };
-    match serde_saphyr::from_str_with_options::<serde_saphyr::Spanned<Raw>>(&source.text, options)
-    {
+    match serde_saphyr::from_str_with_options::<serde_saphyr::Spanned<Raw>>(&source.text, options) {
         Ok(root) => {
             let node = root.value.0;
             if matches!(node.value, Value::Null) {
-                return Err(Diagnostic::error(
-                    Code::EmptyTopology,
-                    "the topology file is empty",
-                )
-                .at(Span::new(0, 0), "no document here")
-                .with_help(
-                    "start from an example: `meshc init` writes a starter topology, \
+                return Err(
+                    Diagnostic::error(Code::EmptyTopology, "the topology file is empty")
+                        .at(Span::new(0, 0), "no document here")
+                        .with_help(
+                            "start from an example: `meshc init` writes a starter topology, \
                      and TOPOLOGY reference is in docs/topology.md",
-                ));
+                        ),
+                );
             }
             Ok(node)
         }
@@ -312,12 +310,18 @@ fn yaml_error(source: &Source, err: &serde_saphyr::Error) -> Diagnostic {
         ),
     };
     let message = match code {
-        Code::DuplicateKey => message.replace(", set DuplicateKeyPolicy in Options if acceptable", ""),
+        Code::DuplicateKey => {
+            message.replace(", set DuplicateKeyPolicy in Options if acceptable", "")
+        }
         _ => message,
     };
     let span = err.location().map_or(Span::new(0, 0), |loc| {
         let offset = loc.span().byte_offset().map_or_else(
-            || source.offset_of(loc.line() as usize, loc.column() as usize),
+            || {
+                let line = usize::try_from(loc.line()).unwrap_or(usize::MAX);
+                let column = usize::try_from(loc.column()).unwrap_or(usize::MAX);
+                source.offset_of(line, column)
+            },
             |o| usize::try_from(o).unwrap_or(usize::MAX),
         );
         let len = loc
@@ -436,7 +440,10 @@ mod tests {
         assert_eq!(s.slice(node.span.offset, node.span.len), "0755");
         assert_eq!(s.slice(key.expect("key").offset, 1), "z");
         // Strict booleans and leading zeros: both stay strings.
-        assert_eq!(root.get(&path!("bb", 1)).expect("map").0.to_json()["y"], "yes");
+        assert_eq!(
+            root.get(&path!("bb", 1)).expect("map").0.to_json()["y"],
+            "yes"
+        );
         assert_eq!(node.to_json(), "0755");
         assert_eq!(path!("bb", 1, "a/b").to_string(), "/bb/1/a~1b");
     }

@@ -37,13 +37,22 @@ pub fn schema_json() -> &'static Json {
             .into_generator()
             .into_root_schema_for::<Topology>();
         let mut json = schema.to_value();
-        if let Json::Object(map) = &mut json {
-            map.insert(
-                "$id".into(),
-                Json::String("https://meshc.dev/schema/topology.schema.json".into()),
-            );
-        }
         strip_null(&mut json);
+        // Identity first, definitions last: the order a reader of the file expects.
+        if let Json::Object(map) = &mut json {
+            let mut ordered = serde_json::Map::new();
+            for key in ["$schema", "title", "description"] {
+                if let Some(v) = map.remove(key) {
+                    ordered.insert(key.into(), v);
+                }
+            }
+            let defs = map.remove("$defs");
+            ordered.append(map);
+            if let Some(d) = defs {
+                ordered.insert("$defs".into(), d);
+            }
+            *map = ordered;
+        }
         json
     })
 }
@@ -152,7 +161,11 @@ pub fn without_rejected(doc: &Json, rejected: &[Path]) -> Json {
             continue;
         };
         let pointer = Path(parent.to_vec()).to_string();
-        let pointer = if pointer == "/" { String::new() } else { pointer };
+        let pointer = if pointer == "/" {
+            String::new()
+        } else {
+            pointer
+        };
         if let Some(Json::Object(map)) = doc.pointer_mut(&pointer) {
             map.remove(last);
         }
@@ -183,10 +196,13 @@ fn describe(
                         None if known.is_empty() => "remove it".to_string(),
                         None => format!("remove it; {what} has: {}", known.join(", ")),
                     };
-                    Diagnostic::error(Code::UnknownField, format!("unknown field `{key}` in {what}"))
-                        .at(span, "unknown field")
-                        .with_help(help)
-                        .with_path(p.to_string())
+                    Diagnostic::error(
+                        Code::UnknownField,
+                        format!("unknown field `{key}` in {what}"),
+                    )
+                    .at(span, "unknown field")
+                    .with_help(help)
+                    .with_path(p.to_string())
                 })
                 .collect()
         }
@@ -219,12 +235,20 @@ fn describe(
             };
             let (found, raw) = found(source, here);
             let mut help = format!("write {expected} here");
-            if expected == "a string" && matches!(here.map(|n| &n.value), Some(Value::Int(_) | Value::UInt(_) | Value::Float(_) | Value::Bool(_))) {
-                help = format!(
-                    "YAML reads the unquoted `{raw}` as {found}: quote it, `\"{raw}\"`"
-                );
+            if expected == "a string"
+                && matches!(
+                    here.map(|n| &n.value),
+                    Some(Value::Int(_) | Value::UInt(_) | Value::Float(_) | Value::Bool(_))
+                )
+            {
+                help = format!("YAML reads the unquoted `{raw}` as {found}: quote it, `\"{raw}\"`");
             }
-            vec![invalid(tree, path, format!("expected {expected}, found {found}"), help)]
+            vec![invalid(
+                tree,
+                path,
+                format!("expected {expected}, found {found}"),
+                help,
+            )]
         }
         ValidationErrorKind::Enum { options } => {
             let opts: Vec<String> = options
@@ -237,8 +261,9 @@ fn describe(
                 .map(|a| a.iter().filter_map(Json::as_str).collect())
                 .unwrap_or_default();
             let help = match here.map(|n| &n.value) {
-                Some(Value::Str(s)) => did_you_mean(s, bare.iter().copied())
-                    .map(|s| format!("did you mean `{s}`?")),
+                Some(Value::Str(s)) => {
+                    did_you_mean(s, bare.iter().copied()).map(|s| format!("did you mean `{s}`?"))
+                }
                 Some(Value::Int(_) | Value::UInt(_) | Value::Float(_)) if !bare.is_empty() => Some(
                     format!("YAML reads the unquoted `{raw}` as {found}: quote it, `\"{raw}\"`"),
                 ),
@@ -399,9 +424,15 @@ mod tests {
     #[test]
     fn schema_has_no_nullable_fields_and_compiles() {
         let text = schema_text();
-        assert!(!text.contains("\"null\""), "nullable types left in the schema");
+        assert!(
+            !text.contains("\"null\""),
+            "nullable types left in the schema"
+        );
         let _ = validator();
         assert!(known_fields(&crate::path!("clusters", 0)).contains(&"network".to_string()));
-        assert!(known_fields(&crate::path!("clusters", 0, "eastWestGateway")).contains(&"address".to_string()));
+        assert!(
+            known_fields(&crate::path!("clusters", 0, "eastWestGateway"))
+                .contains(&"address".to_string())
+        );
     }
 }

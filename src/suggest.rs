@@ -3,7 +3,10 @@
 /// The candidate closest to `word`, if it is close enough to be a likely typo: an edit
 /// distance of at most a third of the word's length (and at least 1), or the same word in
 /// another case.
-pub fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+pub fn did_you_mean<'a>(
+    word: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
     let limit = (word.chars().count() / 3).max(1);
     candidates
         .into_iter()

@@ -76,7 +76,11 @@ fn check_policy(
 ) {
     let set_fields = policy.keys().filter(|k| !(is_port && *k == "port")).count();
     if set_fields == 0 {
-        let what = if is_port { "port traffic policy" } else { "traffic policy" };
+        let what = if is_port {
+            "port traffic policy"
+        } else {
+            "traffic policy"
+        };
         r.report_key(Code::EmptyTrafficPolicy, at, format!("{what} has no field set"))
             .label("empty")
             .help("Istio refuses an empty policy (\"traffic policy must have at least one field\"): set a field or remove it");
@@ -102,7 +106,9 @@ fn check_policy(
 }
 
 fn non_empty_array<'j>(obj: &'j Map<String, Json>, key: &str) -> Option<&'j Vec<Json>> {
-    obj.get(key).and_then(Json::as_array).filter(|a| !a.is_empty())
+    obj.get(key)
+        .and_then(Json::as_array)
+        .filter(|a| !a.is_empty())
 }
 
 fn check_locality_lb(
@@ -127,7 +133,9 @@ fn check_locality_lb(
         && let Some(priority) = priority
     {
         for (i, label) in priority.iter().enumerate() {
-            let Some(label) = label.as_str() else { continue };
+            let Some(label) = label.as_str() else {
+                continue;
+            };
             let key = label.split('=').next().unwrap_or(label);
             if TOPOLOGY_LABELS.contains(&key) {
                 r.report(Code::FailoverWithTopologyPriority, &at.key("failoverPriority").index(i), format!("`failover` is set, so `{key}` cannot be in `failoverPriority`"))
@@ -137,7 +145,11 @@ fn check_locality_lb(
         }
     }
     if (failover.is_some() || priority.is_some()) && !has_outlier {
-        let key = if failover.is_some() { "failover" } else { "failoverPriority" };
+        let key = if failover.is_some() {
+            "failover"
+        } else {
+            "failoverPriority"
+        };
         r.report_key(Code::FailoverWithoutOutlierDetection, &at.key(key), format!("`{key}` has no effect without `outlierDetection`"))
             .label("never triggers")
             .help("failover happens only when outlier detection ejects endpoints [istio/istio#48084]: add `outlierDetection` (e.g. consecutive5xxErrors, interval, baseEjectionTime) beside `loadBalancer` in this traffic policy");
@@ -171,19 +183,31 @@ fn check_locality_lb(
                 let Some(v) = value else { continue };
                 let p = e_at.key(key);
                 if v.contains('/') || v.contains('*') {
-                    let why = if v.contains('*') { "contains '*'" } else { "names a zone" };
+                    let why = if v.contains('*') {
+                        "contains '*'"
+                    } else {
+                        "names a zone"
+                    };
                     r.report(Code::FailoverNotRegion, &p, format!("failover `{key}: {v}` {why}"))
                         .label("not a region")
                         .help("`failover` takes region names only (zones and subzones fail over automatically); for finer control use `failoverPriority`");
                 } else if !rule.model.catalogue.regions.iter().any(|reg| reg.name == v) {
-                    let names: Vec<&str> = rule.model.catalogue.regions.iter().map(|x| x.name.as_str()).collect();
-                    let help = crate::suggest::did_you_mean(v, names.iter().copied()).map_or_else(
-                        || catalogue_help(rule),
-                        |s| format!("did you mean `{s}`?"),
-                    );
-                    r.report(Code::FailoverUnknownRegion, &p, format!("failover region `{v}` is not in the locality catalogue"))
-                        .label("unknown region")
-                        .help(help);
+                    let names: Vec<&str> = rule
+                        .model
+                        .catalogue
+                        .regions
+                        .iter()
+                        .map(|x| x.name.as_str())
+                        .collect();
+                    let help = crate::suggest::did_you_mean(v, names.iter().copied())
+                        .map_or_else(|| catalogue_help(rule), |s| format!("did you mean `{s}`?"));
+                    r.report(
+                        Code::FailoverUnknownRegion,
+                        &p,
+                        format!("failover region `{v}` is not in the locality catalogue"),
+                    )
+                    .label("unknown region")
+                    .help(help);
                 }
             }
             if let (Some(f), Some(t)) = (from, to)
@@ -226,7 +250,14 @@ fn check_distribute_to(r: &mut Reporter<'_>, rule: &Rule<'_>, to: &Map<String, J
 
 /// Syntax and catalogue checks for one locality pattern. `is_key`: the pattern is a mapping
 /// key (underline the key). `is_target`: traffic is sent there (check the service runs there).
-fn check_pattern(r: &mut Reporter<'_>, rule: &Rule<'_>, s: &str, at: &Path, is_key: bool, is_target: bool) {
+fn check_pattern(
+    r: &mut Reporter<'_>,
+    rule: &Rule<'_>,
+    s: &str,
+    at: &Path,
+    is_key: bool,
+    is_target: bool,
+) {
     let report = |r: &mut Reporter<'_>, code: Code, msg: String| {
         if is_key {
             r.report_key(code, at, msg);
@@ -237,19 +268,31 @@ fn check_pattern(r: &mut Reporter<'_>, rule: &Rule<'_>, s: &str, at: &Path, is_k
     let loc = match parse_locality(s) {
         Ok(l) => l,
         Err(SyntaxError::Wildcard) => {
-            report(r, Code::LocalityWildcard, format!("locality `{s}` has a misplaced `*`"));
+            report(
+                r,
+                Code::LocalityWildcard,
+                format!("locality `{s}` has a misplaced `*`"),
+            );
             last(r).label("wildcard").help("a locality takes at most one `*`, as its last segment: `region/*` or `region/zone/*`");
             return;
         }
         Err(SyntaxError::EmptySegment) => {
-            report(r, Code::LocalityEmptySegment, format!("locality `{s}` has an empty region, zone or subzone"));
+            report(
+                r,
+                Code::LocalityEmptySegment,
+                format!("locality `{s}` has an empty region, zone or subzone"),
+            );
             last(r).label("empty segment").help("write it as `region`, `region/zone` or `region/zone/subzone`, without empty parts or stray `/`");
             return;
         }
     };
     let cat = &rule.model.catalogue;
     if !loc.matches_catalogue(cat) {
-        report(r, Code::LocalityNoMatch, format!("locality `{s}` matches no locality of the topology"));
+        report(
+            r,
+            Code::LocalityNoMatch,
+            format!("locality `{s}` matches no locality of the topology"),
+        );
         last(r).label("matches nothing").help(catalogue_help(rule));
         return;
     }
@@ -267,7 +310,11 @@ fn check_pattern(r: &mut Reporter<'_>, rule: &Rule<'_>, s: &str, at: &Path, is_k
         });
         if !runs_there {
             let service = &t.services[svc];
-            report(r, Code::DistributeToEmptyLocality, format!("service `{}` runs in no cluster in `{s}`", service.name));
+            report(
+                r,
+                Code::DistributeToEmptyLocality,
+                format!("service `{}` runs in no cluster in `{s}`", service.name),
+            );
             last(r).label("no endpoints here").help(format!(
                 "this share of `{}` traffic has nowhere to go: send it to a locality where the service runs, or add such a cluster to the service's `clusters`",
                 rule.dr.host
@@ -288,7 +335,9 @@ fn catalogue_help(rule: &Rule<'_>) -> String {
     let all: Vec<String> = cat
         .regions
         .iter()
-        .flat_map(|r| std::iter::once(r.name.clone()).chain(r.zones.iter().map(|z| format!("{}/{z}", r.name))))
+        .flat_map(|r| {
+            std::iter::once(r.name.clone()).chain(r.zones.iter().map(|z| format!("{}/{z}", r.name)))
+        })
         .collect();
     let shown: Vec<&str> = all.iter().take(12).map(String::as_str).collect();
     format!(
@@ -339,15 +388,23 @@ fn check_subsets(r: &mut Reporter<'_>, dr: &DestinationRule, at: &Path) {
     for (i, s) in dr.subsets.iter().enumerate() {
         let p = at.key("subsets").index(i).key("name");
         if let Some(why) = dns1123_label(&s.name) {
-            r.report(Code::InvalidSubset, &p, format!("subset name `{}` is invalid: {why}", s.name))
-                .label("invalid subset name")
-                .help("subset names are DNS-1123 labels (lower case, digits and '-'), e.g. `v1`");
+            r.report(
+                Code::InvalidSubset,
+                &p,
+                format!("subset name `{}` is invalid: {why}", s.name),
+            )
+            .label("invalid subset name")
+            .help("subset names are DNS-1123 labels (lower case, digits and '-'), e.g. `v1`");
         } else if let Some(&(_, first)) = seen.iter().find(|(n, _)| *n == s.name) {
             let span = r.span(&at.key("subsets").index(first).key("name"));
-            r.report(Code::InvalidSubset, &p, format!("duplicate subset name `{}`", s.name))
-                .label("repeated")
-                .also(span, "first here")
-                .help("each subset of a rule needs its own name");
+            r.report(
+                Code::InvalidSubset,
+                &p,
+                format!("duplicate subset name `{}`", s.name),
+            )
+            .label("repeated")
+            .also(span, "first here")
+            .help("each subset of a rule needs its own name");
         } else {
             seen.push((&s.name, i));
         }

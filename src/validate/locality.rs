@@ -52,14 +52,13 @@ pub fn overlaps(list: &[&str]) -> Vec<usize> {
         }
         let region = loc.segments[0].clone();
         let overlap = match loc.segments.len() {
-            1 => {
-                if seen.contains_key(&region) {
-                    true
-                } else {
-                    seen.insert(region, BTreeMap::from([("*".into(), BTreeSet::from(["*".into()]))]));
+            1 => match seen.entry(region) {
+                std::collections::btree_map::Entry::Occupied(_) => true,
+                std::collections::btree_map::Entry::Vacant(v) => {
+                    v.insert(BTreeMap::from([("*".into(), BTreeSet::from(["*".into()]))]));
                     false
                 }
-            }
+            },
             2 => {
                 let zone = loc.segments[1].clone();
                 let zones = seen.entry(region).or_default();

@@ -74,15 +74,25 @@ pub fn trust_domain(s: &str) -> Option<&'static str> {
     None
 }
 
-fn check(r: &mut Reporter<'_>, at: &Path, what: &str, value: &str, rule: fn(&str) -> Option<&'static str>) {
+fn check(
+    r: &mut Reporter<'_>,
+    at: &Path,
+    what: &str,
+    value: &str,
+    rule: fn(&str) -> Option<&'static str>,
+) {
     if let Some(why) = rule(value) {
-        r.report(Code::InvalidName, at, format!("{what} `{value}` is not a valid name: {why}"))
-            .label("invalid name")
-            .help(format!(
-                "{what}s become directory names, label values and object names: use a DNS-1123 label \
+        r.report(
+            Code::InvalidName,
+            at,
+            format!("{what} `{value}` is not a valid name: {why}"),
+        )
+        .label("invalid name")
+        .help(format!(
+            "{what}s become directory names, label values and object names: use a DNS-1123 label \
                  (lower case, digits and '-', at most 63 characters), e.g. `{}`",
-                suggest_label(value)
-            ));
+            suggest_label(value)
+        ));
     }
 }
 
@@ -102,7 +112,11 @@ fn suggest_label(s: &str) -> String {
     out = out.trim_matches('-').to_string();
     out.truncate(63);
     let out = out.trim_end_matches('-').to_string();
-    if out.is_empty() { "name-1".to_string() } else { out }
+    if out.is_empty() {
+        "name-1".to_string()
+    } else {
+        out
+    }
 }
 
 /// Reports the second and later occurrences of each key.
@@ -129,102 +143,232 @@ fn duplicates<K: Ord>(
 pub fn run(m: &Model, r: &mut Reporter<'_>) {
     let t = &m.topology;
     for (i, mesh) in t.meshes.iter().enumerate() {
-        check(r, &path!("meshes", i, "name"), "mesh", &mesh.name, dns1123_label);
+        check(
+            r,
+            &path!("meshes", i, "name"),
+            "mesh",
+            &mesh.name,
+            dns1123_label,
+        );
         if !mesh.istio.revision.is_empty() {
-            check(r, &path!("meshes", i, "istio", "revision"), "revision", &mesh.istio.revision, dns1123_label);
+            check(
+                r,
+                &path!("meshes", i, "istio", "revision"),
+                "revision",
+                &mesh.istio.revision,
+                dns1123_label,
+            );
         }
         if let Some(why) = trust_domain(&mesh.trust_domain) {
-            r.report(Code::InvalidName, &path!("meshes", i, "trustDomain"), format!("trust domain `{}` is not valid: {why}", mesh.trust_domain))
-                .label("invalid trust domain")
-                .help("use a DNS-like name such as `cluster.local` or `prod.example.com`");
+            r.report(
+                Code::InvalidName,
+                &path!("meshes", i, "trustDomain"),
+                format!("trust domain `{}` is not valid: {why}", mesh.trust_domain),
+            )
+            .label("invalid trust domain")
+            .help("use a DNS-like name such as `cluster.local` or `prod.example.com`");
         }
     }
     for (i, n) in t.networks.iter().enumerate() {
-        check(r, &path!("networks", i, "name"), "network", &n.name, dns1123_label);
+        check(
+            r,
+            &path!("networks", i, "name"),
+            "network",
+            &n.name,
+            dns1123_label,
+        );
     }
     for (i, c) in t.clusters.iter().enumerate() {
-        check(r, &path!("clusters", i, "name"), "cluster", &c.name, dns1123_label);
+        check(
+            r,
+            &path!("clusters", i, "name"),
+            "cluster",
+            &c.name,
+            dns1123_label,
+        );
         if let Some(td) = c.trust_domain.as_deref().filter(|s| !s.is_empty())
             && let Some(why) = trust_domain(td)
         {
-            r.report(Code::InvalidName, &path!("clusters", i, "trustDomain"), format!("trust domain `{td}` is not valid: {why}"))
-                .label("invalid trust domain")
-                .help("use a DNS-like name such as `cluster1.local`");
+            r.report(
+                Code::InvalidName,
+                &path!("clusters", i, "trustDomain"),
+                format!("trust domain `{td}` is not valid: {why}"),
+            )
+            .label("invalid trust domain")
+            .help("use a DNS-like name such as `cluster1.local`");
         }
         if let Some(region) = &c.region
             && let Some(why) = locality_segment(region)
         {
-            r.report(Code::InvalidName, &path!("clusters", i, "region"), format!("region `{region}` is not valid: {why}"))
-                .label("invalid region")
-                .help("write the region as the nodes' `topology.kubernetes.io/region` label has it");
+            r.report(
+                Code::InvalidName,
+                &path!("clusters", i, "region"),
+                format!("region `{region}` is not valid: {why}"),
+            )
+            .label("invalid region")
+            .help("write the region as the nodes' `topology.kubernetes.io/region` label has it");
         }
         for (zi, z) in c.zones.iter().enumerate() {
             if let Some(why) = locality_segment(z) {
-                r.report(Code::InvalidName, &path!("clusters", i, "zones", zi), format!("zone `{z}` is not valid: {why}"))
-                    .label("invalid zone")
-                    .help("write the zone as the nodes' `topology.kubernetes.io/zone` label has it");
+                r.report(
+                    Code::InvalidName,
+                    &path!("clusters", i, "zones", zi),
+                    format!("zone `{z}` is not valid: {why}"),
+                )
+                .label("invalid zone")
+                .help("write the zone as the nodes' `topology.kubernetes.io/zone` label has it");
             }
         }
     }
     for (i, s) in t.services.iter().enumerate() {
-        check(r, &path!("services", i, "name"), "service", &s.name, dns1035_label);
-        check(r, &path!("services", i, "namespace"), "namespace", &s.namespace, dns1123_label);
+        check(
+            r,
+            &path!("services", i, "name"),
+            "service",
+            &s.name,
+            dns1035_label,
+        );
+        check(
+            r,
+            &path!("services", i, "namespace"),
+            "namespace",
+            &s.namespace,
+            dns1123_label,
+        );
         for (pi, p) in s.ports.iter().enumerate() {
-            check(r, &path!("services", i, "ports", pi, "name"), "port", &p.name, dns1123_label);
+            check(
+                r,
+                &path!("services", i, "ports", pi, "name"),
+                "port",
+                &p.name,
+                dns1123_label,
+            );
         }
         duplicates(
             r,
             Code::DuplicateName,
-            s.ports.iter().enumerate().map(|(pi, p)| (p.name.clone(), path!("services", i, "ports", pi, "name"), format!("port name `{}`", p.name))),
+            s.ports.iter().enumerate().map(|(pi, p)| {
+                (
+                    p.name.clone(),
+                    path!("services", i, "ports", pi, "name"),
+                    format!("port name `{}`", p.name),
+                )
+            }),
             "each port of a Service needs its own name",
         );
         duplicates(
             r,
             Code::DuplicateName,
-            s.ports.iter().enumerate().map(|(pi, p)| (p.port, path!("services", i, "ports", pi, "port"), format!("port {}", p.port))),
+            s.ports.iter().enumerate().map(|(pi, p)| {
+                (
+                    p.port,
+                    path!("services", i, "ports", pi, "port"),
+                    format!("port {}", p.port),
+                )
+            }),
             "each port of a Service needs its own number",
         );
     }
     for (i, d) in t.destination_rules.iter().enumerate() {
-        check(r, &path!("destinationRules", i, "name"), "destinationRule", &d.name, dns1123_label);
+        check(
+            r,
+            &path!("destinationRules", i, "name"),
+            "destinationRule",
+            &d.name,
+            dns1123_label,
+        );
         if let Some(ns) = &d.namespace {
-            check(r, &path!("destinationRules", i, "namespace"), "namespace", ns, dns1123_label);
+            check(
+                r,
+                &path!("destinationRules", i, "namespace"),
+                "namespace",
+                ns,
+                dns1123_label,
+            );
         }
     }
     for (i, c) in t.istio_config.iter().enumerate() {
-        check(r, &path!("istioConfig", i, "metadata", "name"), "resource", &c.metadata.name, dns1123_label);
-        check(r, &path!("istioConfig", i, "metadata", "namespace"), "namespace", &c.metadata.namespace, dns1123_label);
+        check(
+            r,
+            &path!("istioConfig", i, "metadata", "name"),
+            "resource",
+            &c.metadata.name,
+            dns1123_label,
+        );
+        check(
+            r,
+            &path!("istioConfig", i, "metadata", "namespace"),
+            "namespace",
+            &c.metadata.namespace,
+            dns1123_label,
+        );
     }
     for (i, g) in t.ingress_gateways.iter().enumerate() {
-        check(r, &path!("ingressGateways", i, "name"), "ingress gateway", &g.name, dns1123_label);
-        check(r, &path!("ingressGateways", i, "namespace"), "namespace", &g.namespace, dns1123_label);
+        check(
+            r,
+            &path!("ingressGateways", i, "name"),
+            "ingress gateway",
+            &g.name,
+            dns1123_label,
+        );
+        check(
+            r,
+            &path!("ingressGateways", i, "namespace"),
+            "namespace",
+            &g.namespace,
+            dns1123_label,
+        );
     }
     if let Some(locs) = &t.localities {
         for (i, l) in locs.iter().enumerate() {
             if let Some(why) = locality_segment(&l.region) {
-                r.report(Code::InvalidName, &path!("localities", i, "region"), format!("region `{}` is not valid: {why}", l.region))
-                    .label("invalid region")
-                    .help("write the region as the nodes' `topology.kubernetes.io/region` label has it");
+                r.report(
+                    Code::InvalidName,
+                    &path!("localities", i, "region"),
+                    format!("region `{}` is not valid: {why}", l.region),
+                )
+                .label("invalid region")
+                .help(
+                    "write the region as the nodes' `topology.kubernetes.io/region` label has it",
+                );
             }
             for (zi, z) in l.zones.iter().enumerate() {
                 if let Some(why) = locality_segment(z) {
-                    r.report(Code::InvalidName, &path!("localities", i, "zones", zi), format!("zone `{z}` is not valid: {why}"))
-                        .label("invalid zone")
-                        .help("write the zone as the nodes' `topology.kubernetes.io/zone` label has it");
+                    r.report(
+                        Code::InvalidName,
+                        &path!("localities", i, "zones", zi),
+                        format!("zone `{z}` is not valid: {why}"),
+                    )
+                    .label("invalid zone")
+                    .help(
+                        "write the zone as the nodes' `topology.kubernetes.io/zone` label has it",
+                    );
                 }
             }
         }
         duplicates(
             r,
             Code::DuplicateName,
-            locs.iter().enumerate().map(|(i, l)| (l.region.clone(), path!("localities", i, "region"), format!("region `{}`", l.region))),
+            locs.iter().enumerate().map(|(i, l)| {
+                (
+                    l.region.clone(),
+                    path!("localities", i, "region"),
+                    format!("region `{}`", l.region),
+                )
+            }),
             "list each region once, with all its zones",
         );
         duplicates(
             r,
             Code::DuplicateName,
             locs.iter().enumerate().flat_map(|(i, l)| {
-                l.zones.iter().enumerate().map(move |(zi, z)| (z.clone(), path!("localities", i, "zones", zi), format!("zone `{z}`")))
+                l.zones.iter().enumerate().map(move |(zi, z)| {
+                    (
+                        z.clone(),
+                        path!("localities", i, "zones", zi),
+                        format!("zone `{z}`"),
+                    )
+                })
             }),
             "a zone belongs to one region and is listed once",
         );
@@ -233,19 +377,37 @@ pub fn run(m: &Model, r: &mut Reporter<'_>) {
     duplicates(
         r,
         Code::DuplicateName,
-        t.meshes.iter().enumerate().map(|(i, x)| (x.name.clone(), path!("meshes", i, "name"), format!("mesh `{}`", x.name))),
+        t.meshes.iter().enumerate().map(|(i, x)| {
+            (
+                x.name.clone(),
+                path!("meshes", i, "name"),
+                format!("mesh `{}`", x.name),
+            )
+        }),
         "mesh names are unique: rename one",
     );
     duplicates(
         r,
         Code::DuplicateName,
-        t.networks.iter().enumerate().map(|(i, x)| (x.name.clone(), path!("networks", i, "name"), format!("network `{}`", x.name))),
+        t.networks.iter().enumerate().map(|(i, x)| {
+            (
+                x.name.clone(),
+                path!("networks", i, "name"),
+                format!("network `{}`", x.name),
+            )
+        }),
         "network names are unique: rename one",
     );
     duplicates(
         r,
         Code::DuplicateClusterName,
-        t.clusters.iter().enumerate().map(|(i, x)| (x.name.clone(), path!("clusters", i, "name"), format!("cluster `{}`", x.name))),
+        t.clusters.iter().enumerate().map(|(i, x)| {
+            (
+                x.name.clone(),
+                path!("clusters", i, "name"),
+                format!("cluster `{}`", x.name),
+            )
+        }),
         "Istio tells clusters apart only by clusterName; two clusters with one name merge their \
          endpoints and remote secrets (istio/istio#23229): give each cluster its own name",
     );
@@ -253,7 +415,11 @@ pub fn run(m: &Model, r: &mut Reporter<'_>) {
         r,
         Code::DuplicateName,
         t.services.iter().enumerate().map(|(i, x)| {
-            ((m.services[i].mesh, x.namespace.clone(), x.name.clone()), path!("services", i, "name"), format!("service `{}/{}`", x.namespace, x.name))
+            (
+                (m.services[i].mesh, x.namespace.clone(), x.name.clone()),
+                path!("services", i, "name"),
+                format!("service `{}/{}`", x.namespace, x.name),
+            )
         }),
         "a service name is unique within its namespace: merge the two entries (list every cluster under `clusters:`)",
     );
@@ -262,7 +428,11 @@ pub fn run(m: &Model, r: &mut Reporter<'_>) {
         Code::DuplicateName,
         t.destination_rules.iter().enumerate().filter_map(|(i, x)| {
             let ns = m.destination_rules[i].namespace.clone()?;
-            Some(((m.destination_rules[i].mesh, ns.clone(), x.name.clone()), path!("destinationRules", i, "name"), format!("destinationRule `{ns}/{}`", x.name)))
+            Some((
+                (m.destination_rules[i].mesh, ns.clone(), x.name.clone()),
+                path!("destinationRules", i, "name"),
+                format!("destinationRule `{ns}/{}`", x.name),
+            ))
         }),
         "a DestinationRule name is unique within its namespace: rename one",
     );
@@ -270,9 +440,20 @@ pub fn run(m: &Model, r: &mut Reporter<'_>) {
         r,
         Code::DuplicateName,
         t.istio_config.iter().enumerate().map(|(i, x)| {
-            let group = x.api_version.split('/').next().unwrap_or_default().to_string();
+            let group = x
+                .api_version
+                .split('/')
+                .next()
+                .unwrap_or_default()
+                .to_string();
             (
-                (m.istio_config[i].mesh, group, x.kind.clone(), x.metadata.namespace.clone(), x.metadata.name.clone()),
+                (
+                    m.istio_config[i].mesh,
+                    group,
+                    x.kind.clone(),
+                    x.metadata.namespace.clone(),
+                    x.metadata.name.clone(),
+                ),
                 path!("istioConfig", i, "metadata", "name"),
                 format!("{} `{}/{}`", x.kind, x.metadata.namespace, x.metadata.name),
             )
@@ -283,7 +464,15 @@ pub fn run(m: &Model, r: &mut Reporter<'_>) {
         r,
         Code::DuplicateName,
         t.ingress_gateways.iter().enumerate().map(|(i, x)| {
-            ((m.ingress_gateways[i].mesh, x.namespace.clone(), x.name.clone()), path!("ingressGateways", i, "name"), format!("ingress gateway `{}/{}`", x.namespace, x.name))
+            (
+                (
+                    m.ingress_gateways[i].mesh,
+                    x.namespace.clone(),
+                    x.name.clone(),
+                ),
+                path!("ingressGateways", i, "name"),
+                format!("ingress gateway `{}/{}`", x.namespace, x.name),
+            )
         }),
         "an ingress gateway name is unique within its namespace: rename one",
     );

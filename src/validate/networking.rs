@@ -45,7 +45,12 @@ pub fn run(m: &Model, r: &mut Reporter<'_>) {
         // east-west gateway (`global.remotePilotAddress`).
         if let Some(p) = m.clusters[ci].primary {
             let primary = &t.clusters[p];
-            if primary.east_west_gateway.as_ref().and_then(|g| g.address.as_ref()).is_none() {
+            if primary
+                .east_west_gateway
+                .as_ref()
+                .and_then(|g| g.address.as_ref())
+                .is_none()
+            {
                 let span = r.span(&path!("clusters", p, "name"));
                 r.report(Code::RemotePrimaryWithoutGateway, &at.key("primary"), format!("remote `{}` is served by `{}`, which has no east-west gateway address", c.name, primary.name))
                     .label("istiod is reached through this primary's east-west gateway")
@@ -75,9 +80,15 @@ pub fn run(m: &Model, r: &mut Reporter<'_>) {
             let p = at.key("apiServer").key("url");
             match parse_https_url(&api.url) {
                 Err(why) => {
-                    r.report(Code::InvalidApiServerUrl, &p, format!("`{}` is not a usable API server URL: {why}", api.url))
-                        .label("invalid URL")
-                        .help("write it as `https://<host>[:port]`, reachable from the primaries' istiod");
+                    r.report(
+                        Code::InvalidApiServerUrl,
+                        &p,
+                        format!("`{}` is not a usable API server URL: {why}", api.url),
+                    )
+                    .label("invalid URL")
+                    .help(
+                        "write it as `https://<host>[:port]`, reachable from the primaries' istiod",
+                    );
                 }
                 Ok(host) if is_loopback(host) => {
                     r.report(Code::LoopbackApiServer, &p, format!("cluster `{}` has its API server on loopback (`{host}`)", c.name))
@@ -96,12 +107,19 @@ pub fn run(m: &Model, r: &mut Reporter<'_>) {
         // Every primary watches every other cluster of its mesh (a remote secret each), so
         // each of those needs an API server address. The solo distribution peers through
         // gateways instead.
-        let peers_by_gateway = mesh.dataplane == Dataplane::Ambient && mesh.istio.distribution == Distribution::Solo;
+        let peers_by_gateway =
+            mesh.dataplane == Dataplane::Ambient && mesh.istio.distribution == Distribution::Solo;
         if !peers_by_gateway {
             for &c in &info.clusters {
-                let watched = info.primaries.iter().any(|&p| p != c);
+                // (Two clusters with one name are E020 already; not a watcher of itself.)
+                let same_name = |p: usize| t.clusters[p].name == t.clusters[c].name;
+                let watched = info.primaries.iter().any(|&p| p != c && !same_name(p));
                 if watched && t.clusters[c].api_server.is_none() {
-                    let watcher = info.primaries.iter().find(|&&p| p != c).map_or("", |&p| t.clusters[p].name.as_str());
+                    let watcher = info
+                        .primaries
+                        .iter()
+                        .find(|&&p| p != c && !same_name(p))
+                        .map_or("", |&p| t.clusters[p].name.as_str());
                     r.report(Code::ApiServerMissing, &path!("clusters", c, "name"), format!("cluster `{}` is watched by primary `{watcher}` but has no `apiServer`", t.clusters[c].name))
                         .label("no API server address")
                         .help("add `apiServer: {url: https://<host>:6443}`: the primary's istiod reads this cluster's endpoints through it (remote secret)");
@@ -125,7 +143,9 @@ pub fn run(m: &Model, r: &mut Reporter<'_>) {
                 }
                 let mut seen: Vec<(usize, usize)> = Vec::new();
                 for &c in &info.clusters {
-                    let Some(n) = m.clusters[c].network else { continue };
+                    let Some(n) = m.clusters[c].network else {
+                        continue;
+                    };
                     if let Some(&(_, other)) = seen.iter().find(|(net, _)| *net == n) {
                         let span = r.span(&path!("clusters", other, "network"));
                         r.report(Code::AmbientTopologyUnsupported, &path!("clusters", c, "network"), format!("clusters `{}` and `{}` share network `{}` in ambient mesh `{}`", t.clusters[other].name, t.clusters[c].name, t.networks[n].name, mesh.name))
@@ -144,11 +164,22 @@ pub fn run(m: &Model, r: &mut Reporter<'_>) {
         // per mesh, as information.
         if mesh.dataplane == Dataplane::Sidecar && !mesh.dns.capture && multicluster {
             let partial: Vec<usize> = (0..t.services.len())
-                .filter(|&s| m.services[s].mesh == Some(mi) && m.services[s].clusters.len() < info.clusters.len())
+                .filter(|&s| {
+                    m.services[s].mesh == Some(mi)
+                        && m.services[s].clusters.len() < info.clusters.len()
+                })
                 .collect();
             if let Some(&first) = partial.first() {
-                let names: Vec<String> = partial.iter().take(5).map(|&s| format!("{}/{}", t.services[s].namespace, t.services[s].name)).collect();
-                let more = if partial.len() > 5 { format!(" and {} more", partial.len() - 5) } else { String::new() };
+                let names: Vec<String> = partial
+                    .iter()
+                    .take(5)
+                    .map(|&s| format!("{}/{}", t.services[s].namespace, t.services[s].name))
+                    .collect();
+                let more = if partial.len() > 5 {
+                    format!(" and {} more", partial.len() - 5)
+                } else {
+                    String::new()
+                };
                 r.report_key(Code::ServiceNotEverywhere, &path!("services", first, "clusters"), format!("{} service(s) of mesh `{}` run in some clusters only ({}{more}); meshc writes their Service to every cluster, so they resolve everywhere", partial.len(), mesh.name, names.join(", ")))
                     .label("deployed in some clusters only")
                     .help("this is information: calls from clusters without the workloads go to the clusters that run them. Set `dns.capture: true` on the mesh to have the sidecar DNS proxy answer instead");
@@ -165,7 +196,9 @@ fn l7_hint(key: &str, value: &str) -> bool {
     }
     if PROTOCOL_KEYS.contains(&k.as_str()) {
         let v = value.to_ascii_lowercase();
-        return ["http", "https", "ssl", "tls", "http2", "h2", "grpc"].iter().any(|p| v.contains(p));
+        return ["http", "https", "ssl", "tls", "http2", "h2", "grpc"]
+            .iter()
+            .any(|p| v.contains(p));
     }
     false
 }
@@ -188,14 +221,19 @@ fn address_problem(addr: &str) -> Option<&'static str> {
     let ok = name.split('.').all(|label| {
         !label.is_empty()
             && label.len() <= 63
-            && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            && label
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-')
             && !label.starts_with('-')
             && !label.ends_with('-')
     });
     if !ok {
         return Some("a DNS name is dot-separated labels of letters, digits and '-'");
     }
-    if name.split('.').all(|l| l.bytes().all(|b| b.is_ascii_digit())) {
+    if name
+        .split('.')
+        .all(|l| l.bytes().all(|b| b.is_ascii_digit()))
+    {
         return Some("it looks like an IPv4 address but is not one");
     }
     None
@@ -215,7 +253,9 @@ fn parse_https_url(url: &str) -> Result<&str, &'static str> {
         return Err("credentials do not belong in the URL");
     }
     let host = if let Some(v6) = authority.strip_prefix('[') {
-        let (h, port) = v6.split_once(']').ok_or("an IPv6 host needs a closing ']'")?;
+        let (h, port) = v6
+            .split_once(']')
+            .ok_or("an IPv6 host needs a closing ']'")?;
         if !(port.is_empty() || port.strip_prefix(':').is_some_and(valid_port)) {
             return Err("the port is not a number from 1 to 65535");
         }
@@ -245,7 +285,9 @@ fn valid_port(p: &str) -> bool {
 
 fn is_loopback(host: &str) -> bool {
     let h = host.trim_end_matches('.').to_ascii_lowercase();
-    h == "localhost" || h.ends_with(".localhost") || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+    h == "localhost"
+        || h.ends_with(".localhost")
+        || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 #[cfg(test)]
@@ -256,7 +298,10 @@ mod tests {
     fn urls_and_addresses() {
         assert_eq!(parse_https_url("https://10.0.0.1:6443"), Ok("10.0.0.1"));
         assert_eq!(parse_https_url("https://[::1]:6443"), Ok("::1"));
-        assert_eq!(parse_https_url("https://api.example.com"), Ok("api.example.com"));
+        assert_eq!(
+            parse_https_url("https://api.example.com"),
+            Ok("api.example.com")
+        );
         assert!(parse_https_url("http://api").is_err());
         assert!(parse_https_url("https://api:99999").is_err());
         assert!(is_loopback("127.0.0.2") && is_loopback("localhost") && is_loopback("::1"));
@@ -266,8 +311,17 @@ mod tests {
         assert!(address_problem("https://ew").is_some());
         assert!(address_problem("ew:15443").is_some());
         assert!(address_problem("300.1.1.1").is_some());
-        assert!(l7_hint("service.beta.kubernetes.io/aws-load-balancer-ssl-cert", "arn:..."));
-        assert!(l7_hint("service.beta.kubernetes.io/aws-load-balancer-backend-protocol", "http"));
-        assert!(!l7_hint("service.beta.kubernetes.io/aws-load-balancer-type", "nlb"));
+        assert!(l7_hint(
+            "service.beta.kubernetes.io/aws-load-balancer-ssl-cert",
+            "arn:..."
+        ));
+        assert!(l7_hint(
+            "service.beta.kubernetes.io/aws-load-balancer-backend-protocol",
+            "http"
+        ));
+        assert!(!l7_hint(
+            "service.beta.kubernetes.io/aws-load-balancer-type",
+            "nlb"
+        ));
     }
 }

@@ -7,18 +7,58 @@ use crate::path;
 
 /// Istio's resource kinds and the API versions the 1.26–1.30 CRDs serve.
 const ISTIO_KINDS: &[(&str, &str, &[&str])] = &[
-    ("networking.istio.io", "DestinationRule", &["v1", "v1beta1", "v1alpha3"]),
-    ("networking.istio.io", "Gateway", &["v1", "v1beta1", "v1alpha3"]),
-    ("networking.istio.io", "ServiceEntry", &["v1", "v1beta1", "v1alpha3"]),
-    ("networking.istio.io", "Sidecar", &["v1", "v1beta1", "v1alpha3"]),
-    ("networking.istio.io", "VirtualService", &["v1", "v1beta1", "v1alpha3"]),
-    ("networking.istio.io", "WorkloadEntry", &["v1", "v1beta1", "v1alpha3"]),
-    ("networking.istio.io", "WorkloadGroup", &["v1", "v1beta1", "v1alpha3"]),
+    (
+        "networking.istio.io",
+        "DestinationRule",
+        &["v1", "v1beta1", "v1alpha3"],
+    ),
+    (
+        "networking.istio.io",
+        "Gateway",
+        &["v1", "v1beta1", "v1alpha3"],
+    ),
+    (
+        "networking.istio.io",
+        "ServiceEntry",
+        &["v1", "v1beta1", "v1alpha3"],
+    ),
+    (
+        "networking.istio.io",
+        "Sidecar",
+        &["v1", "v1beta1", "v1alpha3"],
+    ),
+    (
+        "networking.istio.io",
+        "VirtualService",
+        &["v1", "v1beta1", "v1alpha3"],
+    ),
+    (
+        "networking.istio.io",
+        "WorkloadEntry",
+        &["v1", "v1beta1", "v1alpha3"],
+    ),
+    (
+        "networking.istio.io",
+        "WorkloadGroup",
+        &["v1", "v1beta1", "v1alpha3"],
+    ),
     ("networking.istio.io", "EnvoyFilter", &["v1alpha3"]),
     ("networking.istio.io", "ProxyConfig", &["v1beta1"]),
-    ("security.istio.io", "AuthorizationPolicy", &["v1", "v1beta1"]),
-    ("security.istio.io", "PeerAuthentication", &["v1", "v1beta1"]),
-    ("security.istio.io", "RequestAuthentication", &["v1", "v1beta1"]),
+    (
+        "security.istio.io",
+        "AuthorizationPolicy",
+        &["v1", "v1beta1"],
+    ),
+    (
+        "security.istio.io",
+        "PeerAuthentication",
+        &["v1", "v1beta1"],
+    ),
+    (
+        "security.istio.io",
+        "RequestAuthentication",
+        &["v1", "v1beta1"],
+    ),
     ("telemetry.istio.io", "Telemetry", &["v1", "v1alpha1"]),
     ("extensions.istio.io", "WasmPlugin", &["v1alpha1"]),
     ("extensions.istio.io", "TrafficExtension", &["v1alpha1"]),
@@ -31,7 +71,11 @@ pub fn run(m: &Model, r: &mut Reporter<'_>) {
         if m.meshes[mi].primaries.is_empty() {
             let clusters = &m.meshes[mi].clusters;
             let d = r
-                .report(Code::MeshWithoutPrimary, &path!("meshes", mi, "name"), format!("mesh `{}` has no primary cluster", mesh.name))
+                .report(
+                    Code::MeshWithoutPrimary,
+                    &path!("meshes", mi, "name"),
+                    format!("mesh `{}` has no primary cluster", mesh.name),
+                )
                 .label("no cluster runs istiod for this mesh");
             if clusters.is_empty() {
                 d.help("add a cluster with `controlPlane: primary` to this mesh");
@@ -45,21 +89,41 @@ pub fn run(m: &Model, r: &mut Reporter<'_>) {
     for (ni, net) in t.networks.iter().enumerate() {
         let users = &m.networks[ni].clusters;
         if users.is_empty() {
-            r.report(Code::UnusedNetwork, &path!("networks", ni, "name"), format!("network `{}` is used by no cluster", net.name))
-                .label("unused")
-                .help("remove it, or set `network:` on the clusters that are on it");
+            r.report(
+                Code::UnusedNetwork,
+                &path!("networks", ni, "name"),
+                format!("network `{}` is used by no cluster", net.name),
+            )
+            .label("unused")
+            .help("remove it, or set `network:` on the clusters that are on it");
             continue;
         }
         let first_mesh = users.iter().find_map(|&c| m.clusters[c].mesh);
-        if let Some(other) = users.iter().find(|&&c| m.clusters[c].mesh.is_some_and(|x| Some(x) != first_mesh)) {
-            let one = users.iter().find(|&&c| m.clusters[c].mesh == first_mesh).copied().unwrap_or_default();
+        if let Some(other) = users
+            .iter()
+            .find(|&&c| m.clusters[c].mesh.is_some_and(|x| Some(x) != first_mesh))
+        {
+            let one = users
+                .iter()
+                .find(|&&c| m.clusters[c].mesh == first_mesh)
+                .copied()
+                .unwrap_or_default();
             let (a, b) = (&t.clusters[one], &t.clusters[*other]);
             let span = r.span(&path!("clusters", one, "network"));
             let mesh_name = |c: usize| m.clusters[c].mesh.map_or("", |x| t.meshes[x].name.as_str());
-            r.report(Code::NetworkAcrossMeshes, &path!("clusters", *other, "network"), format!("network `{}` is used by clusters of two meshes", net.name))
-                .label(format!("`{}` is in mesh `{}`", b.name, mesh_name(*other)))
-                .also(span, format!("`{}` is in mesh `{}`", a.name, mesh_name(one)))
-                .help("a network belongs to exactly one mesh: declare a separate network for each mesh");
+            r.report(
+                Code::NetworkAcrossMeshes,
+                &path!("clusters", *other, "network"),
+                format!("network `{}` is used by clusters of two meshes", net.name),
+            )
+            .label(format!("`{}` is in mesh `{}`", b.name, mesh_name(*other)))
+            .also(
+                span,
+                format!("`{}` is in mesh `{}`", a.name, mesh_name(one)),
+            )
+            .help(
+                "a network belongs to exactly one mesh: declare a separate network for each mesh",
+            );
         }
     }
 
@@ -77,14 +141,30 @@ pub fn run(m: &Model, r: &mut Reporter<'_>) {
     }
 
     for (i, res) in t.istio_config.iter().enumerate() {
-        let (group, version) = res.api_version.split_once('/').unwrap_or((res.api_version.as_str(), ""));
-        let known = ISTIO_KINDS.iter().find(|(g, k, _)| *g == group && *k == res.kind);
+        let (group, version) = res
+            .api_version
+            .split_once('/')
+            .unwrap_or((res.api_version.as_str(), ""));
+        let known = ISTIO_KINDS
+            .iter()
+            .find(|(g, k, _)| *g == group && *k == res.kind);
         match known {
             Some((_, _, versions)) if versions.contains(&version) => {}
             Some((_, kind, versions)) => {
-                r.report(Code::NotIstioResource, &path!("istioConfig", i, "apiVersion"), format!("{kind} is not served as `{}`", res.api_version))
-                    .label("unknown version")
-                    .help(format!("use one of: {}", versions.iter().map(|v| format!("{group}/{v}")).collect::<Vec<_>>().join(", ")));
+                r.report(
+                    Code::NotIstioResource,
+                    &path!("istioConfig", i, "apiVersion"),
+                    format!("{kind} is not served as `{}`", res.api_version),
+                )
+                .label("unknown version")
+                .help(format!(
+                    "use one of: {}",
+                    versions
+                        .iter()
+                        .map(|v| format!("{group}/{v}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ));
             }
             None => {
                 let kinds: Vec<&str> = ISTIO_KINDS.iter().map(|(_, k, _)| *k).collect();
@@ -92,9 +172,16 @@ pub fn run(m: &Model, r: &mut Reporter<'_>) {
                     Some(k) => format!("did you mean `{k}`?"),
                     None => "istioConfig holds Istio resources (networking.istio.io, security.istio.io, telemetry.istio.io, extensions.istio.io)".to_string(),
                 };
-                r.report(Code::NotIstioResource, &path!("istioConfig", i, "kind"), format!("`{}` `{}` is not an Istio resource", res.api_version, res.kind))
-                    .label("not an Istio kind")
-                    .help(help);
+                r.report(
+                    Code::NotIstioResource,
+                    &path!("istioConfig", i, "kind"),
+                    format!(
+                        "`{}` `{}` is not an Istio resource",
+                        res.api_version, res.kind
+                    ),
+                )
+                .label("not an Istio kind")
+                .help(help);
             }
         }
     }

@@ -9,10 +9,19 @@ use crate::topology::{Distribution, SecretsMode};
 pub fn run(m: &Model, r: &mut Reporter<'_>) {
     let t = &m.topology;
     for (mi, mesh) in t.meshes.iter().enumerate() {
-        if mesh.ca.secrets == SecretsMode::External && mesh.ca.external_store.as_deref().is_none_or(str::is_empty) {
-            r.report(Code::ExternalStoreMissing, &path!("meshes", mi, "ca", "secrets"), format!("mesh `{}` keeps its CA secrets in an external store but names none", mesh.name))
-                .label("`external` needs a store")
-                .help("add `externalStore: <SecretStore or ClusterSecretStore name>` under `ca:`");
+        if mesh.ca.secrets == SecretsMode::External
+            && mesh.ca.external_store.as_deref().is_none_or(str::is_empty)
+        {
+            r.report(
+                Code::ExternalStoreMissing,
+                &path!("meshes", mi, "ca", "secrets"),
+                format!(
+                    "mesh `{}` keeps its CA secrets in an external store but names none",
+                    mesh.name
+                ),
+            )
+            .label("`external` needs a store")
+            .help("add `externalStore: <SecretStore or ClusterSecretStore name>` under `ca:`");
         }
 
         // Upstream Istio validates peer trust domains: clusters of one mesh with different
@@ -21,7 +30,11 @@ pub fn run(m: &Model, r: &mut Reporter<'_>) {
             continue;
         }
         let effective = |c: usize| {
-            t.clusters[c].trust_domain.as_deref().filter(|s| !s.is_empty()).unwrap_or(&mesh.trust_domain)
+            t.clusters[c]
+                .trust_domain
+                .as_deref()
+                .filter(|s| !s.is_empty())
+                .unwrap_or(&mesh.trust_domain)
         };
         for &c in &m.meshes[mi].clusters {
             let td = effective(c);
