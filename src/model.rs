@@ -120,24 +120,10 @@ impl Catalogue {
     }
 }
 
-/// Name → first index, for lookups (duplicates are reported by the name rules).
-fn index<'a>(names: impl Iterator<Item = &'a str>) -> BTreeMap<&'a str, usize> {
-    let mut map = BTreeMap::new();
-    for (i, n) in names.enumerate() {
-        map.entry(n).or_insert(i);
-    }
-    map
-}
-
 /// Resolves the topology, reporting every reference that does not resolve.
 pub fn resolve(topology: Topology, r: &mut Reporter<'_>) -> Model {
     let t = &topology;
-    let mesh_ix = index(t.meshes.iter().map(|m| m.name.as_str()));
-    let net_ix = index(t.networks.iter().map(|n| n.name.as_str()));
-    let cluster_ix = index(t.clusters.iter().map(|c| c.name.as_str()));
-    let mesh_names: Vec<&str> = t.meshes.iter().map(|m| m.name.as_str()).collect();
-    let net_names: Vec<&str> = t.networks.iter().map(|n| n.name.as_str()).collect();
-    let cluster_names: Vec<&str> = t.clusters.iter().map(|c| c.name.as_str()).collect();
+    let names = Names::new(t);
 
     let mut meshes = vec![MeshInfo::default(); t.meshes.len()];
     let mut networks = vec![NetworkInfo::default(); t.networks.len()];
@@ -147,26 +133,10 @@ pub fn resolve(topology: Topology, r: &mut Reporter<'_>) -> Model {
     for (ci, c) in t.clusters.iter().enumerate() {
         let at = path!("clusters", ci);
         let mesh = match &c.mesh {
-            Some(m) => lookup(
-                r,
-                &mesh_ix,
-                &mesh_names,
-                m,
-                &at.key("mesh"),
-                "mesh",
-                "meshes",
-            ),
+            Some(m) => names.meshes.lookup(r, m, &at.key("mesh")),
             None => only_mesh(r, t, &at, "cluster"),
         };
-        let network = lookup(
-            r,
-            &net_ix,
-            &net_names,
-            &c.network,
-            &at.key("network"),
-            "network",
-            "networks",
-        );
+        let network = names.networks.lookup(r, &c.network, &at.key("network"));
         clusters[ci] = ClusterInfo {
             mesh,
             network,
@@ -215,15 +185,7 @@ pub fn resolve(topology: Topology, r: &mut Reporter<'_>) -> Model {
             }
             (ControlPlane::Remote, Some(p)) => {
                 let pp = at.key("primary");
-                let Some(pi) = lookup(
-                    r,
-                    &cluster_ix,
-                    &cluster_names,
-                    p,
-                    &pp,
-                    "cluster",
-                    "clusters",
-                ) else {
+                let Some(pi) = names.clusters.lookup(r, p, &pp) else {
                     continue;
                 };
                 let target = &t.clusters[pi];
@@ -265,19 +227,16 @@ pub fn resolve(topology: Topology, r: &mut Reporter<'_>) -> Model {
     let mut services = Vec::with_capacity(t.services.len());
     for (si, s) in t.services.iter().enumerate() {
         let at = path!("services", si);
-        let (mesh, list) = placed(
+        let (mesh, list) = names.placed(
             r,
-            t,
-            &mesh_ix,
-            &mesh_names,
-            &cluster_ix,
-            &cluster_names,
             &clusters,
-            &at,
-            s.mesh.as_deref(),
-            &s.clusters,
-            None,
-            "service",
+            &Owner {
+                at: &at,
+                mesh: s.mesh.as_deref(),
+                clusters: &s.clusters,
+                hint: None,
+                what: "service",
+            },
         );
         let clusters_of = match (&mesh, list.is_empty()) {
             (Some(m), true) => meshes[*m].clusters.clone(),
@@ -293,25 +252,22 @@ pub fn resolve(topology: Topology, r: &mut Reporter<'_>) -> Model {
     let mut destination_rules = Vec::with_capacity(t.destination_rules.len());
     for (di, d) in t.destination_rules.iter().enumerate() {
         let at = path!("destinationRules", di);
-        let host_mesh = host_service_mesh(t, &services, &d.host);
-        let (mesh, list) = placed(
+        let host_mesh = host_service_mesh(&names.services, &services, &d.host);
+        let (mesh, list) = names.placed(
             r,
-            t,
-            &mesh_ix,
-            &mesh_names,
-            &cluster_ix,
-            &cluster_names,
             &clusters,
-            &at,
-            d.mesh.as_deref(),
-            &d.clusters,
-            host_mesh,
-            "destinationRule",
+            &Owner {
+                at: &at,
+                mesh: d.mesh.as_deref(),
+                clusters: &d.clusters,
+                hint: host_mesh,
+                what: "destinationRule",
+            },
         );
         let service = mesh.and_then(|m| {
             resolve_host(
                 r,
-                t,
+                &names,
                 &services,
                 m,
                 &d.host,
@@ -348,19 +304,16 @@ pub fn resolve(topology: Topology, r: &mut Reporter<'_>) -> Model {
     let mut istio_config = Vec::with_capacity(t.istio_config.len());
     for (ii, res) in t.istio_config.iter().enumerate() {
         let at = path!("istioConfig", ii);
-        let (mesh, list) = placed(
+        let (mesh, list) = names.placed(
             r,
-            t,
-            &mesh_ix,
-            &mesh_names,
-            &cluster_ix,
-            &cluster_names,
             &clusters,
-            &at,
-            res.mesh.as_deref(),
-            &res.clusters,
-            None,
-            "istioConfig entry",
+            &Owner {
+                at: &at,
+                mesh: res.mesh.as_deref(),
+                clusters: &res.clusters,
+                hint: None,
+                what: "istioConfig entry",
+            },
         );
         let placement = placement(r, t, &meshes, &clusters, mesh, list, &at);
         istio_config.push(PlacedInfo {
@@ -375,19 +328,16 @@ pub fn resolve(topology: Topology, r: &mut Reporter<'_>) -> Model {
     let mut ingress_gateways = Vec::with_capacity(t.ingress_gateways.len());
     for (gi, g) in t.ingress_gateways.iter().enumerate() {
         let at = path!("ingressGateways", gi);
-        let (mesh, list) = placed(
+        let (mesh, list) = names.placed(
             r,
-            t,
-            &mesh_ix,
-            &mesh_names,
-            &cluster_ix,
-            &cluster_names,
             &clusters,
-            &at,
-            g.mesh.as_deref(),
-            &g.clusters,
-            None,
-            "ingress gateway",
+            &Owner {
+                at: &at,
+                mesh: g.mesh.as_deref(),
+                clusters: &g.clusters,
+                hint: None,
+                what: "ingress gateway",
+            },
         );
         let on = match (&mesh, list.is_empty()) {
             (Some(m), true) => meshes[*m].clusters.clone(),
@@ -416,35 +366,100 @@ pub fn resolve(topology: Topology, r: &mut Reporter<'_>) -> Model {
     }
 }
 
-/// Looks a name up, reporting an unknown one with a suggestion.
-fn lookup(
-    r: &mut Reporter<'_>,
-    ix: &BTreeMap<&str, usize>,
-    names: &[&str],
-    name: &str,
-    at: &Path,
-    what: &str,
-    section: &str,
-) -> Option<usize> {
-    if let Some(&i) = ix.get(name) {
-        return Some(i);
+/// The names of one kind of object, for lookups that report what does not resolve.
+struct Catalog<'t> {
+    index: BTreeMap<&'t str, usize>,
+    names: Vec<&'t str>,
+    what: &'static str,
+    section: &'static str,
+}
+
+impl<'t> Catalog<'t> {
+    fn new(names: Vec<&'t str>, what: &'static str, section: &'static str) -> Self {
+        // The first of two equal names wins; duplicates are reported by the name rules.
+        let mut index = BTreeMap::new();
+        for (i, n) in names.iter().enumerate() {
+            index.entry(*n).or_insert(i);
+        }
+        Catalog {
+            index,
+            names,
+            what,
+            section,
+        }
     }
-    let help = match did_you_mean(name, names.iter().copied()) {
-        Some(s) => format!("did you mean `{s}`?"),
-        None if names.is_empty() => format!("declare it under `{section}:`"),
-        None => format!(
-            "declare it under `{section}:`, or use one of: {}",
-            names.join(", ")
-        ),
-    };
-    r.report(
-        Code::UnknownReference,
-        at,
-        format!("unknown {what} `{name}`"),
-    )
-    .label(format!("no {what} named `{name}`"))
-    .help(help);
-    None
+
+    /// Looks a name up, reporting an unknown one with a suggestion.
+    fn lookup(&self, r: &mut Reporter<'_>, name: &str, at: &Path) -> Option<usize> {
+        if let Some(&i) = self.index.get(name) {
+            return Some(i);
+        }
+        let (what, section) = (self.what, self.section);
+        let help = match did_you_mean(name, self.names.iter().copied()) {
+            Some(s) => format!("did you mean `{s}`?"),
+            None if self.names.is_empty() => format!("declare it under `{section}:`"),
+            None => format!(
+                "declare it under `{section}:`, or use one of: {}",
+                self.names.join(", ")
+            ),
+        };
+        r.report(
+            Code::UnknownReference,
+            at,
+            format!("unknown {what} `{name}`"),
+        )
+        .label(format!("no {what} named `{name}`"))
+        .help(help);
+        None
+    }
+}
+
+/// Every name lookup the resolver needs, built once.
+struct Names<'t> {
+    topology: &'t Topology,
+    meshes: Catalog<'t>,
+    networks: Catalog<'t>,
+    clusters: Catalog<'t>,
+    /// Service name → the services with that name (in any namespace or mesh).
+    services: BTreeMap<&'t str, Vec<ServiceId>>,
+}
+
+/// An object that belongs to one mesh and may list clusters: a service, rule or gateway.
+struct Owner<'a> {
+    at: &'a Path,
+    mesh: Option<&'a str>,
+    clusters: &'a [String],
+    /// The mesh to assume when neither `mesh:` nor the clusters tell.
+    hint: Option<MeshId>,
+    what: &'a str,
+}
+
+impl<'t> Names<'t> {
+    fn new(t: &'t Topology) -> Self {
+        let mut services: BTreeMap<&str, Vec<ServiceId>> = BTreeMap::new();
+        for (i, s) in t.services.iter().enumerate() {
+            services.entry(s.name.as_str()).or_default().push(i);
+        }
+        Names {
+            topology: t,
+            meshes: Catalog::new(
+                t.meshes.iter().map(|m| m.name.as_str()).collect(),
+                "mesh",
+                "meshes",
+            ),
+            networks: Catalog::new(
+                t.networks.iter().map(|n| n.name.as_str()).collect(),
+                "network",
+                "networks",
+            ),
+            clusters: Catalog::new(
+                t.clusters.iter().map(|c| c.name.as_str()).collect(),
+                "cluster",
+                "clusters",
+            ),
+            services,
+        }
+    }
 }
 
 /// The mesh of an object that does not name one: the only mesh, or a diagnostic.
@@ -473,69 +488,60 @@ fn only_mesh(r: &mut Reporter<'_>, t: &Topology, at: &Path, what: &str) -> Optio
     }
 }
 
-/// Resolves the mesh of an object with an optional `mesh:` and an optional `clusters:` list,
-/// and the clusters of the list (each must exist and be in that mesh).
-#[allow(clippy::too_many_arguments)]
-fn placed(
-    r: &mut Reporter<'_>,
-    t: &Topology,
-    mesh_ix: &BTreeMap<&str, usize>,
-    mesh_names: &[&str],
-    cluster_ix: &BTreeMap<&str, usize>,
-    cluster_names: &[&str],
-    clusters: &[ClusterInfo],
-    at: &Path,
-    mesh: Option<&str>,
-    list: &[String],
-    hint: Option<MeshId>,
-    what: &str,
-) -> (Option<MeshId>, Vec<(usize, ClusterId)>) {
-    let resolved: Vec<(usize, Option<ClusterId>)> = list
-        .iter()
-        .enumerate()
-        .map(|(i, name)| {
-            let p = at.key("clusters").index(i);
-            (
-                i,
-                lookup(
-                    r,
-                    cluster_ix,
-                    cluster_names,
-                    name,
-                    &p,
-                    "cluster",
-                    "clusters",
-                ),
-            )
-        })
-        .collect();
-    let mesh = match mesh {
-        Some(m) => lookup(r, mesh_ix, mesh_names, m, &at.key("mesh"), "mesh", "meshes"),
-        None => resolved
+impl Names<'_> {
+    /// Resolves the mesh of an object with an optional `mesh:` and an optional `clusters:`
+    /// list, and the clusters of the list (each must exist and be in that mesh), with their
+    /// positions in the list.
+    fn placed(
+        &self,
+        r: &mut Reporter<'_>,
+        clusters: &[ClusterInfo],
+        owner: &Owner<'_>,
+    ) -> (Option<MeshId>, Vec<(usize, ClusterId)>) {
+        let Owner {
+            at,
+            mesh,
+            clusters: list,
+            hint,
+            what,
+        } = *owner;
+        let t = self.topology;
+        let resolved: Vec<(usize, Option<ClusterId>)> = list
             .iter()
-            .find_map(|(_, c)| c.and_then(|c| clusters[c].mesh))
-            .or(hint)
-            .or_else(|| only_mesh(r, t, at, what)),
-    };
-    let mut out = Vec::new();
-    for (i, c) in resolved {
-        let Some(c) = c else { continue };
-        if mesh.is_some() && clusters[c].mesh.is_some() && clusters[c].mesh != mesh {
-            let m = mesh.map_or("", |m| t.meshes[m].name.as_str());
-            r.report(
-                Code::CrossMeshReference,
-                &at.key("clusters").index(i),
-                format!("cluster `{}` is not in mesh `{m}`", t.clusters[c].name),
-            )
-            .label("in another mesh")
-            .help(format!(
-                "a {what} belongs to one mesh: list only clusters of mesh `{m}`"
-            ));
-        } else if !out.iter().any(|(_, x)| *x == c) {
-            out.push((i, c));
+            .enumerate()
+            .map(|(i, name)| {
+                let p = at.key("clusters").index(i);
+                (i, self.clusters.lookup(r, name, &p))
+            })
+            .collect();
+        let mesh = match mesh {
+            Some(m) => self.meshes.lookup(r, m, &at.key("mesh")),
+            None => resolved
+                .iter()
+                .find_map(|(_, c)| c.and_then(|c| clusters[c].mesh))
+                .or(hint)
+                .or_else(|| only_mesh(r, t, at, what)),
+        };
+        let mut out = Vec::new();
+        for (i, c) in resolved {
+            let Some(c) = c else { continue };
+            if mesh.is_some() && clusters[c].mesh.is_some() && clusters[c].mesh != mesh {
+                let m = mesh.map_or("", |m| t.meshes[m].name.as_str());
+                r.report(
+                    Code::CrossMeshReference,
+                    &at.key("clusters").index(i),
+                    format!("cluster `{}` is not in mesh `{m}`", t.clusters[c].name),
+                )
+                .label("in another mesh")
+                .help(format!(
+                    "a {what} belongs to one mesh: list only clusters of mesh `{m}`"
+                ));
+            } else if !out.iter().any(|(_, x)| *x == c) {
+                out.push((i, c));
+            }
         }
+        (mesh, out)
     }
-    (mesh, out)
 }
 
 /// Where Istio configuration goes: the listed clusters (which must be primaries), or the
@@ -576,16 +582,15 @@ fn placement(
 }
 
 /// The mesh of the service a short host names, when exactly one service has that name.
-fn host_service_mesh(t: &Topology, services: &[ServiceInfo], host: &str) -> Option<MeshId> {
+fn host_service_mesh(
+    by_name: &BTreeMap<&str, Vec<ServiceId>>,
+    services: &[ServiceInfo],
+    host: &str,
+) -> Option<MeshId> {
     if host.contains('.') || host.contains('*') {
         return None;
     }
-    let mut meshes = t
-        .services
-        .iter()
-        .zip(services)
-        .filter(|(s, _)| s.name == host)
-        .filter_map(|(_, i)| i.mesh);
+    let mut meshes = by_name.get(host)?.iter().filter_map(|&i| services[i].mesh);
     let first = meshes.next()?;
     meshes.all(|m| m == first).then_some(first)
 }
@@ -594,14 +599,16 @@ fn host_service_mesh(t: &Topology, services: &[ServiceInfo], host: &str) -> Opti
 /// and wildcards may point outside the topology.
 fn resolve_host(
     r: &mut Reporter<'_>,
-    t: &Topology,
+    names: &Names<'_>,
     services: &[ServiceInfo],
     mesh: MeshId,
     host: &str,
     namespace: Option<&str>,
     at: &Path,
 ) -> Option<ServiceId> {
+    let t = names.topology;
     let in_mesh = |i: &usize| services[*i].mesh == Some(mesh);
+    let named = |name: &str| names.services.get(name).map_or(&[][..], Vec::as_slice);
     if host.starts_with('*') {
         return None;
     }
@@ -611,15 +618,18 @@ fn resolve_host(
         let svc_form = rest == ns || rest.starts_with(&format!("{ns}.svc"));
         return svc_form
             .then(|| {
-                (0..t.services.len())
+                named(name)
+                    .iter()
+                    .copied()
                     .filter(in_mesh)
-                    .find(|&i| t.services[i].name == name && t.services[i].namespace == ns)
+                    .find(|&i| t.services[i].namespace == ns)
             })
             .flatten();
     }
-    let candidates: Vec<usize> = (0..t.services.len())
+    let candidates: Vec<usize> = named(host)
+        .iter()
+        .copied()
         .filter(in_mesh)
-        .filter(|&i| t.services[i].name == host)
         .filter(|&i| namespace.is_none_or(|ns| t.services[i].namespace == ns))
         .collect();
     match candidates.as_slice() {

@@ -268,8 +268,8 @@ pub fn parse(source: &Source) -> Result<Node, Diagnostic> {
                     Diagnostic::error(Code::EmptyTopology, "the topology file is empty")
                         .at(Span::new(0, 0), "no document here")
                         .with_help(
-                            "start from an example: `meshc init` writes a starter topology, \
-                     and TOPOLOGY reference is in docs/topology.md",
+                            "start from one of the topologies in examples/; \
+                             the format is described in docs/topology.md",
                         ),
                 );
             }

@@ -180,7 +180,7 @@ pub fn run(m: &Model, r: &mut Reporter<'_>) {
                 } else {
                     String::new()
                 };
-                r.report_key(Code::ServiceNotEverywhere, &path!("services", first, "clusters"), format!("{} service(s) of mesh `{}` run in some clusters only ({}{more}); meshc writes their Service to every cluster, so they resolve everywhere", partial.len(), mesh.name, names.join(", ")))
+                r.report_key(Code::ServiceNotEverywhere, &path!("services", first, "clusters"), format!("{} of mesh `{}` run in some clusters only ({}{more}); meshc writes each Service to every cluster, so they resolve everywhere", if partial.len() == 1 { "1 service".to_string() } else { format!("{} services", partial.len()) }, mesh.name, names.join(", ")))
                     .label("deployed in some clusters only")
                     .help("this is information: calls from clusters without the workloads go to the clusters that run them. Set `dns.capture: true` on the mesh to have the sidecar DNS proxy answer instead");
             }
