@@ -329,7 +329,9 @@ fn yaml_error(source: &Source, err: &serde_saphyr::Error) -> Diagnostic {
             .byte_len()
             .and_then(|l| usize::try_from(l).ok())
             .unwrap_or(1);
-        Span::new(offset, len.max(1))
+        // Errors at the end of the input point one past it: keep the span inside the text.
+        let offset = offset.min(source.text.len());
+        Span::new(offset, len.max(1).min(source.text.len() - offset))
     });
     Diagnostic::error(code, format!("invalid YAML: {message}"))
         .at(span, "here")
