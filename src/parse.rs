@@ -250,12 +250,24 @@ impl Node {
     }
 }
 
+/// The most YAML nodes a topology may expand to (aliases included).
+pub const MAX_NODES: usize = 250_000;
+
 /// Parses the topology source into a spanned tree.
 ///
 /// An empty document (nothing but whitespace and comments) is reported here, since every
 /// later stage would only repeat that the required fields are missing.
 pub fn parse(source: &Source) -> Result<Node, Diagnostic> {
     let options = serde_saphyr::options! {
+        // Bounds for hostile input (alias bombs, runaway nesting). A topology of thousands of
+        // clusters stays far below them; they are meshc's limits, stated here, not a library
+        // default that could move.
+        budget: serde_saphyr::budget! {
+            max_nodes: MAX_NODES,
+            max_depth: 64,
+            max_aliases: 10_000,
+            max_total_scalar_bytes: 16 * 1024 * 1024,
+        },
         strict_booleans: true,
         leading_zero_numbers_as_strings: true,
         with_snippet: false,

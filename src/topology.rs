@@ -271,8 +271,11 @@ pub enum KeyAlgorithm {
     #[default]
     EcdsaP256,
     EcdsaP384,
+    #[serde(rename = "rsa-2048")]
     Rsa2048,
+    #[serde(rename = "rsa-3072")]
     Rsa3072,
+    #[serde(rename = "rsa-4096")]
     Rsa4096,
 }
 
