@@ -463,8 +463,7 @@ impl<'t> Reporter<'t> {
         path: &crate::parse::Path,
         message: impl Into<String>,
     ) -> &mut Diagnostic {
-        let span = self.tree.span_of(path);
-        self.push(code, span, path, message)
+        self.report_on(code, path, false, message)
     }
 
     /// Reports `code` at the key that introduces `path`.
@@ -474,8 +473,29 @@ impl<'t> Reporter<'t> {
         path: &crate::parse::Path,
         message: impl Into<String>,
     ) -> &mut Diagnostic {
-        let span = self.tree.key_span_of(path);
-        self.push(code, span, path, message)
+        self.report_on(code, path, true, message)
+    }
+
+    /// Reports `code` at the key that introduces `path` (`on_key`), or at its value.
+    pub fn report_on(
+        &mut self,
+        code: Code,
+        path: &crate::parse::Path,
+        on_key: bool,
+        message: impl Into<String>,
+    ) -> &mut Diagnostic {
+        let span = if on_key {
+            self.tree.key_span_of(path)
+        } else {
+            self.tree.span_of(path)
+        };
+        self.diags.push(
+            Diagnostic::new(code, message)
+                .at(span, "")
+                .with_path(path.to_string()),
+        );
+        let last = self.diags.len() - 1;
+        &mut self.diags[last]
     }
 
     /// The span of a path, for secondary labels.
@@ -486,32 +506,6 @@ impl<'t> Reporter<'t> {
     /// Whether a path exists in the document (to tell defaults from written values).
     pub fn written(&self, path: &crate::parse::Path) -> bool {
         self.tree.get(path).is_some()
-    }
-
-    fn push(
-        &mut self,
-        code: Code,
-        span: Span,
-        path: &crate::parse::Path,
-        message: impl Into<String>,
-    ) -> &mut Diagnostic {
-        self.diags.push(
-            Diagnostic::new(code, message)
-                .at(span, "")
-                .with_path(path.to_string()),
-        );
-        let last = self.diags.len() - 1;
-        &mut self.diags[last]
-    }
-
-    /// The most recently reported diagnostic.
-    ///
-    /// # Panics
-    /// Never after a `report`; calling it first is a programming error.
-    pub fn last_mut(&mut self) -> &mut Diagnostic {
-        self.diags
-            .last_mut()
-            .unwrap_or_else(|| unreachable!("last_mut is called right after report"))
     }
 
     pub fn into_diagnostics(self) -> Vec<Diagnostic> {

@@ -238,10 +238,7 @@ pub fn resolve(topology: Topology, r: &mut Reporter<'_>) -> Model {
                 what: "service",
             },
         );
-        let clusters_of = match (&mesh, list.is_empty()) {
-            (Some(m), true) => meshes[*m].clusters.clone(),
-            _ => list.into_iter().map(|(_, c)| c).collect(),
-        };
+        let clusters_of = listed_or_all(&meshes, mesh, list);
         services.push(ServiceInfo {
             mesh,
             clusters: clusters_of,
@@ -339,10 +336,7 @@ pub fn resolve(topology: Topology, r: &mut Reporter<'_>) -> Model {
                 what: "ingress gateway",
             },
         );
-        let on = match (&mesh, list.is_empty()) {
-            (Some(m), true) => meshes[*m].clusters.clone(),
-            _ => list.into_iter().map(|(_, c)| c).collect(),
-        };
+        let on = listed_or_all(&meshes, mesh, list);
         ingress_gateways.push(PlacedInfo {
             mesh,
             clusters: on,
@@ -541,6 +535,18 @@ impl Names<'_> {
             }
         }
         (mesh, out)
+    }
+}
+
+/// Where workloads run: the listed clusters, or (an empty list) every cluster of the mesh.
+fn listed_or_all(
+    meshes: &[MeshInfo],
+    mesh: Option<MeshId>,
+    list: Vec<(usize, ClusterId)>,
+) -> Vec<ClusterId> {
+    match mesh {
+        Some(m) if list.is_empty() => meshes[m].clusters.clone(),
+        _ => list.into_iter().map(|(_, c)| c).collect(),
     }
 }
 

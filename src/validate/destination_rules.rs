@@ -170,7 +170,7 @@ fn check_locality_lb(
         let list: Vec<&str> = froms.iter().map(|(_, f)| *f).collect();
         for i in overlaps(&list) {
             let p = at.key("distribute").index(froms[i].0).key("from");
-            overlap(r, &p, froms[i].1);
+            overlap(r, &p, froms[i].1, false);
         }
     }
 
@@ -244,7 +244,7 @@ fn check_distribute_to(r: &mut Reporter<'_>, rule: &Rule<'_>, to: &Map<String, J
     }
     let keys: Vec<&str> = to.keys().map(String::as_str).collect();
     for i in overlaps(&keys) {
-        overlap_key(r, &at.key(keys[i]), keys[i]);
+        overlap(r, &at.key(keys[i]), keys[i], true);
     }
 }
 
@@ -258,42 +258,27 @@ fn check_pattern(
     is_key: bool,
     is_target: bool,
 ) {
-    let report = |r: &mut Reporter<'_>, code: Code, msg: String| {
-        if is_key {
-            r.report_key(code, at, msg);
-        } else {
-            r.report(code, at, msg);
-        }
-    };
     let loc = match parse_locality(s) {
         Ok(l) => l,
         Err(SyntaxError::Wildcard) => {
-            report(
-                r,
-                Code::LocalityWildcard,
-                format!("locality `{s}` has a misplaced `*`"),
-            );
-            last(r).label("wildcard").help("a locality takes at most one `*`, as its last segment: `region/*` or `region/zone/*`");
+            r.report_on(Code::LocalityWildcard, at, is_key, format!("locality `{s}` has a misplaced `*`")).label("wildcard").help("a locality takes at most one `*`, as its last segment: `region/*` or `region/zone/*`");
             return;
         }
         Err(SyntaxError::EmptySegment) => {
-            report(
-                r,
-                Code::LocalityEmptySegment,
-                format!("locality `{s}` has an empty region, zone or subzone"),
-            );
-            last(r).label("empty segment").help("write it as `region`, `region/zone` or `region/zone/subzone`, without empty parts or stray `/`");
+            r.report_on(Code::LocalityEmptySegment, at, is_key, format!("locality `{s}` has an empty region, zone or subzone")).label("empty segment").help("write it as `region`, `region/zone` or `region/zone/subzone`, without empty parts or stray `/`");
             return;
         }
     };
     let cat = &rule.model.catalogue;
     if !loc.matches_catalogue(cat) {
-        report(
-            r,
+        r.report_on(
             Code::LocalityNoMatch,
+            at,
+            is_key,
             format!("locality `{s}` matches no locality of the topology"),
-        );
-        last(r).label("matches nothing").help(catalogue_help(rule));
+        )
+        .label("matches nothing")
+        .help(catalogue_help(rule));
         return;
     }
     if is_target && let Some(svc) = rule.info.service {
@@ -310,21 +295,12 @@ fn check_pattern(
         });
         if !runs_there {
             let service = &t.services[svc];
-            report(
-                r,
-                Code::DistributeToEmptyLocality,
-                format!("service `{}` runs in no cluster in `{s}`", service.name),
-            );
-            last(r).label("no endpoints here").help(format!(
+            r.report_on(Code::DistributeToEmptyLocality, at, is_key, format!("service `{}` runs in no cluster in `{s}`", service.name)).label("no endpoints here").help(format!(
                 "this share of `{}` traffic has nowhere to go: send it to a locality where the service runs, or add such a cluster to the service's `clusters`",
                 rule.dr.host
             ));
         }
     }
-}
-
-fn last<'r>(r: &'r mut Reporter<'_>) -> &'r mut crate::diagnostic::Diagnostic {
-    r.last_mut()
 }
 
 fn catalogue_help(rule: &Rule<'_>) -> String {
@@ -347,14 +323,8 @@ fn catalogue_help(rule: &Rule<'_>) -> String {
     )
 }
 
-fn overlap(r: &mut Reporter<'_>, at: &Path, s: &str) {
-    r.report(Code::LocalityOverlap, at, format!("locality `{s}` overlaps an earlier entry"))
-        .label("overlaps")
-        .help("Istio refuses overlapping entries in one list (\"overlap with previous specified ones\"): merge them or make them disjoint");
-}
-
-fn overlap_key(r: &mut Reporter<'_>, at: &Path, s: &str) {
-    r.report_key(Code::LocalityOverlap, at, format!("locality `{s}` overlaps an earlier entry"))
+fn overlap(r: &mut Reporter<'_>, at: &Path, s: &str, is_key: bool) {
+    r.report_on(Code::LocalityOverlap, at, is_key, format!("locality `{s}` overlaps an earlier entry"))
         .label("overlaps")
         .help("Istio refuses overlapping entries in one list (\"overlap with previous specified ones\"): merge them or make them disjoint");
 }
