@@ -67,8 +67,42 @@ pub fn check_file(path: &Path) -> Result<Checked, LoadError> {
     }
 }
 
+/// Stack for the checking thread: the parser, the schema validator and serde recurse once per
+/// nesting level, and debug builds use large frames; 64 levels need far less than this.
+const STACK_BYTES: usize = 64 * 1024 * 1024;
+
 /// Checks a topology already in memory.
+///
+/// The stages run on a thread of their own with a stack sized for the nesting limit, so that
+/// the deepest document the parser accepts cannot overflow the caller's stack (test threads
+/// have 2 MiB).
 pub fn check(source: Source) -> Checked {
+    // The source goes to the worker through a slot, so that it is still here if no thread
+    // can be had and the check has to run on this one.
+    let slot = std::sync::Arc::new(std::sync::Mutex::new(Some(source)));
+    let take = |slot: &std::sync::Mutex<Option<Source>>| {
+        slot.lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take()
+    };
+    let theirs = std::sync::Arc::clone(&slot);
+    let worker = std::thread::Builder::new()
+        .name("meshc-check".into())
+        .stack_size(STACK_BYTES)
+        .spawn(move || take(&theirs).map(check_here));
+    let checked = match worker {
+        Ok(handle) => handle
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+        Err(_) => None,
+    };
+    checked.unwrap_or_else(|| {
+        let source = take(&slot).unwrap_or_else(|| unreachable!("the worker took the source"));
+        check_here(source)
+    })
+}
+
+fn check_here(source: Source) -> Checked {
     let tree = match parse::parse(&source) {
         Ok(tree) => tree,
         Err(d) => {

@@ -207,7 +207,10 @@ pub fn resolve(topology: Topology, r: &mut Reporter<'_>) -> Model {
                     .label("not a primary")
                     .also(remote_span, format!("`{p}` is a remote"))
                     .help("a remote is served by a primary's istiod: name a cluster with `controlPlane: primary`");
-                } else if clusters[pi].mesh != clusters[ci].mesh {
+                } else if clusters[pi].mesh.is_some()
+                    && clusters[ci].mesh.is_some()
+                    && clusters[pi].mesh != clusters[ci].mesh
+                {
                     r.report(
                         Code::PrimaryNotPrimary,
                         &pp,

@@ -189,6 +189,8 @@ impl Node {
             if let Some((node, key)) = self.get(&p) {
                 return match (&node.value, key) {
                     (Value::Map(_) | Value::Seq(_), Some(k)) => k,
+                    // A bare `key:` has an empty value: underline the key.
+                    (Value::Null, Some(k)) if node.span.len == 0 => k,
                     (Value::Map(entries), None) if !entries.is_empty() => entries[0].key_span,
                     _ => node.span,
                 };
@@ -297,7 +299,30 @@ fn yaml_error(source: &Source, err: &serde_saphyr::Error) -> Diagnostic {
     while let E::AliasError { error, .. } = inner {
         inner = error.without_snippet();
     }
-    let message = DefaultMessageFormatter.format_message(inner).into_owned();
+    let mut message = DefaultMessageFormatter.format_message(inner).into_owned();
+    if let E::Budget { breach, .. } = inner {
+        message = budget_message(breach);
+    }
+    let mut help_override = None;
+    let mut span_override = None;
+    if let E::MultipleDocuments { .. } = inner {
+        message = "the file holds more than one YAML document".to_string();
+        help_override =
+            Some("a topology is one document: remove the `---` separator and merge the documents");
+        span_override = second_document_marker(&source.text);
+    } else if message.contains("tab") {
+        // The parser reports tab trouble at the token before the tab; point at the tab.
+        span_override = err.location().and_then(|loc| {
+            let line = usize::try_from(loc.line()).unwrap_or(usize::MAX);
+            tab_from_line(&source.text, source.offset_of(line, 1))
+        });
+    } else if message.contains("quoted scalar")
+        && let Some(at) = unclosed_quote(&source.text)
+    {
+        message = "a quoted string is never closed".to_string();
+        help_override = Some("close the quote on the same line, or remove it");
+        span_override = Some(Span::new(at, 1));
+    }
     let (code, help) = match inner {
         E::DuplicateMappingKey { .. } => (
             Code::DuplicateKey,
@@ -321,33 +346,123 @@ fn yaml_error(source: &Source, err: &serde_saphyr::Error) -> Diagnostic {
             "fix the YAML syntax at the marked position (check indentation, quotes and brackets)",
         ),
     };
+    let help = help_override.unwrap_or(help);
     let message = match code {
         Code::DuplicateKey => {
             message.replace(", set DuplicateKeyPolicy in Options if acceptable", "")
         }
         _ => message,
     };
-    let span = err.location().map_or(Span::new(0, 0), |loc| {
-        let offset = loc.span().byte_offset().map_or_else(
-            || {
-                let line = usize::try_from(loc.line()).unwrap_or(usize::MAX);
-                let column = usize::try_from(loc.column()).unwrap_or(usize::MAX);
-                source.offset_of(line, column)
-            },
-            |o| usize::try_from(o).unwrap_or(usize::MAX),
-        );
-        let len = loc
-            .span()
-            .byte_len()
-            .and_then(|l| usize::try_from(l).ok())
-            .unwrap_or(1);
-        // Errors at the end of the input point one past it: keep the span inside the text.
-        let offset = offset.min(source.text.len());
-        Span::new(offset, len.max(1).min(source.text.len() - offset))
+    let span = span_override.unwrap_or_else(|| {
+        err.location().map_or(Span::new(0, 0), |loc| {
+            let offset = loc.span().byte_offset().map_or_else(
+                || {
+                    let line = usize::try_from(loc.line()).unwrap_or(usize::MAX);
+                    let column = usize::try_from(loc.column()).unwrap_or(usize::MAX);
+                    source.offset_of(line, column)
+                },
+                |o| usize::try_from(o).unwrap_or(usize::MAX),
+            );
+            let len = loc
+                .span()
+                .byte_len()
+                .and_then(|l| usize::try_from(l).ok())
+                .unwrap_or(1);
+            // Errors at the end of the input point one past it: keep the span inside the text.
+            let offset = offset.min(source.text.len());
+            Span::new(offset, len.max(1).min(source.text.len() - offset))
+        })
     });
     Diagnostic::error(code, format!("invalid YAML: {message}"))
         .at(span, "here")
         .with_help(help)
+}
+
+/// What a parser budget breach means, in the user's terms.
+fn budget_message(breach: &serde_saphyr::budget::BudgetBreach) -> String {
+    use serde_saphyr::budget::BudgetBreach as B;
+    match breach {
+        B::Nodes { .. } => format!("the document expands to more than {MAX_NODES} YAML nodes"),
+        B::Depth { .. } => "the document nests deeper than 64 levels".to_string(),
+        B::Aliases { .. } | B::AliasAnchorRatio { .. } => {
+            "the document uses too many aliases".to_string()
+        }
+        B::ScalarBytes { .. } => "the document expands to more than 16 MiB of text".to_string(),
+        other => format!("the document exceeds a parser limit ({other:?})"),
+    }
+}
+
+/// The `---` that starts the second document, if any.
+fn second_document_marker(text: &str) -> Option<Span> {
+    let mut seen_content = false;
+    let mut offset = 0;
+    for line in text.split_inclusive('\n') {
+        let bare = line.trim_end();
+        if bare == "---" || bare.starts_with("--- ") {
+            if seen_content {
+                return Some(Span::new(offset, 3));
+            }
+        } else if !bare.trim_start().is_empty() && !bare.trim_start().starts_with('#') {
+            seen_content = true;
+        }
+        offset += line.len();
+    }
+    None
+}
+
+/// The first tab from `offset` (the start of the line the parser reported) to the end of the
+/// next line.
+fn tab_from_line(text: &str, offset: usize) -> Option<Span> {
+    let mut start = offset.min(text.len());
+    while !text.is_char_boundary(start) {
+        start -= 1;
+    }
+    let mut newlines = 0;
+    for (i, c) in text[start..].char_indices().take(400) {
+        match c {
+            '\t' => return Some(Span::new(start + i, 1)),
+            '\n' => {
+                newlines += 1;
+                if newlines > 1 {
+                    break;
+                }
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
+/// The opening quote of a quoted scalar that is never closed: the first quote character,
+/// outside comments and other quotes, whose string runs to the end of the text.
+fn unclosed_quote(text: &str) -> Option<usize> {
+    let mut open: Option<(usize, char)> = None;
+    let mut in_comment = false;
+    let mut prev = ' ';
+    let mut chars = text.char_indices().peekable();
+    while let Some((i, c)) = chars.next() {
+        match open {
+            Some((_, '"')) if c == '\\' => {
+                chars.next();
+            }
+            Some((_, q)) if c == q => {
+                // '' inside a single-quoted string is an escaped quote.
+                if q == '\'' && chars.peek().is_some_and(|(_, n)| *n == '\'') {
+                    chars.next();
+                } else {
+                    open = None;
+                }
+            }
+            None if in_comment => in_comment = c != '\n',
+            None if c == '#' && prev.is_whitespace() => in_comment = true,
+            None if (c == '"' || c == '\'') && (prev.is_whitespace() || "[{,:-".contains(prev)) => {
+                open = Some((i, c));
+            }
+            Some(_) | None => {}
+        }
+        prev = c;
+    }
+    open.map(|(i, _)| i)
 }
 
 /// The deserialisation target: a node whose spans come from serde-saphyr's `Spanned`.

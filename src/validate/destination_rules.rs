@@ -74,6 +74,9 @@ fn check_policy(
     inherited_lb: bool,
     is_port: bool,
 ) {
+    if is_port {
+        check_port(r, rule, policy, at);
+    }
     let set_fields = policy.keys().filter(|k| !(is_port && *k == "port")).count();
     if set_fields == 0 {
         let what = if is_port {
@@ -87,10 +90,17 @@ fn check_policy(
     }
     let lb = locality_lb(policy);
     let has_outlier = policy.get("outlierDetection").is_some_and(|o| !o.is_null());
+    // A level with its own `loadBalancer` replaces the enclosing one whole (Istio merges
+    // traffic policies field by field), so only a level without one inherits.
+    let explicit = if policy.contains_key("loadBalancer") {
+        lb.is_some()
+    } else {
+        inherited_lb
+    };
     if let Some(lb) = lb {
         let lb_at = at.key("loadBalancer").key("localityLbSetting");
         check_locality_lb(r, rule, lb, &lb_at, has_outlier);
-    } else if has_outlier && !inherited_lb {
+    } else if has_outlier && !explicit {
         r.report_key(Code::OutlierDetectionEnablesFailover, &at.key("outlierDetection"), "`outlierDetection` without `localityLbSetting` turns locality failover on")
             .label("locality failover is now active")
             .help("Istio's mesh default enables locality load balancing, and outlier detection is what activates failover: set `loadBalancer.localityLbSetting` explicitly (`enabled: false` to keep traffic spread evenly)");
@@ -99,9 +109,36 @@ fn check_policy(
         for (i, port) in ports.iter().enumerate() {
             if let Json::Object(port) = port {
                 let p = at.key("portLevelSettings").index(i);
-                check_policy(r, rule, port, &p, inherited_lb || lb.is_some(), true);
+                check_policy(r, rule, port, &p, explicit, true);
             }
         }
+    }
+}
+
+/// A port-level setting must name a port of the host's service, or it never applies.
+fn check_port(r: &mut Reporter<'_>, rule: &Rule<'_>, policy: &Map<String, Json>, at: &Path) {
+    let (Some(svc), Some(number)) = (
+        rule.info.service,
+        policy
+            .get("port")
+            .and_then(|p| p.get("number"))
+            .and_then(Json::as_u64),
+    ) else {
+        return;
+    };
+    let service = &rule.model.topology.services[svc];
+    if !service.ports.iter().any(|p| u64::from(p.port) == number) {
+        let ports: Vec<String> = service.ports.iter().map(|p| p.port.to_string()).collect();
+        r.report(
+            Code::UnknownReference,
+            &at.key("port").key("number"),
+            format!("service `{}` has no port {number}", service.name),
+        )
+        .label("unknown port")
+        .help(format!(
+            "this setting would never apply: use one of the service's ports ({})",
+            ports.join(", ")
+        ));
     }
 }
 
@@ -237,13 +274,17 @@ fn check_distribute_to(r: &mut Reporter<'_>, rule: &Rule<'_>, to: &Map<String, J
             }
         }
     }
-    if weights_ok && !to.is_empty() && sum != 100 {
+    if weights_ok && sum != 100 {
         r.report_key(Code::WeightSum, at, format!("the weights of this `to` sum to {sum}, not 100"))
             .label(format!("sum {sum}"))
             .help(format!("Istio requires exactly 100 per `from` entry (\"total locality weight {sum} != 100\"): adjust the weights"));
     }
+    // Istio reads `to` as a map, in no fixed order: an overlap in either order may be refused.
     let keys: Vec<&str> = to.keys().map(String::as_str).collect();
-    for i in overlaps(&keys) {
+    let either_order =
+        |a: &str, b: &str| !overlaps(&[a, b]).is_empty() || !overlaps(&[b, a]).is_empty();
+    let overlapping = (1..keys.len()).filter(|&j| (0..j).any(|i| either_order(keys[i], keys[j])));
+    for i in overlapping {
         overlap(r, &at.key(keys[i]), keys[i], true);
     }
 }
@@ -336,15 +377,26 @@ fn check_host(r: &mut Reporter<'_>, host: &str, at: &Path) {
     } else if host.len() > 255 {
         Some("it is longer than 255 characters")
     } else {
-        host.split('.').enumerate().find_map(|(i, label)| {
-            if label == "*" && i == 0 {
-                None
-            } else if label.contains('*') {
-                Some("`*` may only be the whole first label (`*.example.com`)")
-            } else {
-                dns1123_label(label)
-            }
-        })
+        // A trailing dot (`istio.io.`) is allowed; an all-numeric last label is not (that
+        // is an IP address, which Istio refuses as a DestinationRule host).
+        let name = host.strip_suffix('.').unwrap_or(host);
+        let last = name.rsplit('.').next().unwrap_or(name);
+        if !last.is_empty() && last.bytes().all(|b| b.is_ascii_digit()) {
+            Some("the last label is all-numeric (an IP address is not a host name)")
+        } else {
+            name.split('.').enumerate().find_map(|(i, label)| {
+                if label == "*" && i == 0 {
+                    None
+                } else if label.contains('*') {
+                    Some("`*` may only be the whole first label (`*.example.com`)")
+                } else {
+                    dns1123_label(label).map(|why| match why {
+                        "it is empty" => "it has an empty label",
+                        other => other,
+                    })
+                }
+            })
+        }
     };
     if let Some(why) = why {
         r.report(Code::InvalidHost, at, format!("host `{host}` is not a valid host name: {why}"))

@@ -67,8 +67,14 @@ const ISTIO_KINDS: &[(&str, &str, &[&str])] = &[
 pub fn run(m: &Model, r: &mut Reporter<'_>) {
     let t = &m.topology;
 
+    // A second mesh or network of the same name is E011; it owns nothing, so it gets no
+    // further diagnostics of its own.
+    let first_of = |names: &[&str], i: usize| !names[..i].contains(&names[i]);
+    let mesh_names: Vec<&str> = t.meshes.iter().map(|x| x.name.as_str()).collect();
+    let net_names: Vec<&str> = t.networks.iter().map(|x| x.name.as_str()).collect();
+
     for (mi, mesh) in t.meshes.iter().enumerate() {
-        if m.meshes[mi].primaries.is_empty() {
+        if m.meshes[mi].primaries.is_empty() && first_of(&mesh_names, mi) {
             let clusters = &m.meshes[mi].clusters;
             let d = r
                 .report(
@@ -88,6 +94,9 @@ pub fn run(m: &Model, r: &mut Reporter<'_>) {
     // A network is one flat L3 domain of one mesh.
     for (ni, net) in t.networks.iter().enumerate() {
         let users = &m.networks[ni].clusters;
+        if !first_of(&net_names, ni) {
+            continue;
+        }
         if users.is_empty() {
             r.report(
                 Code::UnusedNetwork,
