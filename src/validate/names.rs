@@ -74,26 +74,54 @@ pub fn trust_domain(s: &str) -> Option<&'static str> {
     None
 }
 
-fn check(
-    r: &mut Reporter<'_>,
-    at: &Path,
-    what: &str,
-    value: &str,
-    rule: fn(&str) -> Option<&'static str>,
-) {
-    if let Some(why) = rule(value) {
-        r.report(
-            Code::InvalidName,
-            at,
-            format!("{what} `{value}` is not a valid name: {why}"),
-        )
-        .label("invalid name")
-        .help(format!(
-            "{what}s become directory names, label values and object names: use a DNS-1123 label \
-                 (lower case, digits and '-', at most 63 characters), e.g. `{}`",
-            suggest_label(value)
-        ));
-    }
+/// The naming rules, each with the help that explains it.
+#[derive(Debug, Clone, Copy)]
+enum Rule {
+    Label,
+    ServiceName,
+    TrustDomain,
+    Region,
+    Zone,
+}
+
+fn check(r: &mut Reporter<'_>, at: &Path, what: &str, value: &str, rule: Rule) {
+    let why = match rule {
+        Rule::Label => dns1123_label(value),
+        Rule::ServiceName => dns1035_label(value),
+        Rule::TrustDomain => trust_domain(value),
+        Rule::Region | Rule::Zone => locality_segment(value),
+    };
+    let Some(why) = why else { return };
+    let (label, help) = match rule {
+        Rule::Label | Rule::ServiceName => (
+            "invalid name",
+            format!(
+                "{what}s become directory names, label values and object names: use a DNS-1123 \
+                 label (lower case, digits and '-', at most 63 characters), e.g. `{}`",
+                suggest_label(value)
+            ),
+        ),
+        Rule::TrustDomain => (
+            "invalid trust domain",
+            "use a DNS-like name such as `cluster.local` or `prod.example.com`".to_string(),
+        ),
+        Rule::Region => (
+            "invalid region",
+            "write the region as the nodes' `topology.kubernetes.io/region` label has it"
+                .to_string(),
+        ),
+        Rule::Zone => (
+            "invalid zone",
+            "write the zone as the nodes' `topology.kubernetes.io/zone` label has it".to_string(),
+        ),
+    };
+    r.report(
+        Code::InvalidName,
+        at,
+        format!("{what} `{value}` is not valid: {why}"),
+    )
+    .label(label)
+    .help(help);
 }
 
 /// A DNS-1123 rendering of an arbitrary string, for help texts.
@@ -148,7 +176,7 @@ pub fn run(m: &Model, r: &mut Reporter<'_>) {
             &path!("meshes", i, "name"),
             "mesh",
             &mesh.name,
-            dns1123_label,
+            Rule::Label,
         );
         if !mesh.istio.revision.is_empty() {
             check(
@@ -156,18 +184,16 @@ pub fn run(m: &Model, r: &mut Reporter<'_>) {
                 &path!("meshes", i, "istio", "revision"),
                 "revision",
                 &mesh.istio.revision,
-                dns1123_label,
+                Rule::Label,
             );
         }
-        if let Some(why) = trust_domain(&mesh.trust_domain) {
-            r.report(
-                Code::InvalidName,
-                &path!("meshes", i, "trustDomain"),
-                format!("trust domain `{}` is not valid: {why}", mesh.trust_domain),
-            )
-            .label("invalid trust domain")
-            .help("use a DNS-like name such as `cluster.local` or `prod.example.com`");
-        }
+        check(
+            r,
+            &path!("meshes", i, "trustDomain"),
+            "trust domain",
+            &mesh.trust_domain,
+            Rule::TrustDomain,
+        );
     }
     for (i, n) in t.networks.iter().enumerate() {
         check(
@@ -175,7 +201,7 @@ pub fn run(m: &Model, r: &mut Reporter<'_>) {
             &path!("networks", i, "name"),
             "network",
             &n.name,
-            dns1123_label,
+            Rule::Label,
         );
     }
     for (i, c) in t.clusters.iter().enumerate() {
@@ -184,40 +210,28 @@ pub fn run(m: &Model, r: &mut Reporter<'_>) {
             &path!("clusters", i, "name"),
             "cluster",
             &c.name,
-            dns1123_label,
+            Rule::Label,
         );
-        if let Some(td) = c.trust_domain.as_deref().filter(|s| !s.is_empty())
-            && let Some(why) = trust_domain(td)
-        {
-            r.report(
-                Code::InvalidName,
+        if let Some(td) = c.trust_domain.as_deref().filter(|s| !s.is_empty()) {
+            check(
+                r,
                 &path!("clusters", i, "trustDomain"),
-                format!("trust domain `{td}` is not valid: {why}"),
-            )
-            .label("invalid trust domain")
-            .help("use a DNS-like name such as `cluster1.local`");
+                "trust domain",
+                td,
+                Rule::TrustDomain,
+            );
         }
-        if let Some(region) = &c.region
-            && let Some(why) = locality_segment(region)
-        {
-            r.report(
-                Code::InvalidName,
+        if let Some(region) = &c.region {
+            check(
+                r,
                 &path!("clusters", i, "region"),
-                format!("region `{region}` is not valid: {why}"),
-            )
-            .label("invalid region")
-            .help("write the region as the nodes' `topology.kubernetes.io/region` label has it");
+                "region",
+                region,
+                Rule::Region,
+            );
         }
         for (zi, z) in c.zones.iter().enumerate() {
-            if let Some(why) = locality_segment(z) {
-                r.report(
-                    Code::InvalidName,
-                    &path!("clusters", i, "zones", zi),
-                    format!("zone `{z}` is not valid: {why}"),
-                )
-                .label("invalid zone")
-                .help("write the zone as the nodes' `topology.kubernetes.io/zone` label has it");
-            }
+            check(r, &path!("clusters", i, "zones", zi), "zone", z, Rule::Zone);
         }
     }
     for (i, s) in t.services.iter().enumerate() {
@@ -226,14 +240,14 @@ pub fn run(m: &Model, r: &mut Reporter<'_>) {
             &path!("services", i, "name"),
             "service",
             &s.name,
-            dns1035_label,
+            Rule::ServiceName,
         );
         check(
             r,
             &path!("services", i, "namespace"),
             "namespace",
             &s.namespace,
-            dns1123_label,
+            Rule::Label,
         );
         for (pi, p) in s.ports.iter().enumerate() {
             check(
@@ -241,7 +255,7 @@ pub fn run(m: &Model, r: &mut Reporter<'_>) {
                 &path!("services", i, "ports", pi, "name"),
                 "port",
                 &p.name,
-                dns1123_label,
+                Rule::Label,
             );
         }
         duplicates(
@@ -275,7 +289,7 @@ pub fn run(m: &Model, r: &mut Reporter<'_>) {
             &path!("destinationRules", i, "name"),
             "destinationRule",
             &d.name,
-            dns1123_label,
+            Rule::Label,
         );
         if let Some(ns) = &d.namespace {
             check(
@@ -283,7 +297,7 @@ pub fn run(m: &Model, r: &mut Reporter<'_>) {
                 &path!("destinationRules", i, "namespace"),
                 "namespace",
                 ns,
-                dns1123_label,
+                Rule::Label,
             );
         }
     }
@@ -293,14 +307,14 @@ pub fn run(m: &Model, r: &mut Reporter<'_>) {
             &path!("istioConfig", i, "metadata", "name"),
             "resource",
             &c.metadata.name,
-            dns1123_label,
+            Rule::Label,
         );
         check(
             r,
             &path!("istioConfig", i, "metadata", "namespace"),
             "namespace",
             &c.metadata.namespace,
-            dns1123_label,
+            Rule::Label,
         );
     }
     for (i, g) in t.ingress_gateways.iter().enumerate() {
@@ -309,41 +323,33 @@ pub fn run(m: &Model, r: &mut Reporter<'_>) {
             &path!("ingressGateways", i, "name"),
             "ingress gateway",
             &g.name,
-            dns1123_label,
+            Rule::Label,
         );
         check(
             r,
             &path!("ingressGateways", i, "namespace"),
             "namespace",
             &g.namespace,
-            dns1123_label,
+            Rule::Label,
         );
     }
     if let Some(locs) = &t.localities {
         for (i, l) in locs.iter().enumerate() {
-            if let Some(why) = locality_segment(&l.region) {
-                r.report(
-                    Code::InvalidName,
-                    &path!("localities", i, "region"),
-                    format!("region `{}` is not valid: {why}", l.region),
-                )
-                .label("invalid region")
-                .help(
-                    "write the region as the nodes' `topology.kubernetes.io/region` label has it",
-                );
-            }
+            check(
+                r,
+                &path!("localities", i, "region"),
+                "region",
+                &l.region,
+                Rule::Region,
+            );
             for (zi, z) in l.zones.iter().enumerate() {
-                if let Some(why) = locality_segment(z) {
-                    r.report(
-                        Code::InvalidName,
-                        &path!("localities", i, "zones", zi),
-                        format!("zone `{z}` is not valid: {why}"),
-                    )
-                    .label("invalid zone")
-                    .help(
-                        "write the zone as the nodes' `topology.kubernetes.io/zone` label has it",
-                    );
-                }
+                check(
+                    r,
+                    &path!("localities", i, "zones", zi),
+                    "zone",
+                    z,
+                    Rule::Zone,
+                );
             }
         }
         duplicates(
