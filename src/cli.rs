@@ -11,7 +11,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::compiler::{self, Checked};
-use crate::diagnostic::{self, Severity};
+use crate::diagnostic;
 
 /// Compile one declarative multi-cluster Istio topology into per-cluster manifests.
 #[derive(Debug, Parser)]
@@ -99,7 +99,7 @@ fn validate(path: &std::path::Path, format: Format, deny_warnings: bool) -> Exit
             return Exit::Environment;
         }
     };
-    report(&checked, format);
+    report(&checked, format, deny_warnings);
     let (errors, warnings) = diagnostic::counts(&checked.diagnostics);
     if errors > 0 || (deny_warnings && warnings > 0) {
         Exit::Invalid
@@ -109,7 +109,9 @@ fn validate(path: &std::path::Path, format: Format, deny_warnings: bool) -> Exit
 }
 
 /// Prints diagnostics (and, for a clean human run, a one-line summary of the topology).
-fn report(checked: &Checked, format: Format) {
+fn report(checked: &Checked, format: Format, deny_warnings: bool) {
+    let (errors, warnings) = diagnostic::counts(&checked.diagnostics);
+    let valid = errors == 0 && !(deny_warnings && warnings > 0);
     match format {
         Format::Json => print_stdout(&diagnostic::render_json(
             &checked.diagnostics,
@@ -125,15 +127,14 @@ fn report(checked: &Checked, format: Format) {
                 let _ = writeln!(
                     err,
                     "{}",
-                    diagnostic::summary_line(&checked.diagnostics, &checked.source.name)
+                    diagnostic::summary_line(
+                        &checked.diagnostics,
+                        &checked.source.name,
+                        deny_warnings
+                    )
                 );
             }
-            if !checked
-                .diagnostics
-                .iter()
-                .any(|d| d.severity == Severity::Error)
-                && let Some(model) = &checked.model
-            {
+            if valid && let Some(model) = &checked.model {
                 let t = &model.topology;
                 let plural = |n: usize, one: &str, many: &str| {
                     format!("{n} {}", if n == 1 { one } else { many })

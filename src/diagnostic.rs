@@ -10,7 +10,10 @@
 use std::fmt::{self, Write as _};
 use std::io::IsTerminal;
 
-use miette::{GraphicalReportHandler, GraphicalTheme, LabeledSpan, NamedSource, SourceSpan};
+use miette::{
+    GraphicalReportHandler, GraphicalTheme, LabeledSpan, MietteError, MietteSpanContents,
+    SourceCode, SourceSpan, SpanContents,
+};
 use serde::Serialize;
 
 use crate::parse::Span;
@@ -59,7 +62,7 @@ codes! {
     // Names and references.
     InvalidName = "E010", "a name that is not a DNS-1123 label";
     DuplicateName = "E011", "a name declared twice where it must be unique";
-    UnknownReference = "E012", "a reference to a mesh, network, cluster, service or port that does not exist";
+    UnknownReference = "E012", "a reference to a mesh, network, cluster or port that does not exist";
     CrossMeshReference = "E013", "a reference that crosses from one mesh into another";
     AmbiguousMesh = "E014", "an object whose mesh cannot be told (several meshes, no `mesh:`)";
     UnknownLocality = "E015", "a cluster region or zone missing from the locality catalogue";
@@ -229,7 +232,7 @@ pub fn render_human(diags: &[Diagnostic], source: &Source, color: bool) -> Strin
     let handler = GraphicalReportHandler::new_themed(theme)
         .with_context_lines(1)
         .with_width(100);
-    let named = NamedSource::new(source.name.clone(), source.text.clone()).with_language("yaml");
+    let named = Positions(source);
     let mut out = String::new();
     for d in diags {
         let report = Report {
@@ -254,11 +257,16 @@ pub fn render_human(diags: &[Diagnostic], source: &Source, color: bool) -> Strin
 }
 
 /// The closing line of a human report: `error: 3 errors, 1 warning in topology.yaml`.
-pub fn summary_line(diags: &[Diagnostic], file: &str) -> String {
+pub fn summary_line(diags: &[Diagnostic], file: &str, deny_warnings: bool) -> String {
     let (e, w) = counts(diags);
     let plural = |n: usize, word: &str| format!("{n} {word}{}", if n == 1 { "" } else { "s" });
     if e == 0 && w == 0 {
         format!("{file}: valid")
+    } else if e == 0 && deny_warnings {
+        format!(
+            "{file}: invalid: {} (--deny-warnings)",
+            plural(w, "warning")
+        )
     } else if e == 0 {
         format!("{file}: valid, with {}", plural(w, "warning"))
     } else {
@@ -345,10 +353,38 @@ pub fn stderr_is_terminal() -> bool {
     std::io::stderr().is_terminal()
 }
 
+/// The source as miette reads it, with the header's column counted in characters by
+/// [`Source::line_col`] (miette counts bytes), so that human and JSON output agree.
+struct Positions<'a>(&'a Source);
+
+impl SourceCode for Positions<'_> {
+    fn read_span<'a>(
+        &'a self,
+        span: &SourceSpan,
+        before: usize,
+        after: usize,
+    ) -> Result<Box<dyn SpanContents<'a> + 'a>, MietteError> {
+        let contents = self.0.text.as_str().read_span(span, before, after)?;
+        let column = if before == 0 && after == 0 {
+            self.0.line_col(span.offset()).1 - 1
+        } else {
+            contents.column()
+        };
+        Ok(Box::new(MietteSpanContents::new_named(
+            self.0.name.clone(),
+            contents.data(),
+            *contents.span(),
+            contents.line(),
+            column,
+            contents.line_count(),
+        )))
+    }
+}
+
 /// Adapter that lets miette render a [`Diagnostic`] against its source.
 struct Report<'a> {
     diag: &'a Diagnostic,
-    source: &'a NamedSource<String>,
+    source: &'a Positions<'a>,
 }
 
 impl fmt::Debug for Report<'_> {
@@ -439,6 +475,22 @@ mod tests {
         assert!(out.contains("────"), "{out}");
         assert!(out.contains("help: declare it under `networks:`"), "{out}");
     }
+
+    #[test]
+    fn human_and_json_columns_count_characters() {
+        let src = Source::new(
+            "t.yaml",
+            "t.yaml",
+            "name: \"clüster\", network: nope\n".to_string(),
+        );
+        let offset = src.text.find("nope").expect("present");
+        let d = Diagnostic::error(Code::UnknownReference, "unknown network `nope`")
+            .at(Span::new(offset, 4), "here");
+        assert_eq!(src.line_col(offset), (1, 27));
+        let out = render_human(std::slice::from_ref(&d), &src, false);
+        assert!(out.contains("t.yaml:1:27]"), "{out}");
+        assert!(render_json(&[d], Some(&src)).contains("\"column\": 27"));
+    }
 }
 
 /// Collects diagnostics during the semantic stages, turning document paths into spans.
@@ -501,11 +553,6 @@ impl<'t> Reporter<'t> {
     /// The span of a path, for secondary labels.
     pub fn span(&self, path: &crate::parse::Path) -> Span {
         self.tree.span_of(path)
-    }
-
-    /// Whether a path exists in the document (to tell defaults from written values).
-    pub fn written(&self, path: &crate::parse::Path) -> bool {
-        self.tree.get(path).is_some()
     }
 
     pub fn into_diagnostics(self) -> Vec<Diagnostic> {

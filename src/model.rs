@@ -53,16 +53,6 @@ pub struct MeshInfo {
     pub networks: Vec<NetworkId>,
 }
 
-impl MeshInfo {
-    pub fn is_multi_network(&self) -> bool {
-        self.networks.len() > 1
-    }
-
-    pub fn has_remotes(&self) -> bool {
-        self.clusters.len() > self.primaries.len()
-    }
-}
-
 /// What the model knows about a network.
 #[derive(Debug, Clone, Default)]
 pub struct NetworkInfo {
@@ -104,8 +94,6 @@ pub struct PlacedInfo {
 #[derive(Debug, Clone, Default)]
 pub struct Catalogue {
     pub regions: Vec<Region>,
-    /// Whether the catalogue was written (`localities:`) or derived from the clusters.
-    pub explicit: bool,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -279,9 +267,12 @@ pub fn resolve(topology: Topology, r: &mut Reporter<'_>) -> Model {
             .namespace
             .clone()
             .or_else(|| service.map(|s| t.services[s].namespace.clone()))
-            .or_else(|| fqdn_namespace(&d.host));
+            .or_else(|| match HostForm::of(&d.host) {
+                HostForm::ServiceFqdn { namespace, .. } => Some(namespace.to_string()),
+                _ => None,
+            });
         // A short host that names no service is already reported as such.
-        let short_host = !d.host.contains('.') && !d.host.starts_with('*');
+        let short_host = matches!(HostForm::of(&d.host), HostForm::Short(_));
         if namespace.is_none() && !short_host {
             r.report(
                 Code::MissingField,
@@ -596,10 +587,10 @@ fn host_service_mesh(
     services: &[ServiceInfo],
     host: &str,
 ) -> Option<MeshId> {
-    if host.contains('.') || host.contains('*') {
+    let HostForm::Short(name) = HostForm::of(host) else {
         return None;
-    }
-    let mut meshes = by_name.get(host)?.iter().filter_map(|&i| services[i].mesh);
+    };
+    let mut meshes = by_name.get(name)?.iter().filter_map(|&i| services[i].mesh);
     let first = meshes.next()?;
     meshes.all(|m| m == first).then_some(first)
 }
@@ -618,22 +609,16 @@ fn resolve_host(
     let t = names.topology;
     let in_mesh = |i: &usize| services[*i].mesh == Some(mesh);
     let named = |name: &str| names.services.get(name).map_or(&[][..], Vec::as_slice);
-    if host.starts_with('*') {
-        return None;
-    }
-    if let Some((name, rest)) = host.split_once('.') {
-        // name.namespace[.svc[.cluster-domain]]
-        let ns = rest.split('.').next().unwrap_or_default();
-        let svc_form = rest == ns || rest.starts_with(&format!("{ns}.svc"));
-        return svc_form
-            .then(|| {
-                named(name)
-                    .iter()
-                    .copied()
-                    .filter(in_mesh)
-                    .find(|&i| t.services[i].namespace == ns)
-            })
-            .flatten();
+    match HostForm::of(host) {
+        HostForm::Other => return None,
+        HostForm::ServiceFqdn { name, namespace } => {
+            return named(name)
+                .iter()
+                .copied()
+                .filter(in_mesh)
+                .find(|&i| t.services[i].namespace == namespace);
+        }
+        HostForm::Short(_) => {}
     }
     let candidates: Vec<usize> = named(host)
         .iter()
@@ -684,22 +669,39 @@ fn resolve_host(
     }
 }
 
-/// `name.namespace.svc...` → `namespace`.
-fn fqdn_namespace(host: &str) -> Option<String> {
-    let mut parts = host.split('.');
-    let _name = parts.next()?;
-    let ns = parts.next()?;
-    (parts.next() == Some("svc") && !ns.is_empty()).then(|| ns.to_string())
+/// How a DestinationRule host names its destination, as Istio reads it: a name without a dot
+/// is a service of the rule's namespace; `name.namespace.svc.<domain>` is that service;
+/// anything else (other FQDNs, wildcards) is taken literally.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum HostForm<'a> {
+    Short(&'a str),
+    ServiceFqdn { name: &'a str, namespace: &'a str },
+    Other,
+}
+
+impl<'a> HostForm<'a> {
+    fn of(host: &'a str) -> Self {
+        if host.starts_with('*') {
+            return HostForm::Other;
+        }
+        if !host.contains('.') {
+            return HostForm::Short(host);
+        }
+        let labels: Vec<&str> = host.trim_end_matches('.').split('.').collect();
+        match labels.as_slice() {
+            [name, namespace, "svc", _domain, ..] if !name.is_empty() && !namespace.is_empty() => {
+                HostForm::ServiceFqdn { name, namespace }
+            }
+            _ => HostForm::Other,
+        }
+    }
 }
 
 /// The locality catalogue: as written, or derived from the clusters. Cluster regions and zones
 /// must be in a written catalogue.
 fn catalogue(t: &Topology, r: &mut Reporter<'_>) -> Catalogue {
     if let Some(locs) = &t.localities {
-        let mut cat = Catalogue {
-            regions: Vec::new(),
-            explicit: true,
-        };
+        let mut cat = Catalogue::default();
         for l in locs {
             if cat.region(&l.region).is_none() {
                 cat.regions.push(Region {

@@ -226,6 +226,9 @@ impl Node {
             Value::Bool(b) => J::Bool(*b),
             Value::Int(i) => J::from(*i),
             Value::UInt(u) => J::from(*u),
+            // `5000.0` is the integer 5000 for JSON Schema; make it one for serde as well.
+            #[allow(clippy::cast_possible_truncation)]
+            Value::Float(f) if f.fract() == 0.0 && f.abs() < 9.0e15 => J::from(*f as i64),
             Value::Float(f) => serde_json::Number::from_f64(*f).map_or(J::Null, J::Number),
             Value::Str(s) => J::String(s.clone()),
             Value::Seq(items) => J::Array(items.iter().map(Node::to_json).collect()),
@@ -322,6 +325,10 @@ fn yaml_error(source: &Source, err: &serde_saphyr::Error) -> Diagnostic {
         message = "a quoted string is never closed".to_string();
         help_override = Some("close the quote on the same line, or remove it");
         span_override = Some(Span::new(at, 1));
+    }
+    if message.contains("null into string") {
+        message = "a mapping key is empty or null".to_string();
+        help_override = Some("give the key a name (`~` and `null` are not names)");
     }
     let (code, help) = match inner {
         E::DuplicateMappingKey { .. } => (
@@ -439,6 +446,7 @@ fn unclosed_quote(text: &str) -> Option<usize> {
     let mut open: Option<(usize, char)> = None;
     let mut in_comment = false;
     let mut prev = ' ';
+    let mut last_sign = '\n';
     let mut chars = text.char_indices().peekable();
     while let Some((i, c)) = chars.next() {
         match open {
@@ -455,12 +463,17 @@ fn unclosed_quote(text: &str) -> Option<usize> {
             }
             None if in_comment => in_comment = c != '\n',
             None if c == '#' && prev.is_whitespace() => in_comment = true,
-            None if (c == '"' || c == '\'') && (prev.is_whitespace() || "[{,:-".contains(prev)) => {
+            None if (c == '"' || c == '\'') && "[{,:-\n".contains(last_sign) => {
                 open = Some((i, c));
             }
             Some(_) | None => {}
         }
         prev = c;
+        // The last non-blank character outside strings: a quote starts a scalar only after
+        // an indicator (`key: "`, `- "`, `[ "`) or at the start of a line.
+        if open.is_none() && !in_comment && !matches!(c, ' ' | '\t') {
+            last_sign = c;
+        }
     }
     open.map(|(i, _)| i)
 }

@@ -494,7 +494,9 @@ pub struct ServicePort {
     pub app_protocol: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
 pub enum PortProtocol {
     #[serde(rename = "TCP")]
     Tcp,
@@ -502,6 +504,16 @@ pub enum PortProtocol {
     Udp,
     #[serde(rename = "SCTP")]
     Sctp,
+}
+
+impl PortProtocol {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PortProtocol::Tcp => "TCP",
+            PortProtocol::Udp => "UDP",
+            PortProtocol::Sctp => "SCTP",
+        }
+    }
 }
 
 /// An Istio DestinationRule.

@@ -11,7 +11,6 @@
 use serde_json::{Map, Value as Json};
 
 use super::locality::{SyntaxError, overlaps, parse_locality};
-use super::names::dns1123_label;
 use crate::diagnostic::{Code, Reporter};
 use crate::model::{Model, PlacedInfo};
 use crate::parse::Path;
@@ -42,19 +41,43 @@ pub fn run(m: &Model, r: &mut Reporter<'_>) {
         };
         check_host(r, &dr.host, &at.key("host"));
         check_subsets(r, dr, &at);
-        let top_lb = dr
-            .traffic_policy
-            .as_ref()
-            .is_some_and(|p| locality_lb(p).is_some());
-        if let Some(policy) = &dr.traffic_policy {
-            check_policy(r, &rule, policy, &at.key("trafficPolicy"), false, false);
-        }
+        let top = match &dr.traffic_policy {
+            Some(policy) => check_policy(
+                r,
+                &rule,
+                policy,
+                &at.key("trafficPolicy"),
+                Inherited::default(),
+                false,
+            ),
+            None => Inherited::default(),
+        };
         for (si, s) in dr.subsets.iter().enumerate() {
             if let Some(policy) = &s.traffic_policy {
                 let p = at.key("subsets").index(si).key("trafficPolicy");
-                check_policy(r, &rule, policy, &p, top_lb, false);
+                check_policy(r, &rule, policy, &p, top, false);
             }
         }
+    }
+}
+
+/// What a traffic-policy level takes from the levels that enclose it (Istio merges traffic
+/// policies field by field: a level's own `loadBalancer` or `outlierDetection` replaces the
+/// enclosing one whole).
+#[derive(Debug, Clone, Copy, Default)]
+struct Inherited {
+    /// The effective `loadBalancer` has an explicit `localityLbSetting`.
+    locality_lb: bool,
+    /// The effective policy has `outlierDetection`.
+    outlier: bool,
+}
+
+/// Whether a field counts as set for Istio: null and empty lists are unset (nil in proto).
+fn is_set(v: &Json) -> bool {
+    match v {
+        Json::Null => false,
+        Json::Array(a) => !a.is_empty(),
+        _ => true,
     }
 }
 
@@ -66,18 +89,22 @@ fn locality_lb(policy: &Map<String, Json>) -> Option<&Map<String, Json>> {
 }
 
 /// One level of a traffic policy. `inherited_lb`: an enclosing level sets `localityLbSetting`.
+/// One level of a traffic policy; returns what the levels inside it inherit.
 fn check_policy(
     r: &mut Reporter<'_>,
     rule: &Rule<'_>,
     policy: &Map<String, Json>,
     at: &Path,
-    inherited_lb: bool,
+    inherited: Inherited,
     is_port: bool,
-) {
+) -> Inherited {
     if is_port {
         check_port(r, rule, policy, at);
     }
-    let set_fields = policy.keys().filter(|k| !(is_port && *k == "port")).count();
+    let set_fields = policy
+        .iter()
+        .filter(|(k, v)| !(is_port && *k == "port") && is_set(v))
+        .count();
     if set_fields == 0 {
         let what = if is_port {
             "port traffic policy"
@@ -89,30 +116,39 @@ fn check_policy(
             .help("Istio refuses an empty policy (\"traffic policy must have at least one field\"): set a field or remove it");
     }
     let lb = locality_lb(policy);
-    let has_outlier = policy.get("outlierDetection").is_some_and(|o| !o.is_null());
-    // A level with its own `loadBalancer` replaces the enclosing one whole (Istio merges
-    // traffic policies field by field), so only a level without one inherits.
-    let explicit = if policy.contains_key("loadBalancer") {
-        lb.is_some()
-    } else {
-        inherited_lb
+    let own_lb = policy.get("loadBalancer").is_some_and(is_set);
+    let own_outlier = policy.get("outlierDetection").is_some_and(is_set);
+    let here = Inherited {
+        locality_lb: if own_lb {
+            lb.is_some()
+        } else {
+            inherited.locality_lb
+        },
+        outlier: own_outlier || inherited.outlier,
     };
     if let Some(lb) = lb {
         let lb_at = at.key("loadBalancer").key("localityLbSetting");
-        check_locality_lb(r, rule, lb, &lb_at, has_outlier);
-    } else if has_outlier && !explicit {
-        r.report_key(Code::OutlierDetectionEnablesFailover, &at.key("outlierDetection"), "`outlierDetection` without `localityLbSetting` turns locality failover on")
-            .label("locality failover is now active")
-            .help("Istio's mesh default enables locality load balancing, and outlier detection is what activates failover: set `loadBalancer.localityLbSetting` explicitly (`enabled: false` to keep traffic spread evenly)");
+        check_locality_lb(r, rule, lb, &lb_at, own_outlier, here.outlier);
+    } else if here.outlier && !here.locality_lb {
+        if own_outlier {
+            r.report_key(Code::OutlierDetectionEnablesFailover, &at.key("outlierDetection"), "`outlierDetection` without `localityLbSetting` turns locality failover on")
+                .label("locality failover is now active")
+                .help("Istio's mesh default enables locality load balancing, and outlier detection is what activates failover: set `loadBalancer.localityLbSetting` explicitly (`enabled: false` to keep traffic spread evenly)");
+        } else {
+            r.report_key(Code::OutlierDetectionEnablesFailover, &at.key("loadBalancer"), "this `loadBalancer` has no `localityLbSetting`, and the inherited `outlierDetection` turns locality failover on")
+                .label("replaces the enclosing loadBalancer")
+                .help("a level's own `loadBalancer` replaces the enclosing one whole: repeat `localityLbSetting` here (`enabled: false` to keep traffic spread evenly)");
+        }
     }
     if let Some(Json::Array(ports)) = policy.get("portLevelSettings") {
         for (i, port) in ports.iter().enumerate() {
             if let Json::Object(port) = port {
                 let p = at.key("portLevelSettings").index(i);
-                check_policy(r, rule, port, &p, explicit, true);
+                check_policy(r, rule, port, &p, here, true);
             }
         }
     }
+    here
 }
 
 /// A port-level setting must name a port of the host's service, or it never applies.
@@ -154,6 +190,7 @@ fn check_locality_lb(
     lb: &Map<String, Json>,
     at: &Path,
     has_outlier: bool,
+    inherits_outlier: bool,
 ) {
     let distribute = non_empty_array(lb, "distribute");
     let failover = non_empty_array(lb, "failover");
@@ -173,9 +210,9 @@ fn check_locality_lb(
             let Some(label) = label.as_str() else {
                 continue;
             };
-            let key = label.split('=').next().unwrap_or(label);
-            if TOPOLOGY_LABELS.contains(&key) {
-                r.report(Code::FailoverWithTopologyPriority, &at.key("failoverPriority").index(i), format!("`failover` is set, so `{key}` cannot be in `failoverPriority`"))
+            // Istio matches the bare keys only; `key=value` entries pass its check.
+            if TOPOLOGY_LABELS.contains(&label) {
+                r.report(Code::FailoverWithTopologyPriority, &at.key("failoverPriority").index(i), format!("`failover` is set, so `{label}` cannot be in `failoverPriority`"))
                     .label("topology label")
                     .help("`failover` already orders regions (zones and subzones fail over automatically): drop this label, or drop `failover` and order by labels only");
             }
@@ -187,22 +224,30 @@ fn check_locality_lb(
         } else {
             "failoverPriority"
         };
-        r.report_key(Code::FailoverWithoutOutlierDetection, &at.key(key), format!("`{key}` has no effect without `outlierDetection`"))
-            .label("never triggers")
-            .help("failover happens only when outlier detection ejects endpoints [istio/istio#48084]: add `outlierDetection` (e.g. consecutive5xxErrors, interval, baseEjectionTime) beside `loadBalancer` in this traffic policy");
+        if inherits_outlier {
+            r.report_key(Code::FailoverWithoutOutlierDetection, &at.key(key), format!("`{key}` needs `outlierDetection` in the same traffic policy"))
+                .label("outlierDetection is only inherited here")
+                .help("Istio validates each level on its own (\"outlier detection policy must be provided for failover\"): repeat `outlierDetection` beside this `loadBalancer`");
+        } else {
+            r.report_key(Code::FailoverWithoutOutlierDetection, &at.key(key), format!("`{key}` has no effect without `outlierDetection`"))
+                .label("never triggers")
+                .help("failover happens only when outlier detection ejects endpoints [istio/istio#48084]: add `outlierDetection` (e.g. consecutive5xxErrors, interval, baseEjectionTime) beside `loadBalancer` in this traffic policy");
+        }
     }
 
     if let Some(entries) = distribute {
         let mut froms: Vec<(usize, &str)> = Vec::new();
         for (j, entry) in entries.iter().enumerate() {
             let e_at = at.key("distribute").index(j);
-            if let Some(from) = entry.get("from").and_then(Json::as_str) {
+            // Istio reads a missing `from` as "" and a missing `to` as an empty map.
+            let from = entry.get("from").and_then(Json::as_str).unwrap_or("");
+            if entry.get("from").is_some() {
                 froms.push((j, from));
-                check_pattern(r, rule, from, &e_at.key("from"), false, false);
             }
-            if let Some(Json::Object(to)) = entry.get("to") {
-                check_distribute_to(r, rule, to, &e_at.key("to"));
-            }
+            check_pattern(r, rule, from, &e_at.key("from"), false, false);
+            let empty = Map::new();
+            let to = entry.get("to").and_then(Json::as_object).unwrap_or(&empty);
+            check_distribute_to(r, rule, to, &e_at.key("to"));
         }
         let list: Vec<&str> = froms.iter().map(|(_, f)| *f).collect();
         for i in overlaps(&list) {
@@ -266,9 +311,14 @@ fn check_distribute_to(r: &mut Reporter<'_>, rule: &Rule<'_>, to: &Map<String, J
         check_pattern(r, rule, key, &p, true, true);
         match weight.as_u64() {
             Some(w) if (1..=100).contains(&w) => sum += w,
-            _ => {
+            found => {
                 weights_ok = false;
-                r.report(Code::WeightOutOfRange, &p, format!("weight {weight} for `{key}` is outside 1..100"))
+                let what = if found.is_some() || weight.as_i64().is_some() {
+                    "is outside 1..100"
+                } else {
+                    "is not a whole number"
+                };
+                r.report(Code::WeightOutOfRange, &p, format!("weight {weight} for `{key}` {what}"))
                     .label("invalid weight")
                     .help("each weight is a whole percentage from 1 to 100 (\"locality weight must be in range [1, 100]\"); leave a locality out to send it nothing");
             }
@@ -370,7 +420,27 @@ fn overlap(r: &mut Reporter<'_>, at: &Path, s: &str, is_key: bool) {
         .help("Istio refuses overlapping entries in one list (\"overlap with previous specified ones\"): merge them or make them disjoint");
 }
 
-/// Istio's `ValidateWildcardDomain` for the host: DNS labels, `*` only as the whole first one.
+/// Why a label is not one of Istio's DNS-1123 labels (`labels.IsDNS1123Label`, which unlike
+/// Kubernetes' allows upper case).
+fn istio_label(label: &str) -> Option<&'static str> {
+    if label.is_empty() {
+        Some("it has an empty label")
+    } else if label.len() > 63 {
+        Some("a label is longer than 63 characters")
+    } else if !label
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    {
+        Some("only letters, digits and '-' are allowed in a label")
+    } else if label.starts_with('-') || label.ends_with('-') {
+        Some("a label must start and end with a letter or digit")
+    } else {
+        None
+    }
+}
+
+/// Istio's `ValidateWildcardDomain` for the host: DNS labels, `*` only at the start of the
+/// first one.
 fn check_host(r: &mut Reporter<'_>, host: &str, at: &Path) {
     let why = if host.is_empty() {
         Some("it is empty")
@@ -385,15 +455,15 @@ fn check_host(r: &mut Reporter<'_>, host: &str, at: &Path) {
             Some("the last label is all-numeric (an IP address is not a host name)")
         } else {
             name.split('.').enumerate().find_map(|(i, label)| {
-                if label == "*" && i == 0 {
-                    None
-                } else if label.contains('*') {
-                    Some("`*` may only be the whole first label (`*.example.com`)")
-                } else {
-                    dns1123_label(label).map(|why| match why {
-                        "it is empty" => "it has an empty label",
-                        other => other,
-                    })
+                match label.strip_prefix('*') {
+                    // The first label may be `*`, or start with it (`*-foo`, `*foo`).
+                    Some(rest) if i == 0 => (!rest.is_empty() && !rest.contains('*'))
+                        .then(|| istio_label(&format!("a{rest}")))
+                        .flatten(),
+                    _ if label.contains('*') => {
+                        Some("`*` may only start the first label (`*.example.com`)")
+                    }
+                    _ => istio_label(label),
                 }
             })
         }
@@ -409,14 +479,14 @@ fn check_subsets(r: &mut Reporter<'_>, dr: &DestinationRule, at: &Path) {
     let mut seen: Vec<(&str, usize)> = Vec::new();
     for (i, s) in dr.subsets.iter().enumerate() {
         let p = at.key("subsets").index(i).key("name");
-        if let Some(why) = dns1123_label(&s.name) {
+        if let Some(why) = istio_label(&s.name) {
             r.report(
                 Code::InvalidSubset,
                 &p,
                 format!("subset name `{}` is invalid: {why}", s.name),
             )
             .label("invalid subset name")
-            .help("subset names are DNS-1123 labels (lower case, digits and '-'), e.g. `v1`");
+            .help("subset names are DNS labels (letters, digits and '-'), e.g. `v1`");
         } else if let Some(&(_, first)) = seen.iter().find(|(n, _)| *n == s.name) {
             let span = r.span(&at.key("subsets").index(first).key("name"));
             r.report(

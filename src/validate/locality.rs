@@ -154,7 +154,6 @@ mod tests {
                 name: "us-west1".into(),
                 zones: vec!["us-west1-a".into()],
             }],
-            explicit: true,
         };
         let m = |s: &str| parse_locality(s).expect("valid").matches_catalogue(&cat);
         assert!(m("*") && m("us-west1") && m("us-west1/*") && m("us-west1/us-west1-a"));

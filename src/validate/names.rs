@@ -11,6 +11,7 @@ use crate::diagnostic::{Code, Reporter};
 use crate::model::Model;
 use crate::parse::Path;
 use crate::path;
+use crate::topology::PortProtocol;
 
 /// Why `s` is not a DNS-1123 label, if it is not one.
 pub fn dns1123_label(s: &str) -> Option<&'static str> {
@@ -63,15 +64,13 @@ pub fn trust_domain(s: &str) -> Option<&'static str> {
     if s.len() > 255 {
         return Some("it is longer than 255 characters");
     }
-    if !s.bytes().all(|b| {
-        b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.' || b == b'_'
-    }) {
-        return Some("only lower-case letters, digits, '-', '.' and '_' are allowed");
-    }
-    if s.starts_with('.') || s.ends_with('.') || s.contains("..") {
-        return Some("it has an empty label");
-    }
-    None
+    // As Istio's ValidateTrustDomain: dot-separated DNS-1123 labels.
+    s.split('.').find_map(|label| {
+        dns1123_label(label).map(|why| match why {
+            "it is empty" => "it has an empty label",
+            _ => "each dot-separated part must be a DNS-1123 label (lower case, digits, '-')",
+        })
+    })
 }
 
 /// The naming rules, each with the help that explains it.
@@ -93,12 +92,20 @@ fn check(r: &mut Reporter<'_>, at: &Path, what: &str, value: &str, rule: Rule) {
     };
     let Some(why) = why else { return };
     let (label, help) = match rule {
-        Rule::Label | Rule::ServiceName => (
+        Rule::Label => (
             "invalid name",
             format!(
-                "{what}s become directory names, label values and object names: use a DNS-1123 \
-                 label (lower case, digits and '-', at most 63 characters), e.g. `{}`",
+                "use a DNS-1123 label: lower-case letters, digits and '-', starting and ending \
+                 with a letter or digit, at most 63 characters (e.g. `{}`)",
                 suggest_label(value)
+            ),
+        ),
+        Rule::ServiceName => (
+            "invalid name",
+            format!(
+                "Kubernetes Service names are DNS-1035 labels: lower-case letters, digits and \
+                 '-', starting with a letter (e.g. `{}`)",
+                suggest_service_name(value)
             ),
         ),
         Rule::TrustDomain => (
@@ -122,6 +129,18 @@ fn check(r: &mut Reporter<'_>, at: &Path, what: &str, value: &str, rule: Rule) {
     )
     .label(label)
     .help(help);
+}
+
+/// A DNS-1035 rendering of an arbitrary string (starts with a letter), for help texts.
+fn suggest_service_name(s: &str) -> String {
+    let label = suggest_label(s);
+    if label.starts_with(|c: char| c.is_ascii_lowercase()) {
+        label
+    } else {
+        let mut named = format!("svc-{label}");
+        named.truncate(63);
+        named.trim_end_matches('-').to_string()
+    }
 }
 
 /// A DNS-1123 rendering of an arbitrary string, for help texts.
@@ -274,13 +293,14 @@ pub fn run(m: &Model, r: &mut Reporter<'_>) {
             r,
             Code::DuplicateName,
             s.ports.iter().enumerate().map(|(pi, p)| {
+                let protocol = p.protocol.unwrap_or(PortProtocol::Tcp);
                 (
-                    p.port,
+                    (p.port, protocol),
                     path!("services", i, "ports", pi, "port"),
-                    format!("port {}", p.port),
+                    format!("port {}/{}", p.port, protocol.as_str()),
                 )
             }),
-            "each port of a Service needs its own number",
+            "each port of a Service needs its own number and protocol",
         );
     }
     for (i, d) in t.destination_rules.iter().enumerate() {

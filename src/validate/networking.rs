@@ -32,7 +32,6 @@ const PROTOCOL_KEYS: &[&str] = &[
     "service.beta.kubernetes.io/oci-load-balancer-backend-protocol",
     "service.beta.kubernetes.io/exoscale-loadbalancer-service-protocol",
     "cloud.google.com/app-protocols",
-    "service.beta.kubernetes.io/azure-load-balancer-health-probe-protocol",
 ];
 
 pub fn run(m: &Model, r: &mut Reporter<'_>) {
@@ -287,7 +286,9 @@ fn is_loopback(host: &str) -> bool {
     let h = host.trim_end_matches('.').to_ascii_lowercase();
     h == "localhost"
         || h.ends_with(".localhost")
-        || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+        || host
+            .parse::<IpAddr>()
+            .is_ok_and(|ip| ip.to_canonical().is_loopback())
 }
 
 #[cfg(test)]

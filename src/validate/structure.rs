@@ -64,6 +64,9 @@ const ISTIO_KINDS: &[(&str, &str, &[&str])] = &[
     ("extensions.istio.io", "TrafficExtension", &["v1alpha1"]),
 ];
 
+/// Kinds that newer Istio minors introduced: (kind, first minor).
+const INTRODUCED: &[(&str, u32)] = &[("TrafficExtension", 30)];
+
 pub fn run(m: &Model, r: &mut Reporter<'_>) {
     let t = &m.topology;
 
@@ -157,8 +160,24 @@ pub fn run(m: &Model, r: &mut Reporter<'_>) {
         let known = ISTIO_KINDS
             .iter()
             .find(|(g, k, _)| *g == group && *k == res.kind);
+        let mesh_minor = m.istio_config[i]
+            .mesh
+            .map(|x| t.meshes[x].istio.version.minor());
+        let introduced = INTRODUCED.iter().find(|(k, _)| *k == res.kind);
         match known {
-            Some((_, _, versions)) if versions.contains(&version) => {}
+            Some((_, kind, versions)) if versions.contains(&version) => {
+                if let (Some(&(_, since)), Some(minor)) = (introduced, mesh_minor)
+                    && minor < since
+                {
+                    r.report(
+                        Code::NotIstioResource,
+                        &path!("istioConfig", i, "kind"),
+                        format!("{kind} needs Istio 1.{since}; the mesh targets 1.{minor}"),
+                    )
+                    .label("not in this Istio version")
+                    .help(format!("raise the mesh's `istio.version` to \"1.{since}\" or later, or remove this resource"));
+                }
+            }
             Some((_, kind, versions)) => {
                 r.report(
                     Code::NotIstioResource,
@@ -177,9 +196,11 @@ pub fn run(m: &Model, r: &mut Reporter<'_>) {
             }
             None => {
                 let kinds: Vec<&str> = ISTIO_KINDS.iter().map(|(_, k, _)| *k).collect();
-                let help = match crate::suggest::did_you_mean(&res.kind, kinds.iter().copied()) {
-                    Some(k) => format!("did you mean `{k}`?"),
-                    None => "istioConfig holds Istio resources (networking.istio.io, security.istio.io, telemetry.istio.io, extensions.istio.io)".to_string(),
+                let elsewhere = ISTIO_KINDS.iter().find(|(_, k, _)| *k == res.kind);
+                let help = match (elsewhere, crate::suggest::did_you_mean(&res.kind, kinds.iter().copied())) {
+                    (Some((g, _, versions)), _) => format!("{} is in the `{g}` group: use `{g}/{}`", res.kind, versions[0]),
+                    (None, Some(k)) => format!("did you mean `{k}`?"),
+                    (None, None) => "istioConfig holds Istio resources (networking.istio.io, security.istio.io, telemetry.istio.io, extensions.istio.io)".to_string(),
                 };
                 r.report(
                     Code::NotIstioResource,

@@ -36,11 +36,24 @@ pub fn run(m: &Model, r: &mut Reporter<'_>) {
                 .filter(|s| !s.is_empty())
                 .unwrap_or(&mesh.trust_domain)
         };
-        for &c in &m.meshes[mi].clusters {
+        let clusters = &m.meshes[mi].clusters;
+        let mut domains: Vec<&str> = clusters.iter().map(|&c| effective(c)).collect();
+        domains.sort_unstable();
+        domains.dedup();
+        if domains.len() < 2 {
+            continue;
+        }
+        // The clusters disagree: point at every override that makes them.
+        for &c in clusters {
             let td = effective(c);
-            if td != mesh.trust_domain {
-                r.report(Code::TrustDomainMismatch, &path!("clusters", c, "trustDomain"), format!("cluster `{}` has trust domain `{td}`, mesh `{}` has `{}`", t.clusters[c].name, mesh.name, mesh.trust_domain))
-                    .label("differs from the mesh")
+            if t.clusters[c]
+                .trust_domain
+                .as_deref()
+                .is_some_and(|s| !s.is_empty())
+            {
+                let others: Vec<&str> = domains.iter().copied().filter(|d| *d != td).collect();
+                r.report(Code::TrustDomainMismatch, &path!("clusters", c, "trustDomain"), format!("cluster `{}` has trust domain `{td}`; other clusters of mesh `{}` have {}", t.clusters[c].name, mesh.name, others.iter().map(|d| format!("`{d}`")).collect::<Vec<_>>().join(", ")))
+                    .label("differs from other clusters of the mesh")
                     .help("upstream Istio rejects workloads of another trust domain unless every cluster lists it in `meshConfig.trustDomainAliases`: remove the override unless the clusters must be told apart");
             }
         }
