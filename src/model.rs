@@ -700,81 +700,84 @@ impl<'a> HostForm<'a> {
 /// The locality catalogue: as written, or derived from the clusters. Cluster regions and zones
 /// must be in a written catalogue.
 fn catalogue(t: &Topology, r: &mut Reporter<'_>) -> Catalogue {
-    if let Some(locs) = &t.localities {
-        let mut cat = Catalogue::default();
-        for l in locs {
-            if cat.region(&l.region).is_none() {
-                cat.regions.push(Region {
-                    name: l.region.clone(),
-                    zones: l.zones.clone(),
-                });
+    let mut cat = Catalogue::default();
+    for l in t.localities.iter().flatten() {
+        if cat.region(&l.region).is_none() {
+            cat.regions.push(Region {
+                name: l.region.clone(),
+                zones: l.zones.clone(),
+            });
+        }
+    }
+    let written = t.localities.is_some();
+    for (ci, c) in t.clusters.iter().enumerate() {
+        let Some(region) = &c.region else {
+            if !c.zones.is_empty() {
+                zones_without_region(r, ci, &c.name);
+            }
+            continue;
+        };
+        if written {
+            check_cluster_locality(&cat, r, ci, region, &c.zones);
+            continue;
+        }
+        // Derived: the clusters' regions and zones, in order of first appearance.
+        let idx = if let Some(i) = cat.regions.iter().position(|x| &x.name == region) {
+            i
+        } else {
+            cat.regions.push(Region {
+                name: region.clone(),
+                zones: Vec::new(),
+            });
+            cat.regions.len() - 1
+        };
+        for z in &c.zones {
+            if !cat.regions[idx].zones.contains(z) {
+                cat.regions[idx].zones.push(z.clone());
             }
         }
-        for (ci, c) in t.clusters.iter().enumerate() {
-            let Some(region) = &c.region else {
-                if !c.zones.is_empty() {
-                    zones_without_region(r, ci, &c.name);
-                }
-                continue;
-            };
-            let at = path!("clusters", ci);
-            let Some(reg) = cat.region(region) else {
-                let names: Vec<&str> = cat.regions.iter().map(|r| r.name.as_str()).collect();
-                let help = did_you_mean(region, names.iter().copied()).map_or_else(
-                    || format!("add it to `localities:` (regions: {})", names.join(", ")),
-                    |s| format!("did you mean `{s}`?"),
-                );
-                r.report(
-                    Code::UnknownLocality,
-                    &at.key("region"),
-                    format!("region `{region}` is not in the locality catalogue"),
-                )
-                .label("unknown region")
-                .help(help);
-                continue;
-            };
-            for (zi, z) in c.zones.iter().enumerate() {
-                if !reg.zones.contains(z) {
-                    let help = did_you_mean(z, reg.zones.iter().map(String::as_str)).map_or_else(
-                        || format!("add it to the zones of `{region}` under `localities:`"),
-                        |s| format!("did you mean `{s}`?"),
-                    );
-                    r.report(
-                        Code::UnknownLocality,
-                        &at.key("zones").index(zi),
-                        format!("zone `{z}` is not a zone of region `{region}`"),
-                    )
-                    .label("unknown zone")
-                    .help(help);
-                }
-            }
+    }
+    cat
+}
+
+/// A cluster's region and zones must be in a written catalogue.
+fn check_cluster_locality(
+    cat: &Catalogue,
+    r: &mut Reporter<'_>,
+    ci: usize,
+    region: &str,
+    zones: &[String],
+) {
+    let at = path!("clusters", ci);
+    let Some(reg) = cat.region(region) else {
+        let names: Vec<&str> = cat.regions.iter().map(|r| r.name.as_str()).collect();
+        let help = did_you_mean(region, names.iter().copied()).map_or_else(
+            || format!("add it to `localities:` (regions: {})", names.join(", ")),
+            |s| format!("did you mean `{s}`?"),
+        );
+        r.report(
+            Code::UnknownLocality,
+            &at.key("region"),
+            format!("region `{region}` is not in the locality catalogue"),
+        )
+        .label("unknown region")
+        .help(help);
+        return;
+    };
+    for (zi, z) in zones.iter().enumerate() {
+        if !reg.zones.contains(z) {
+            let help = did_you_mean(z, reg.zones.iter().map(String::as_str)).map_or_else(
+                || format!("add it to the zones of `{region}` under `localities:`"),
+                |s| format!("did you mean `{s}`?"),
+            );
+            r.report(
+                Code::UnknownLocality,
+                &at.key("zones").index(zi),
+                format!("zone `{z}` is not a zone of region `{region}`"),
+            )
+            .label("unknown zone")
+            .help(help);
         }
-        cat
-    } else {
-        let mut cat = Catalogue::default();
-        for (ci, c) in t.clusters.iter().enumerate() {
-            let Some(region) = &c.region else {
-                if !c.zones.is_empty() {
-                    zones_without_region(r, ci, &c.name);
-                }
-                continue;
-            };
-            let idx = if let Some(i) = cat.regions.iter().position(|x| &x.name == region) {
-                i
-            } else {
-                cat.regions.push(Region {
-                    name: region.clone(),
-                    zones: Vec::new(),
-                });
-                cat.regions.len() - 1
-            };
-            for z in &c.zones {
-                if !cat.regions[idx].zones.contains(z) {
-                    cat.regions[idx].zones.push(z.clone());
-                }
-            }
-        }
-        cat
     }
 }
 
