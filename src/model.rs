@@ -51,6 +51,9 @@ pub struct MeshInfo {
     pub primaries: Vec<ClusterId>,
     /// The networks its clusters are on, in order of first use.
     pub networks: Vec<NetworkId>,
+    /// A later mesh with an earlier mesh's name (E011): references go to the first, so this
+    /// one owns nothing and rules skip it.
+    pub duplicate: bool,
 }
 
 /// What the model knows about a network.
@@ -58,6 +61,8 @@ pub struct MeshInfo {
 pub struct NetworkInfo {
     /// The clusters on the network.
     pub clusters: Vec<ClusterId>,
+    /// A later network with an earlier network's name (E011); rules skip it.
+    pub duplicate: bool,
 }
 
 /// What the model knows about a cluster.
@@ -68,6 +73,9 @@ pub struct ClusterInfo {
     /// For a remote: the primary that serves it.
     pub primary: Option<ClusterId>,
     pub is_primary: bool,
+    /// A later cluster with an earlier cluster's name (E020): the two cannot be told apart,
+    /// so rules about how clusters see each other skip it.
+    pub duplicate: bool,
 }
 
 /// What the model knows about a service.
@@ -113,8 +121,18 @@ pub fn resolve(topology: Topology, r: &mut Reporter<'_>) -> Model {
     let t = &topology;
     let names = Names::new(t);
 
-    let mut meshes = vec![MeshInfo::default(); t.meshes.len()];
-    let mut networks = vec![NetworkInfo::default(); t.networks.len()];
+    let mut meshes: Vec<MeshInfo> = (0..t.meshes.len())
+        .map(|i| MeshInfo {
+            duplicate: names.meshes.is_duplicate(i),
+            ..MeshInfo::default()
+        })
+        .collect();
+    let mut networks: Vec<NetworkInfo> = (0..t.networks.len())
+        .map(|i| NetworkInfo {
+            duplicate: names.networks.is_duplicate(i),
+            ..NetworkInfo::default()
+        })
+        .collect();
     let mut clusters = vec![ClusterInfo::default(); t.clusters.len()];
 
     // Clusters: mesh and network.
@@ -130,6 +148,7 @@ pub fn resolve(topology: Topology, r: &mut Reporter<'_>) -> Model {
             network,
             primary: None,
             is_primary: c.control_plane == ControlPlane::Primary,
+            duplicate: names.clusters.is_duplicate(ci),
         };
         if let Some(m) = mesh {
             meshes[m].clusters.push(ci);
@@ -375,6 +394,11 @@ impl<'t> Catalog<'t> {
             what,
             section,
         }
+    }
+
+    /// Whether entry `i` repeats the name of an earlier entry.
+    fn is_duplicate(&self, i: usize) -> bool {
+        self.index.get(self.names[i]) != Some(&i)
     }
 
     /// Looks a name up, reporting an unknown one with a suggestion.

@@ -111,13 +111,15 @@ pub fn run(m: &Model, r: &mut Reporter<'_>) {
         if !peers_by_gateway {
             for &c in &info.clusters {
                 // (Two clusters with one name are E020 already; not a watcher of itself.)
-                let same_name = |p: usize| t.clusters[p].name == t.clusters[c].name;
-                let watched = info.primaries.iter().any(|&p| p != c && !same_name(p));
+                // A duplicate name (E020) cannot be told from its twin: skip both roles.
+                let watcher_of = |p: usize| p != c && !m.clusters[p].duplicate;
+                let watched =
+                    !m.clusters[c].duplicate && info.primaries.iter().any(|&p| watcher_of(p));
                 if watched && t.clusters[c].api_server.is_none() {
                     let watcher = info
                         .primaries
                         .iter()
-                        .find(|&&p| p != c && !same_name(p))
+                        .find(|&&p| watcher_of(p))
                         .map_or("", |&p| t.clusters[p].name.as_str());
                     r.report(Code::ApiServerMissing, &path!("clusters", c, "name"), format!("cluster `{}` is watched by primary `{watcher}` but has no `apiServer`", t.clusters[c].name))
                         .label("no API server address")

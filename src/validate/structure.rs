@@ -70,14 +70,8 @@ const INTRODUCED: &[(&str, u32)] = &[("TrafficExtension", 30)];
 pub fn run(m: &Model, r: &mut Reporter<'_>) {
     let t = &m.topology;
 
-    // A second mesh or network of the same name is E011; it owns nothing, so it gets no
-    // further diagnostics of its own.
-    let first_of = |names: &[&str], i: usize| !names[..i].contains(&names[i]);
-    let mesh_names: Vec<&str> = t.meshes.iter().map(|x| x.name.as_str()).collect();
-    let net_names: Vec<&str> = t.networks.iter().map(|x| x.name.as_str()).collect();
-
     for (mi, mesh) in t.meshes.iter().enumerate() {
-        if m.meshes[mi].primaries.is_empty() && first_of(&mesh_names, mi) {
+        if m.meshes[mi].primaries.is_empty() && !m.meshes[mi].duplicate {
             let clusters = &m.meshes[mi].clusters;
             let d = r
                 .report(
@@ -97,7 +91,7 @@ pub fn run(m: &Model, r: &mut Reporter<'_>) {
     // A network is one flat L3 domain of one mesh.
     for (ni, net) in t.networks.iter().enumerate() {
         let users = &m.networks[ni].clusters;
-        if !first_of(&net_names, ni) {
+        if m.networks[ni].duplicate {
             continue;
         }
         if users.is_empty() {
