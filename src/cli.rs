@@ -99,19 +99,14 @@ fn validate(path: &std::path::Path, format: Format, deny_warnings: bool) -> Exit
             return Exit::Environment;
         }
     };
-    report(&checked, format, deny_warnings);
     let (errors, warnings) = diagnostic::counts(&checked.diagnostics);
-    if errors > 0 || (deny_warnings && warnings > 0) {
-        Exit::Invalid
-    } else {
-        Exit::Success
-    }
+    let valid = errors == 0 && !(deny_warnings && warnings > 0);
+    report(&checked, format, deny_warnings, valid);
+    if valid { Exit::Success } else { Exit::Invalid }
 }
 
 /// Prints diagnostics (and, for a clean human run, a one-line summary of the topology).
-fn report(checked: &Checked, format: Format, deny_warnings: bool) {
-    let (errors, warnings) = diagnostic::counts(&checked.diagnostics);
-    let valid = errors == 0 && !(deny_warnings && warnings > 0);
+fn report(checked: &Checked, format: Format, deny_warnings: bool, valid: bool) {
     match format {
         Format::Json => print_stdout(&diagnostic::render_json(
             &checked.diagnostics,
