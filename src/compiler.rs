@@ -20,6 +20,8 @@ use crate::validate;
 #[derive(Debug)]
 pub struct Checked {
     pub source: Source,
+    /// The spanned tree, when the file parsed (later stages place their diagnostics with it).
+    pub tree: Option<parse::Node>,
     /// The resolved model, when the document fits the format (even with rule violations).
     pub model: Option<Model>,
     /// Every diagnostic, in source order.
@@ -60,6 +62,7 @@ pub fn check_file(path: &Path) -> Result<Checked, LoadError> {
             let source = Source::new(path.display().to_string(), path, String::new());
             Ok(Checked {
                 source,
+                tree: None,
                 model: None,
                 diagnostics: vec![Diagnostic::error(code, e.to_string()).with_help(help)],
             })
@@ -108,6 +111,7 @@ fn check_here(source: Source) -> Checked {
         Err(d) => {
             return Checked {
                 source,
+                tree: None,
                 model: None,
                 diagnostics: vec![d],
             };
@@ -147,6 +151,7 @@ fn check_here(source: Source) -> Checked {
     diagnostics.dedup();
     Checked {
         source,
+        tree: Some(tree),
         model,
         diagnostics,
     }

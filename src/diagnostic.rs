@@ -109,6 +109,16 @@ codes! {
     InvalidHost = "E067", "a `host` that is not a valid DNS name or wildcard";
     AmbiguousHost = "E068", "a short `host` that names services in several namespaces";
     EmptyTrafficPolicy = "E069", "a traffic policy with no field set";
+    // The PKI store and bring-your-own roots (read at build time).
+    NotACa = "E070", "a root or intermediate that is not a CA certificate";
+    KeyMismatch = "E071", "a private key that does not match its certificate";
+    ChainBroken = "E072", "a certificate that does not chain to the mesh root";
+    CertificateExpired = "E073", "a certificate that has expired (or is not valid yet)";
+    CertificateExpiring = "W074", "a certificate that expires within 30 days";
+    UnreadablePki = "E075", "a certificate or key file that cannot be read or parsed";
+    KeyPermissions = "E076", "a private key readable by other users";
+    IncompleteStore = "E077", "a PKI store entry with a part missing or inconsistent";
+    AlgorithmDiffers = "W078", "stored key material of another algorithm than `ca.keyAlgorithm`";
 }
 
 impl Code {

@@ -7,8 +7,10 @@
 pub mod cli;
 pub mod compiler;
 pub mod diagnostic;
+mod files;
 pub mod model;
 pub mod parse;
+pub mod pki;
 pub mod schema;
 pub mod source;
 mod suggest;

@@ -1,0 +1,161 @@
+//! Writing files so that nobody ever sees half of one.
+//!
+//! Both things meshc writes are read by something that must not see a partial state: the PKI
+//! store (a truncated key is a lost key) and the output tree (Argo CD or Flux may sync it at any
+//! moment). Every write therefore goes to a temporary file beside its target, is flushed, and
+//! only then takes the target's name with one rename (or one hard link, when an existing file
+//! must never be replaced). A temporary file that is never committed is removed when it is
+//! dropped.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Mode of files that hold private keys: readable by the owner only.
+pub const PRIVATE: u32 = 0o600;
+/// Mode of every other file meshc writes.
+pub const PUBLIC: u32 = 0o644;
+
+/// A file written beside its target, not yet in place.
+#[derive(Debug)]
+pub struct Staged {
+    temp: PathBuf,
+    target: PathBuf,
+    committed: bool,
+}
+
+impl Staged {
+    /// Writes `bytes` to a temporary file in the target's directory (which must exist), with
+    /// `mode` on Unix, and flushes it to disk.
+    pub fn write(target: &Path, bytes: &[u8], mode: u32) -> io::Result<Staged> {
+        static COUNTER: AtomicU64 = AtomicU64::new(0);
+        let name = target
+            .file_name()
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no file name"))?;
+        let temp = target.with_file_name(format!(
+            ".{}.meshc-{}-{}",
+            name.to_string_lossy(),
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        ));
+        let staged = Staged {
+            temp,
+            target: target.to_path_buf(),
+            committed: false,
+        };
+        let mut file = create_new(&staged.temp, mode)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        Ok(staged)
+    }
+
+    /// Puts the file in place, replacing whatever was there.
+    pub fn replace(mut self) -> io::Result<()> {
+        fs::rename(&self.temp, &self.target)?;
+        self.committed = true;
+        Ok(())
+    }
+
+    /// Puts the file in place only if nothing is there yet (`AlreadyExists` otherwise): the
+    /// hard link either creates the name or fails, so two writers can never both win.
+    pub fn create(mut self) -> io::Result<()> {
+        fs::hard_link(&self.temp, &self.target)?;
+        self.committed = true;
+        let _ = fs::remove_file(&self.temp);
+        Ok(())
+    }
+
+    pub fn target(&self) -> &Path {
+        &self.target
+    }
+}
+
+impl Drop for Staged {
+    fn drop(&mut self) {
+        if !self.committed {
+            let _ = fs::remove_file(&self.temp);
+        }
+    }
+}
+
+fn create_new(path: &Path, mode: u32) -> io::Result<File> {
+    let mut options = OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(mode);
+    }
+    #[cfg(not(unix))]
+    let _ = mode;
+    options.open(path)
+}
+
+/// Creates a directory and its parents; new directories get `mode` on Unix.
+pub fn create_dirs(path: &Path, mode: u32) -> io::Result<()> {
+    let mut builder = fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(mode);
+    }
+    #[cfg(not(unix))]
+    let _ = mode;
+    builder.create(path)
+}
+
+/// The permission bits of a file that group or others may use (Unix); `None` elsewhere or
+/// when they are clear.
+pub fn loose_permissions(path: &Path) -> io::Result<Option<u32>> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = fs::metadata(path)?.permissions().mode() & 0o777;
+        Ok((mode & 0o077 != 0).then_some(mode))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        Ok(None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn create_refuses_to_replace_and_leaves_no_temporary() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let target = dir.path().join("key.pem");
+        Staged::write(&target, b"first", PRIVATE)
+            .and_then(Staged::create)
+            .expect("first write");
+        let err = Staged::write(&target, b"second", PRIVATE)
+            .and_then(Staged::create)
+            .expect_err("second write must fail");
+        assert_eq!(err.kind(), io::ErrorKind::AlreadyExists);
+        assert_eq!(fs::read(&target).expect("read"), b"first");
+        let names: Vec<_> = fs::read_dir(dir.path())
+            .expect("list")
+            .map(|e| e.expect("entry").file_name())
+            .collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("key.pem")]);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = fs::metadata(&target).expect("meta").permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600);
+        }
+    }
+
+    #[test]
+    fn an_uncommitted_write_is_removed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let target = dir.path().join("out.yaml");
+        drop(Staged::write(&target, b"x", PUBLIC).expect("stage"));
+        assert_eq!(fs::read_dir(dir.path()).expect("list").count(), 0);
+    }
+}
