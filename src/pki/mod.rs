@@ -570,7 +570,7 @@ fn load_stored_root(
                     Code::UnreadablePki,
                     e,
                     format!("restore the file from a backup; {help_root}"),
-                )
+                );
             })
             .ok()
     });
@@ -643,7 +643,7 @@ fn read_key(on_key: &mut Place<'_>, path: &FsPath, help: &str) -> Option<Key> {
                 Code::UnreadablePki,
                 e,
                 format!("restore the key from a backup; {help}"),
-            )
+            );
         })
         .ok()
 }
