@@ -4,14 +4,17 @@
 //! 2 invalid topology, 3 environment error. Diagnostics go to standard error, machine output
 //! (JSON, the schema) to standard output.
 
+use std::fmt::Write as _;
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use time::OffsetDateTime;
 
 use crate::compiler::{self, Checked};
-use crate::diagnostic;
+use crate::diagnostic::{self, Diagnostic, Severity};
+use crate::pki::{self, Inspection, Origin, Store};
 
 /// Compile one declarative multi-cluster Istio topology into per-cluster manifests.
 #[derive(Debug, Parser)]
@@ -34,8 +37,81 @@ pub enum Command {
         #[arg(long)]
         deny_warnings: bool,
     },
+    /// Validate, then write one manifest directory per cluster (and any missing key material).
+    Build {
+        /// The topology file.
+        topology: PathBuf,
+        /// The output directory.
+        #[arg(short, long, value_name = "OUT")]
+        out: PathBuf,
+        #[command(flatten)]
+        store: StoreArgs,
+        /// Refuse to create key material: every root and intermediate must already be stored.
+        #[arg(long)]
+        locked: bool,
+        /// Write nothing; exit 1 when OUT differs from what the topology compiles to.
+        #[arg(long)]
+        check: bool,
+        /// A directory of templates that replace the built-in ones of the same name.
+        #[arg(long, value_name = "DIR")]
+        templates: Option<PathBuf>,
+        /// Treat warnings as errors.
+        #[arg(long)]
+        deny_warnings: bool,
+    },
+    /// Inspect or rotate the key material of the PKI store.
+    #[command(subcommand)]
+    Pki(PkiCommand),
     /// Print the topology JSON Schema (the same as schema/topology.schema.json).
     Schema,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PkiCommand {
+    /// Per mesh and cluster: algorithm, subject, notAfter, days left, chain check.
+    Status {
+        /// The topology file.
+        topology: PathBuf,
+        #[command(flatten)]
+        store: StoreArgs,
+        /// How to print the table.
+        #[arg(long, value_enum, default_value_t = Format::Human)]
+        format: Format,
+    },
+    /// Issue a new intermediate CA for one cluster, signed by the same root.
+    Rotate {
+        /// The topology file.
+        topology: PathBuf,
+        /// The cluster whose intermediate is replaced.
+        #[arg(long, value_name = "NAME")]
+        cluster: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct StoreArgs {
+    /// The PKI store [default: pki/ beside the topology file].
+    #[arg(long, value_name = "DIR")]
+    pub pki: Option<PathBuf>,
+}
+
+impl StoreArgs {
+    fn store(&self, checked: &Checked) -> Store {
+        let beside = |dir: &Path| {
+            if dir == Path::new(".") {
+                PathBuf::from("pki")
+            } else {
+                dir.join("pki")
+            }
+        };
+        Store::new(
+            self.pki
+                .clone()
+                .unwrap_or_else(|| beside(checked.source.base_dir())),
+        )
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -84,6 +160,33 @@ fn execute(command: Command) -> Exit {
             format,
             deny_warnings,
         } => validate(&topology, format, deny_warnings),
+        Command::Build {
+            topology,
+            out,
+            store,
+            locked,
+            check,
+            templates,
+            deny_warnings,
+        } => build(&BuildArgs {
+            topology: &topology,
+            out: &out,
+            store: &store,
+            locked,
+            check,
+            templates: templates.as_deref(),
+            deny_warnings,
+        }),
+        Command::Pki(PkiCommand::Status {
+            topology,
+            store,
+            format,
+        }) => pki_status(&topology, &store, format),
+        Command::Pki(PkiCommand::Rotate {
+            topology,
+            cluster,
+            store,
+        }) => pki_rotate(&topology, &cluster, &store),
         Command::Schema => {
             print_stdout(crate::schema::schema_text());
             Exit::Success
@@ -91,18 +194,374 @@ fn execute(command: Command) -> Exit {
     }
 }
 
-fn validate(path: &std::path::Path, format: Format, deny_warnings: bool) -> Exit {
-    let checked = match compiler::check_file(path) {
+fn load(path: &Path) -> Result<Checked, Exit> {
+    compiler::check_file(path).map_err(|e| {
+        eprintln!("error: {e}");
+        Exit::Environment
+    })
+}
+
+fn validate(path: &Path, format: Format, deny_warnings: bool) -> Exit {
+    let mut checked = match load(path) {
         Ok(c) => c,
+        Err(exit) => return exit,
+    };
+    // Bring-your-own roots are part of the topology: validate reads them (and nothing else).
+    if let (Some(model), Some(tree)) = (&checked.model, &checked.tree) {
+        let findings =
+            pki::check_named_files(model, checked.source.base_dir(), OffsetDateTime::now_utc());
+        let extra: Vec<Diagnostic> = findings.iter().map(|f| f.to_diagnostic(tree)).collect();
+        merge(&mut checked, extra);
+    }
+    let (errors, warnings) = diagnostic::counts(&checked.diagnostics);
+    let valid = errors == 0 && !(deny_warnings && warnings > 0);
+    report(&checked, format, deny_warnings, valid);
+    if valid { Exit::Success } else { Exit::Invalid }
+}
+
+fn merge(checked: &mut Checked, extra: Vec<Diagnostic>) {
+    checked.diagnostics.extend(extra);
+    diagnostic::sort(&mut checked.diagnostics);
+    checked.diagnostics.dedup();
+}
+
+/// Prints diagnostics in human form with the closing summary line.
+fn print_diagnostics(checked: &Checked, deny_warnings: bool) {
+    if checked.diagnostics.is_empty() {
+        return;
+    }
+    let color = diagnostic::use_color(diagnostic::stderr_is_terminal());
+    let mut err = std::io::stderr().lock();
+    let _ = err.write_all(
+        diagnostic::render_human(&checked.diagnostics, &checked.source, color).as_bytes(),
+    );
+    let _ = writeln!(
+        err,
+        "{}",
+        diagnostic::summary_line(&checked.diagnostics, &checked.source.name, deny_warnings)
+    );
+}
+
+/// Loads a topology and its PKI store and checks both. On failure the diagnostics are printed
+/// and the exit code returned: 2 for the topology (bring-your-own roots included), 3 for the
+/// store.
+fn load_with_store(
+    topology: &Path,
+    store: &StoreArgs,
+    deny_warnings: bool,
+    now: OffsetDateTime,
+) -> Result<(Checked, Store, Inspection), Exit> {
+    let mut checked = load(topology)?;
+    let store = store.store(&checked);
+    let (Some(model), Some(tree), false) = (&checked.model, &checked.tree, checked.has_errors())
+    else {
+        print_diagnostics(&checked, deny_warnings);
+        return Err(Exit::Invalid);
+    };
+    let inspection = pki::inspect(model, &store, checked.source.base_dir(), now);
+    let failing = |origin: Origin| {
+        inspection
+            .findings
+            .iter()
+            .any(|f| f.origin == origin && f.code.severity() == Severity::Error)
+    };
+    let (topology_failed, store_failed) = (failing(Origin::Topology), failing(Origin::Store));
+    let extra: Vec<Diagnostic> = inspection
+        .findings
+        .iter()
+        .map(|f| f.to_diagnostic(tree))
+        .collect();
+    merge(&mut checked, extra);
+    let warnings = diagnostic::counts(&checked.diagnostics).1;
+    print_diagnostics(&checked, deny_warnings);
+    if topology_failed || (deny_warnings && warnings > 0) {
+        return Err(Exit::Invalid);
+    }
+    if store_failed {
+        eprintln!(
+            "error: the PKI store {} is damaged: nothing was written",
+            store.dir.display()
+        );
+        return Err(Exit::Environment);
+    }
+    Ok((checked, store, inspection))
+}
+
+struct BuildArgs<'a> {
+    topology: &'a Path,
+    out: &'a Path,
+    store: &'a StoreArgs,
+    locked: bool,
+    check: bool,
+    templates: Option<&'a Path>,
+    deny_warnings: bool,
+}
+
+fn build(args: &BuildArgs<'_>) -> Exit {
+    let now = OffsetDateTime::now_utc();
+    let (checked, store, inspection) =
+        match load_with_store(args.topology, args.store, args.deny_warnings, now) {
+            Ok(loaded) => loaded,
+            Err(exit) => return exit,
+        };
+    let Some(model) = &checked.model else {
+        return Exit::Invalid;
+    };
+    if args.check && !inspection.missing.is_empty() {
+        eprintln!(
+            "{}: stale: the PKI store {} lacks material a build would create",
+            args.out.display(),
+            store.dir.display()
+        );
+        return Exit::Differences;
+    }
+    let (material, new_files) = match pki::complete(model, &store, inspection, args.locked, now) {
+        Ok(done) => done,
         Err(e) => {
             eprintln!("error: {e}");
             return Exit::Environment;
         }
     };
-    let (errors, warnings) = diagnostic::counts(&checked.diagnostics);
-    let valid = errors == 0 && !(deny_warnings && warnings > 0);
-    report(&checked, format, deny_warnings, valid);
-    if valid { Exit::Success } else { Exit::Invalid }
+    let renderer = match crate::render::Renderer::new(args.templates) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Exit::Environment;
+        }
+    };
+    let output = match crate::build::render(model, &material, &renderer) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Exit::Environment;
+        }
+    };
+    if !args.check && !new_files.is_empty() {
+        if let Err(e) = store.add(&new_files) {
+            eprintln!("error: {e}");
+            return Exit::Environment;
+        }
+        print_stdout(&format!(
+            "{}: created {}\n",
+            store.dir.display(),
+            new_files
+                .iter()
+                .map(|f| f
+                    .path
+                    .strip_prefix(&store.dir)
+                    .unwrap_or(&f.path)
+                    .display()
+                    .to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    let digest = crate::emit::digest(checked.source.text.as_bytes());
+    let summary = match crate::emit::emit(args.out, &output, &digest, args.check) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Exit::Environment;
+        }
+    };
+    let mut lines = String::new();
+    for (dir, c) in &summary.dirs {
+        let _ = writeln!(
+            lines,
+            "{}: {} created, {} changed, {} removed, {} unchanged",
+            args.out.join(dir).display(),
+            c.created,
+            c.changed,
+            c.removed,
+            c.unchanged
+        );
+    }
+    if args.check {
+        if summary.changed() {
+            eprint!("{lines}");
+            eprintln!(
+                "{}: stale: run `meshc build` and commit the result",
+                args.out.display()
+            );
+            return Exit::Differences;
+        }
+        print_stdout(&format!("{}: up to date\n", args.out.display()));
+        return Exit::Success;
+    }
+    print_stdout(&lines);
+    Exit::Success
+}
+
+fn pki_status(topology: &Path, store: &StoreArgs, format: Format) -> Exit {
+    let now = OffsetDateTime::now_utc();
+    let mut checked = match load(topology) {
+        Ok(c) => c,
+        Err(exit) => return exit,
+    };
+    let store = store.store(&checked);
+    let (Some(model), Some(tree), false) = (&checked.model, &checked.tree, checked.has_errors())
+    else {
+        print_diagnostics(&checked, false);
+        return Exit::Invalid;
+    };
+    let inspection = pki::inspect(model, &store, checked.source.base_dir(), now);
+    let extra: Vec<Diagnostic> = inspection
+        .findings
+        .iter()
+        .map(|f| f.to_diagnostic(tree))
+        .collect();
+    merge(&mut checked, extra);
+    match format {
+        Format::Json => print_stdout(&format!(
+            "{}\n",
+            serde_json::to_string_pretty(&inspection.rows).unwrap_or_default()
+        )),
+        Format::Human => print_stdout(&status_table(&inspection.rows)),
+    }
+    print_diagnostics(&checked, false);
+    let failed = |origin: Origin| {
+        inspection
+            .findings
+            .iter()
+            .any(|f| f.origin == origin && f.code.severity() == Severity::Error)
+    };
+    if failed(Origin::Topology) {
+        Exit::Invalid
+    } else if failed(Origin::Store) {
+        Exit::Environment
+    } else {
+        Exit::Success
+    }
+}
+
+fn status_table(rows: &[pki::StatusRow]) -> String {
+    let header = [
+        "MESH",
+        "CLUSTER",
+        "ALGORITHM",
+        "SUBJECT",
+        "NOT AFTER",
+        "DAYS LEFT",
+        "CHAIN",
+    ];
+    let dash = || "-".to_string();
+    let cells: Vec<[String; 7]> = rows
+        .iter()
+        .map(|r| {
+            [
+                r.mesh.clone(),
+                r.cluster.clone().unwrap_or_else(|| "(root)".to_string()),
+                r.algorithm.clone().unwrap_or_else(dash),
+                r.subject.clone().unwrap_or_else(dash),
+                r.not_after.clone().unwrap_or_else(dash),
+                r.days_left.map_or_else(dash, |d| d.to_string()),
+                r.chain.clone(),
+            ]
+        })
+        .collect();
+    let mut widths = header.map(str::len);
+    for row in &cells {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    let mut line = |row: &[String]| {
+        let mut text = String::new();
+        for (i, (cell, w)) in row.iter().zip(widths).enumerate() {
+            if i + 1 == row.len() {
+                text.push_str(cell);
+            } else {
+                let _ = write!(text, "{cell:<w$}  ");
+            }
+        }
+        out.push_str(text.trim_end());
+        out.push('\n');
+    };
+    line(&header.map(str::to_string));
+    for row in &cells {
+        line(row);
+    }
+    out
+}
+
+fn pki_rotate(topology: &Path, cluster: &str, store: &StoreArgs) -> Exit {
+    let now = OffsetDateTime::now_utc();
+    let checked = match load(topology) {
+        Ok(c) => c,
+        Err(exit) => return exit,
+    };
+    let store = store.store(&checked);
+    let (Some(model), Some(tree), false) = (&checked.model, &checked.tree, checked.has_errors())
+    else {
+        print_diagnostics(&checked, false);
+        return Exit::Invalid;
+    };
+    let Some(c) = model
+        .topology
+        .clusters
+        .iter()
+        .position(|x| x.name == cluster)
+    else {
+        let names: Vec<&str> = model
+            .topology
+            .clusters
+            .iter()
+            .map(|x| x.name.as_str())
+            .collect();
+        eprintln!(
+            "error: no cluster `{cluster}` in {} (clusters: {})",
+            checked.source.name,
+            names.join(", ")
+        );
+        return Exit::Invalid;
+    };
+    let Some(mi) = model.clusters[c].mesh else {
+        return Exit::Invalid;
+    };
+    // Only the root must be sound: rotation is how a damaged intermediate is repaired.
+    let inspection = pki::inspect(model, &store, checked.source.base_dir(), now);
+    let Some(root) = inspection.material.roots.get(&mi) else {
+        let root_findings: Vec<Diagnostic> = inspection
+            .findings
+            .iter()
+            .filter(|f| !f.at.to_string().starts_with("/clusters"))
+            .map(|f| f.to_diagnostic(tree))
+            .collect();
+        let mut shown = Checked {
+            source: checked.source.clone(),
+            tree: None,
+            model: None,
+            diagnostics: checked.diagnostics.clone(),
+        };
+        merge(&mut shown, root_findings);
+        print_diagnostics(&shown, false);
+        eprintln!(
+            "error: mesh `{}` has no usable root in {}: run `meshc build` first, or repair the root",
+            model.topology.meshes[mi].name,
+            store.dir.display()
+        );
+        return Exit::Environment;
+    };
+    match pki::rotate(model, &store, root, mi, c, now) {
+        Ok(cert) => {
+            print_stdout(&format!(
+                "{}: new intermediate for `{cluster}`: serial {}, valid until {}\nrun `meshc build` to write the new cacerts\n",
+                store
+                    .cluster_dir(&model.topology.meshes[mi].name, cluster)
+                    .display(),
+                cert.serial,
+                cert.not_after
+                    .format(&time::format_description::well_known::Rfc3339)
+                    .unwrap_or_default(),
+            ));
+            Exit::Success
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            Exit::Environment
+        }
+    }
 }
 
 /// Prints diagnostics (and, for a clean human run, a one-line summary of the topology).

@@ -122,6 +122,23 @@ codes! {
 }
 
 impl Code {
+    /// Whether the code is about key material on disk (the PKI store, bring-your-own roots),
+    /// found when files are read rather than from the topology alone.
+    pub fn is_pki(self) -> bool {
+        matches!(
+            self,
+            Code::NotACa
+                | Code::KeyMismatch
+                | Code::ChainBroken
+                | Code::CertificateExpired
+                | Code::CertificateExpiring
+                | Code::UnreadablePki
+                | Code::KeyPermissions
+                | Code::IncompleteStore
+                | Code::AlgorithmDiffers
+        )
+    }
+
     /// The default severity, read from the code's letter.
     pub fn severity(self) -> Severity {
         if self.as_str().starts_with('W') {

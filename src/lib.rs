@@ -4,13 +4,16 @@
 //! [`compiler`], one module per stage: [`source`] → [`parse`] → [`schema`] → [`topology`] →
 //! [`model`] → [`validate`]. See ARCHITECTURE.md for the invariants.
 
+pub mod build;
 pub mod cli;
 pub mod compiler;
 pub mod diagnostic;
+pub mod emit;
 mod files;
 pub mod model;
 pub mod parse;
 pub mod pki;
+pub mod render;
 pub mod schema;
 pub mod source;
 mod suggest;

@@ -106,8 +106,10 @@ fn every_code_has_a_failing_fixture_and_a_passing_twin() {
             covered.insert(e.split(' ').next().unwrap_or_default().to_string());
         }
     }
+    // Codes about key material on disk are specified by the store scenarios in tests/pki.rs.
     let missing: Vec<&str> = Code::ALL
         .iter()
+        .filter(|c| !c.is_pki())
         .map(|c| c.as_str())
         .filter(|c| !covered.contains(*c) || !twins.contains(*c))
         .collect();

@@ -1,0 +1,176 @@
+//! The render stage: minijinja templates in, YAML documents out, each parsed again before it is
+//! kept.
+//!
+//! Templates live in `templates/` and are embedded in the binary; `--templates DIR` may override
+//! any of them by file name. Every template is named `*.yaml.j2`, so minijinja escapes each
+//! `{{ value }}` as a JSON scalar (valid YAML): no topology value can add a key, a document or
+//! a line. Undefined variables are errors. A rendered file that does not parse as YAML, or
+//! whose documents are not Kubernetes objects, is a bug in a template and stops the build
+//! rather than reaching a cluster. Errors never quote the rendered text, which may hold keys.
+
+use std::path::{Path, PathBuf};
+
+use minijinja::syntax::SyntaxConfig;
+use minijinja::value::Serde;
+use minijinja::{Environment, UndefinedBehavior, Value};
+use serde::Serialize;
+
+/// The templates meshc ships, by name.
+const EMBEDDED: &[(&str, &str)] = &[
+    (
+        "cacerts.yaml.j2",
+        include_str!("../templates/cacerts.yaml.j2"),
+    ),
+    (
+        "cacerts-external.yaml.j2",
+        include_str!("../templates/cacerts-external.yaml.j2"),
+    ),
+];
+
+#[derive(Debug, thiserror::Error)]
+pub enum RenderError {
+    #[error("template {name}: {reason}")]
+    Template { name: String, reason: String },
+    #[error("template {name} rendered a document that is not valid YAML: {reason}")]
+    Yaml { name: String, reason: String },
+    #[error("template {name} rendered a document without {field}")]
+    NotAnObject { name: String, field: &'static str },
+    #[error("cannot read the override template {path}: {reason}")]
+    Override { path: PathBuf, reason: String },
+}
+
+/// The template environment.
+#[derive(Debug)]
+pub struct Renderer {
+    env: Environment<'static>,
+}
+
+impl Renderer {
+    /// The embedded templates, each replaced by `overrides/<name>` where that file exists.
+    pub fn new(overrides: Option<&Path>) -> Result<Renderer, RenderError> {
+        let mut env = Environment::new();
+        env.set_undefined_behavior(UndefinedBehavior::Strict);
+        // Block tags take their whole line, and files end with their newline, as YAML expects.
+        let syntax = SyntaxConfig::builder()
+            .trim_blocks(true)
+            .lstrip_blocks(true)
+            .keep_trailing_newline(true)
+            .build()
+            .map_err(|e| template_error("(syntax)", &e))?;
+        env.set_syntax(syntax);
+        for (name, embedded) in EMBEDDED {
+            let source = match overrides.map(|dir| dir.join(name)) {
+                Some(path) if path.exists() => {
+                    std::fs::read_to_string(&path).map_err(|e| RenderError::Override {
+                        path: path.clone(),
+                        reason: e.to_string(),
+                    })?
+                }
+                _ => (*embedded).to_string(),
+            };
+            env.add_template_owned(*name, source)
+                .map_err(|e| template_error(name, &e))?;
+        }
+        Ok(Renderer { env })
+    }
+
+    /// Renders Kubernetes objects: every document must parse and carry `apiVersion`, `kind`
+    /// and `metadata.name`.
+    pub fn objects(&self, name: &str, context: &impl Serialize) -> Result<String, RenderError> {
+        let text = self.render(name, context)?;
+        let docs: Vec<serde_json::Value> =
+            serde_saphyr::from_multiple(&text).map_err(|e| RenderError::Yaml {
+                name: name.to_string(),
+                reason: yaml_reason(&e),
+            })?;
+        for doc in &docs {
+            for (field, present) in [
+                (
+                    "apiVersion",
+                    doc.get("apiVersion")
+                        .is_some_and(serde_json::Value::is_string),
+                ),
+                (
+                    "kind",
+                    doc.get("kind").is_some_and(serde_json::Value::is_string),
+                ),
+                (
+                    "metadata.name",
+                    doc.pointer("/metadata/name")
+                        .is_some_and(serde_json::Value::is_string),
+                ),
+            ] {
+                if !present {
+                    return Err(RenderError::NotAnObject {
+                        name: name.to_string(),
+                        field,
+                    });
+                }
+            }
+        }
+        Ok(text)
+    }
+
+    fn render(&self, name: &str, context: &impl Serialize) -> Result<String, RenderError> {
+        self.env
+            .get_template(name)
+            .and_then(|t| t.render(Value::from(Serde(context))))
+            .map_err(|e| template_error(name, &e))
+    }
+}
+
+fn template_error(name: &str, e: &minijinja::Error) -> RenderError {
+    let mut reason = e.kind().to_string();
+    if let Some(detail) = e.detail() {
+        reason.push_str(": ");
+        reason.push_str(detail);
+    }
+    if let Some(line) = e.line() {
+        reason = format!("{reason} (line {line})");
+    }
+    RenderError::Template {
+        name: name.to_string(),
+        reason,
+    }
+}
+
+/// The parser's position only: its message may quote the document.
+fn yaml_reason(e: &serde_saphyr::Error) -> String {
+    match e.location() {
+        Some(loc) => format!("line {}, column {}", loc.line(), loc.column()),
+        None => "no position".to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_cannot_inject_yaml() {
+        let r = Renderer::new(None).expect("templates");
+        let evil = "x\nkind: Evil\n---\napiVersion: v1";
+        let text = r
+            .objects(
+                "cacerts.yaml.j2",
+                &serde_json::json!({
+                    "namespace": evil, "ca_cert": "a", "ca_key": "b",
+                    "cert_chain": "c", "root_cert": "d"
+                }),
+            )
+            .expect("renders");
+        let docs: Vec<serde_json::Value> = serde_saphyr::from_multiple(&text).expect("yaml");
+        assert_eq!(docs.len(), 1);
+        assert_eq!(docs[0]["kind"], "Secret");
+        assert_eq!(docs[0]["metadata"]["namespace"], evil);
+    }
+
+    #[test]
+    fn a_missing_variable_is_an_error() {
+        let r = Renderer::new(None).expect("templates");
+        let err = r
+            .objects("cacerts.yaml.j2", &serde_json::json!({}))
+            .expect_err("strict");
+        assert!(err.to_string().contains("cacerts.yaml.j2"), "{err}");
+    }
+}
