@@ -258,7 +258,9 @@ pub fn render_human(diags: &[Diagnostic], source: &Source, color: bool) -> Strin
     };
     let handler = GraphicalReportHandler::new_themed(theme)
         .with_context_lines(1)
-        .with_width(100);
+        .with_width(100)
+        // Messages name files and commands: a line break inside one would break copy and grep.
+        .with_wrap_lines(false);
     let named = Positions(source);
     let mut out = String::new();
     for d in diags {
