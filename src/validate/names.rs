@@ -33,6 +33,15 @@ pub fn dns1123_label(s: &str) -> Option<&'static str> {
     None
 }
 
+/// Why `s` is not a DNS-1123 subdomain (a Kubernetes object name: labels joined by dots, at
+/// most 253 characters), if it is not one.
+pub fn dns1123_subdomain(s: &str) -> Option<&'static str> {
+    if s.len() > 253 {
+        return Some("it is longer than 253 characters");
+    }
+    s.split('.').find_map(dns1123_label)
+}
+
 /// Why `s` is not a DNS-1035 label (a DNS-1123 label that starts with a letter): the rule for
 /// Kubernetes Service names.
 pub fn dns1035_label(s: &str) -> Option<&'static str> {

@@ -2,6 +2,7 @@
 //! domains that would make cross-cluster identities fail to verify.
 
 use crate::diagnostic::{Code, Reporter};
+use crate::validate::names::dns1123_subdomain;
 use crate::model::Model;
 use crate::path;
 use crate::topology::{Distribution, SecretsMode};
@@ -22,6 +23,9 @@ pub fn run(m: &Model, r: &mut Reporter<'_>) {
             )
             .label("`external` needs a store")
             .help("add `externalStore: <SecretStore or ClusterSecretStore name>` under `ca:`");
+        }
+        if let Some(store) = mesh.ca.external_store.as_deref().filter(|s| !s.is_empty()) {
+            check_store_ref(r, mi, store);
         }
 
         // Upstream Istio validates peer trust domains: clusters of one mesh with different
@@ -57,5 +61,29 @@ pub fn run(m: &Model, r: &mut Reporter<'_>) {
                     .help("upstream Istio rejects workloads of another trust domain unless every cluster lists it in `meshConfig.trustDomainAliases`: remove the override unless the clusters must be told apart");
             }
         }
+    }
+}
+
+/// `externalStore` is `NAME` (a ClusterSecretStore) or `SecretStore/NAME` /
+/// `ClusterSecretStore/NAME`; the name is a Kubernetes object name.
+fn check_store_ref(r: &mut Reporter<'_>, mi: usize, store: &str) {
+    let p = path!("meshes", mi, "ca", "externalStore");
+    let (kind, name) = crate::build::secret_store_ref(store);
+    if !matches!(kind, "SecretStore" | "ClusterSecretStore") {
+        r.report(
+            Code::InvalidValue,
+            &p,
+            format!("`{kind}` is not a kind of External Secrets store"),
+        )
+        .label("expected `SecretStore/` or `ClusterSecretStore/`")
+        .help("write `NAME` (a ClusterSecretStore), `ClusterSecretStore/NAME` or `SecretStore/NAME` (a store in istio-system)");
+    } else if let Some(why) = dns1123_subdomain(name) {
+        r.report(
+            Code::InvalidName,
+            &p,
+            format!("`{name}` is not a valid store name: {why}"),
+        )
+        .label("not a Kubernetes object name")
+        .help("store names are lower-case DNS subdomains, e.g. `vault-backend`");
     }
 }
