@@ -336,7 +336,13 @@ fn build(args: &BuildArgs<'_>) -> Exit {
             return Exit::Environment;
         }
     };
+    let digest = crate::emit::digest(checked.source.text.as_bytes());
     if !args.check && !new_files.is_empty() {
+        // Find out whether the output can be written before any key material is made.
+        if let Err(e) = crate::emit::emit(args.out, &output, &digest, true) {
+            eprintln!("error: {e}");
+            return Exit::Environment;
+        }
         if let Err(e) = store.add(&new_files) {
             eprintln!("error: {e}");
             return Exit::Environment;
@@ -356,7 +362,6 @@ fn build(args: &BuildArgs<'_>) -> Exit {
                 .join(", ")
         ));
     }
-    let digest = crate::emit::digest(checked.source.text.as_bytes());
     let summary = match crate::emit::emit(args.out, &output, &digest, args.check) {
         Ok(s) => s,
         Err(e) => {

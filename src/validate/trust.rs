@@ -2,10 +2,10 @@
 //! domains that would make cross-cluster identities fail to verify.
 
 use crate::diagnostic::{Code, Reporter};
-use crate::validate::names::dns1123_subdomain;
 use crate::model::Model;
 use crate::path;
 use crate::topology::{Distribution, SecretsMode};
+use crate::validate::names::dns1123_subdomain;
 
 pub fn run(m: &Model, r: &mut Reporter<'_>) {
     let t = &m.topology;
