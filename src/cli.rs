@@ -347,20 +347,18 @@ fn build(args: &BuildArgs<'_>) -> Exit {
             eprintln!("error: {e}");
             return Exit::Environment;
         }
-        print_stdout(&format!(
-            "{}: created {}\n",
-            store.dir.display(),
-            new_files
-                .iter()
-                .map(|f| f
-                    .path
-                    .strip_prefix(&store.dir)
-                    .unwrap_or(&f.path)
-                    .display()
-                    .to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ));
+        // One line per directory, naming the files made there (never their contents).
+        let mut created: std::collections::BTreeMap<PathBuf, Vec<String>> = Default::default();
+        for f in &new_files {
+            let dir = f.path.parent().map(Path::to_path_buf).unwrap_or_default();
+            let name = f.path.file_name().map(|n| n.to_string_lossy().to_string());
+            created.entry(dir).or_default().extend(name);
+        }
+        let mut text = String::new();
+        for (dir, names) in created {
+            let _ = writeln!(text, "{}: created {}", dir.display(), names.join(", "));
+        }
+        print_stdout(&text);
     }
     let summary = match crate::emit::emit(args.out, &output, &digest, args.check) {
         Ok(s) => s,
