@@ -4,6 +4,7 @@
 //! 2 invalid topology, 3 environment error. Diagnostics go to standard error, machine output
 //! (JSON, the schema) to standard output.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -348,7 +349,7 @@ fn build(args: &BuildArgs<'_>) -> Exit {
             return Exit::Environment;
         }
         // One line per directory, naming the files made there (never their contents).
-        let mut created: std::collections::BTreeMap<PathBuf, Vec<String>> = Default::default();
+        let mut created: BTreeMap<PathBuf, Vec<String>> = BTreeMap::new();
         for f in &new_files {
             let dir = f.path.parent().map(Path::to_path_buf).unwrap_or_default();
             let name = f.path.file_name().map(|n| n.to_string_lossy().to_string());
