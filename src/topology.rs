@@ -239,7 +239,8 @@ pub struct Ca {
     /// key material in the output).
     #[serde(default)]
     pub secrets: SecretsMode,
-    /// SecretStore / ClusterSecretStore name; required with `secrets: external`.
+    /// The store the ExternalSecret reads from: `NAME` (a ClusterSecretStore),
+    /// `ClusterSecretStore/NAME` or `SecretStore/NAME`; required with `secrets: external`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub external_store: Option<String>,
 }
@@ -284,7 +285,10 @@ pub enum KeyAlgorithm {
 #[serde(rename_all = "camelCase")]
 #[schemars(deny_unknown_fields)]
 pub struct CaRoot {
+    /// PEM certificate of the signing CA, optionally followed by the certificates above it up
+    /// to a self-signed root.
     pub cert_file: String,
+    /// Its unencrypted PEM private key (PKCS#8, PKCS#1 or SEC1), mode 0600.
     pub key_file: String,
 }
 
