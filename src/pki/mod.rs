@@ -202,15 +202,16 @@ pub fn inspect(model: &Model, store: &Store, base_dir: &FsPath, now: OffsetDateT
             Some(byo) => load_byo_root(model, mi, byo, base_dir, now, &mut ins.findings),
             None => load_stored_root(model, mi, store, &clusters, now, &mut ins),
         };
+        // The row shows the CA that signs the intermediates (for a bring-your-own chain, the
+        // certificates above it are checked but not listed).
         if let Some(root) = &root {
-            let anchor = root.anchor();
             ins.rows.push(StatusRow {
                 mesh: mesh.name.clone(),
                 cluster: None,
                 algorithm: Some(root.cert.key_kind.to_string()),
-                subject: Some(anchor.subject.clone()),
-                not_after: Some(rfc3339(anchor.not_after)),
-                days_left: Some(anchor.days_left(now)),
+                subject: Some(root.cert.subject.clone()),
+                not_after: Some(rfc3339(root.cert.not_after)),
+                days_left: Some(root.cert.days_left(now)),
                 chain: "ok".to_string(),
                 file: root.cert_file.display().to_string(),
             });
@@ -346,7 +347,6 @@ fn load_byo_root(
     now: OffsetDateTime,
     findings: &mut Vec<Finding>,
 ) -> Option<Root> {
-    let mesh = &model.topology.meshes[mi].name;
     let cert_path = base_dir.join(&byo.cert_file);
     let key_path = base_dir.join(&byo.key_file);
     let mut on_cert = Place {
@@ -461,7 +461,6 @@ fn load_byo_root(
     if !usable {
         return None;
     }
-    let _ = mesh;
     let cert = certs.remove(0);
     Some(Root {
         cert,
@@ -735,7 +734,11 @@ fn load_intermediate(
             .map_err(|e| on_cert.add(Code::UnreadablePki, e, help_rotate.clone()))
             .ok()
     });
-    let mut chain_ok = "ok".to_string();
+    let mut chain_ok = if root.is_some() {
+        "ok".to_string()
+    } else {
+        "unchecked: no usable root".to_string()
+    };
     if let Some(cert) = &cert {
         if !cert.is_ca() {
             on_cert.add(

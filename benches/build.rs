@@ -1,0 +1,91 @@
+//! How long the build's stages take on large generated topologies (`common/mod.rs`):
+//!
+//! - `pki/make`: a build's first run, making a root and every intermediate, per algorithm;
+//! - `build/noop`: a rebuild with the store and `out/` in place: every root and intermediate
+//!   read and checked, every file rendered and compared with the tree, nothing written.
+
+mod common;
+
+use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
+use meshc::compiler::{self, Checked};
+use meshc::model::Model;
+use meshc::pki::{self, Store};
+use meshc::render::Renderer;
+use meshc::source::Source;
+use time::OffsetDateTime;
+
+fn checked(clusters: usize, ca: &str) -> Checked {
+    let text = common::topology(clusters, ca);
+    let checked = compiler::check(Source::new("gen.yaml", "gen.yaml", text));
+    assert!(
+        checked.diagnostics.is_empty(),
+        "{:?}",
+        checked.diagnostics.first()
+    );
+    checked
+}
+
+fn model(checked: &Checked) -> &Model {
+    checked.model.as_ref().expect("model")
+}
+
+fn make(c: &mut Criterion) {
+    let mut group = c.benchmark_group("pki/make");
+    group.sample_size(10);
+    for (algorithm, clusters) in [
+        ("ecdsa-p256", 100),
+        ("ecdsa-p384", 100),
+        ("rsa-2048", 10),
+        ("rsa-4096", 2),
+    ] {
+        let checked = checked(
+            clusters,
+            &format!("    ca: {{keyAlgorithm: {algorithm}}}\n"),
+        );
+        let m = model(&checked);
+        let store = Store::new("/nonexistent/meshc-bench-store");
+        let id = BenchmarkId::new(algorithm, format!("{clusters} clusters"));
+        group.bench_function(id, |b| {
+            b.iter(|| {
+                let now = OffsetDateTime::now_utc();
+                let ins = pki::inspect(m, &store, std::path::Path::new("."), now);
+                pki::complete(m, &store, ins, false, now).expect("made")
+            });
+        });
+    }
+    group.finish();
+}
+
+fn noop(c: &mut Criterion) {
+    let mut group = c.benchmark_group("build/noop");
+    group.sample_size(10);
+    let renderer = Renderer::new(None).expect("templates");
+    for clusters in [100, 1000] {
+        let checked = checked(clusters, "");
+        let m = model(&checked);
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::new(dir.path().join("pki"));
+        let out = dir.path().join("out");
+        let now = OffsetDateTime::now_utc();
+        let ins = pki::inspect(m, &store, dir.path(), now);
+        let (material, files) = pki::complete(m, &store, ins, false, now).expect("made");
+        store.add(&files).expect("store written");
+        let output = meshc::build::render(m, &material, &renderer).expect("rendered");
+        meshc::emit::emit(&out, &output, "bench", false).expect("out written");
+        group.bench_function(BenchmarkId::new("clusters", clusters), |b| {
+            b.iter(|| {
+                let now = OffsetDateTime::now_utc();
+                let ins = pki::inspect(m, &store, dir.path(), now);
+                assert!(ins.findings.is_empty() && ins.missing.is_empty());
+                let (material, _) = pki::complete(m, &store, ins, true, now).expect("complete");
+                let output = meshc::build::render(m, &material, &renderer).expect("rendered");
+                let summary = meshc::emit::emit(&out, &output, "bench", false).expect("emitted");
+                assert!(!summary.changed());
+            });
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, make, noop);
+criterion_main!(benches);
