@@ -199,7 +199,7 @@ pub fn inspect(model: &Model, store: &Store, base_dir: &FsPath, now: OffsetDateT
             .filter(|&c| !model.clusters[c].duplicate)
             .collect();
         let root = match &mesh.ca.root {
-            Some(byo) => load_byo_root(model, mi, byo, base_dir, now, &mut ins.findings),
+            Some(byo) => load_byo_root(mi, byo, base_dir, now, &mut ins.findings),
             None => load_stored_root(model, mi, store, &clusters, now, &mut ins),
         };
         // The row shows the CA that signs the intermediates (for a bring-your-own chain, the
@@ -232,7 +232,7 @@ pub fn check_named_files(model: &Model, base_dir: &FsPath, now: OffsetDateTime) 
     let mut findings = Vec::new();
     for (mi, mesh) in model.topology.meshes.iter().enumerate() {
         if let Some(byo) = &mesh.ca.root {
-            load_byo_root(model, mi, byo, base_dir, now, &mut findings);
+            load_byo_root(mi, byo, base_dir, now, &mut findings);
         }
     }
     findings
@@ -340,7 +340,6 @@ fn io_reason(e: &std::io::Error) -> String {
 }
 
 fn load_byo_root(
-    model: &Model,
     mi: MeshId,
     byo: &crate::topology::CaRoot,
     base_dir: &FsPath,
