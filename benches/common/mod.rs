@@ -53,10 +53,14 @@ pub fn topology(clusters: usize, ca: &str) -> String {
     s.push_str("destinationRules:\n");
     for c in 0..clusters {
         let g = (c / 10) % groups;
+        let to = if groups == 1 {
+            format!("{{\"region{g}/*\": 100}}")
+        } else {
+            format!("{{\"region{g}/*\": 80, \"region{}/*\": 20}}", (g + 1) % groups)
+        };
         let _ = writeln!(
             s,
-            "  - name: svc{c}\n    host: svc{c}\n    trafficPolicy:\n      loadBalancer:\n        localityLbSetting:\n          enabled: true\n          distribute:\n            - from: region{g}/*\n              to: {{\"region{g}/*\": 80, \"region{}/*\": 20}}\n      outlierDetection: {{consecutive5xxErrors: 5, interval: 10s, baseEjectionTime: 30s}}",
-            (g + 1) % groups
+            "  - name: svc{c}\n    host: svc{c}\n    trafficPolicy:\n      loadBalancer:\n        localityLbSetting:\n          enabled: true\n          distribute:\n            - from: region{g}/*\n              to: {to}\n      outlierDetection: {{consecutive5xxErrors: 5, interval: 10s, baseEjectionTime: 30s}}"
         );
     }
     s
