@@ -99,6 +99,19 @@ pub struct StoreArgs {
 }
 
 impl StoreArgs {
+    /// The store directory; something else at its path (a file) is an environment error.
+    fn open(&self, checked: &Checked) -> Result<Store, Exit> {
+        let store = self.store(checked);
+        if std::fs::metadata(&store.dir).is_ok_and(|m| !m.is_dir()) {
+            eprintln!(
+                "error: the PKI store {} is not a directory",
+                store.dir.display()
+            );
+            return Err(Exit::Environment);
+        }
+        Ok(store)
+    }
+
     fn store(&self, checked: &Checked) -> Store {
         let beside = |dir: &Path| {
             if dir == Path::new(".") {
@@ -253,7 +266,7 @@ fn load_with_store(
     now: OffsetDateTime,
 ) -> Result<(Checked, Store, Inspection), Exit> {
     let mut checked = load(topology)?;
-    let store = store.store(&checked);
+    let store = store.open(&checked)?;
     let (Some(model), Some(tree), false) = (&checked.model, &checked.tree, checked.has_errors())
     else {
         print_diagnostics(&checked, deny_warnings);
@@ -402,7 +415,10 @@ fn pki_status(topology: &Path, store: &StoreArgs, format: Format) -> Exit {
         Ok(c) => c,
         Err(exit) => return exit,
     };
-    let store = store.store(&checked);
+    let store = match store.open(&checked) {
+        Ok(s) => s,
+        Err(exit) => return exit,
+    };
     let (Some(model), Some(tree), false) = (&checked.model, &checked.tree, checked.has_errors())
     else {
         print_diagnostics(&checked, false);
@@ -495,7 +511,10 @@ fn pki_rotate(topology: &Path, cluster: &str, store: &StoreArgs) -> Exit {
         Ok(c) => c,
         Err(exit) => return exit,
     };
-    let store = store.store(&checked);
+    let store = match store.open(&checked) {
+        Ok(s) => s,
+        Err(exit) => return exit,
+    };
     let (Some(model), Some(tree), false) = (&checked.model, &checked.tree, checked.has_errors())
     else {
         print_diagnostics(&checked, false);
@@ -540,6 +559,10 @@ fn pki_rotate(topology: &Path, cluster: &str, store: &StoreArgs) -> Exit {
         };
         merge(&mut shown, root_findings);
         print_diagnostics(&shown, false);
+        if model.topology.meshes[mi].ca.root.is_some() {
+            // A bring-your-own root that cannot sign is the topology's problem, as in build.
+            return Exit::Invalid;
+        }
         eprintln!(
             "error: mesh `{}` has no usable root in {}: run `meshc build` first, or repair the root",
             model.topology.meshes[mi].name,

@@ -115,10 +115,11 @@ codes! {
     ChainBroken = "E072", "a certificate that does not chain to the mesh root";
     CertificateExpired = "E073", "a certificate that has expired (or is not valid yet)";
     CertificateExpiring = "W074", "a certificate that expires within 30 days";
-    UnreadablePki = "E075", "a certificate or key file that cannot be read or parsed";
+    UnreadablePki = "E075", "a certificate or key file that cannot be read, parsed or used";
     KeyPermissions = "E076", "a private key readable by other users";
     IncompleteStore = "E077", "a PKI store entry with a part missing or inconsistent";
     AlgorithmDiffers = "W078", "stored key material of another algorithm than `ca.keyAlgorithm`";
+    SubjectNotReproducible = "E079", "a bring-your-own CA whose subject meshc cannot write as an issuer";
 }
 
 impl Code {
@@ -136,6 +137,7 @@ impl Code {
                 | Code::KeyPermissions
                 | Code::IncompleteStore
                 | Code::AlgorithmDiffers
+                | Code::SubjectNotReproducible
         )
     }
 

@@ -5,8 +5,9 @@
 //! not touched (contents and mtime), so a rebuild that changes nothing writes nothing; files
 //! meshc wrote before and no longer produces are removed, files it never wrote are never
 //! touched; nothing is written through a symlink leading out of `out/`. Every new file is
-//! written in full beside its target before the first one is renamed into place, so a failed
-//! build leaves the previous tree as it was. `out/.meshc/manifest.json` records what meshc owns.
+//! written in full beside its target before the first one is renamed into place, so a build
+//! that fails while writing (a full disk, a permission) leaves the previous tree as it was;
+//! the renames that follow are single system calls on one file system. `out/.meshc/manifest.json` records what meshc owns.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
@@ -146,6 +147,9 @@ pub fn emit(
         Err(e) => return Err(io_err(out)(e)),
     };
     let manifest_path = out.join(MANIFEST);
+    if let Some(root) = &root {
+        check_inside(root, out, MANIFEST)?;
+    }
     let old = read_manifest(&manifest_path)?;
     let owned: BTreeSet<&str> = old
         .as_ref()

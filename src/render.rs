@@ -123,7 +123,7 @@ fn template_error(name: &str, e: &minijinja::Error) -> RenderError {
     let mut reason = e.kind().to_string();
     if let Some(detail) = e.detail() {
         reason.push_str(": ");
-        reason.push_str(detail);
+        reason.push_str(&redact(detail));
     }
     if let Some(line) = e.line() {
         reason = format!("{reason} (line {line})");
@@ -132,6 +132,31 @@ fn template_error(name: &str, e: &minijinja::Error) -> RenderError {
         name: name.to_string(),
         reason,
     }
+}
+
+/// A template error's detail may quote a value (`include ca_key` names the template by the
+/// key's base64): every long base64-like run is replaced.
+fn redact(detail: &str) -> String {
+    let mut out = String::with_capacity(detail.len());
+    let mut run = String::new();
+    let flush = |run: &mut String, out: &mut String| {
+        if run.len() >= 24 {
+            out.push_str("<redacted>");
+        } else {
+            out.push_str(run);
+        }
+        run.clear();
+    };
+    for c in detail.chars() {
+        if c.is_ascii_alphanumeric() || matches!(c, '+' | '/' | '=' | '-' | '_') {
+            run.push(c);
+        } else {
+            flush(&mut run, &mut out);
+            out.push(c);
+        }
+    }
+    flush(&mut run, &mut out);
+    out
 }
 
 /// The parser's position only: its message may quote the document.
@@ -163,6 +188,27 @@ mod tests {
         assert_eq!(docs.len(), 1);
         assert_eq!(docs[0]["kind"], "Secret");
         assert_eq!(docs[0]["metadata"]["namespace"], evil);
+    }
+
+    #[test]
+    fn errors_never_quote_a_value() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("cacerts.yaml.j2"), "{% include ca_key %}\n")
+            .expect("override");
+        let r = Renderer::new(Some(dir.path())).expect("templates");
+        let secret = "LS0tLS1CRUdJTiBQUklWQVRFIEtFWS0tLS0tCk1JR0hBZ0VBTUJNR0J5cUdTTTQ5";
+        let err = r
+            .objects(
+                "cacerts.yaml.j2",
+                &serde_json::json!({
+                    "namespace": "istio-system", "ca_cert": "a", "ca_key": secret,
+                    "cert_chain": "c", "root_cert": "d"
+                }),
+            )
+            .expect_err("no such template");
+        let text = err.to_string();
+        assert!(!text.contains(&secret[..20]), "{text}");
+        assert!(text.contains("<redacted>"), "{text}");
     }
 
     #[test]

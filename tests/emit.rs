@@ -85,6 +85,16 @@ fn nothing_is_written_through_a_symlink_out_of_the_tree() {
     assert_eq!(std::fs::read_dir(&elsewhere).expect("list").count(), 0);
     assert!(!env.path("out/c2").exists());
 
+    // Nor through a link in place of meshc's own directory.
+    std::fs::remove_file(env.path("out/c1")).expect("rm link");
+    std::fs::create_dir_all(env.path("out")).expect("mkdir");
+    std::os::unix::fs::symlink(&elsewhere, env.path("out/.meshc")).expect("symlink");
+    let out = env.build();
+    assert_eq!(code(&out), 3, "{}", stderr(&out));
+    assert_eq!(std::fs::read_dir(&elsewhere).expect("list").count(), 0);
+    std::fs::remove_file(env.path("out/.meshc")).expect("rm link");
+    std::os::unix::fs::symlink("elsewhere", env.path("out/c1")).expect("symlink");
+
     // A link that stays inside the tree is followed.
     std::fs::remove_file(env.path("out/c1")).expect("rm link");
     std::fs::create_dir_all(env.path("out/shared")).expect("mkdir");

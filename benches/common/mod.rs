@@ -56,7 +56,10 @@ pub fn topology(clusters: usize, ca: &str) -> String {
         let to = if groups == 1 {
             format!("{{\"region{g}/*\": 100}}")
         } else {
-            format!("{{\"region{g}/*\": 80, \"region{}/*\": 20}}", (g + 1) % groups)
+            format!(
+                "{{\"region{g}/*\": 80, \"region{}/*\": 20}}",
+                (g + 1) % groups
+            )
         };
         let _ = writeln!(
             s,

@@ -7,6 +7,7 @@
 
 use std::fmt;
 
+use rustls_pki_types::PrivateKeyDer;
 use time::OffsetDateTime;
 use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
 use x509_parser::public_key::PublicKey;
@@ -24,6 +25,11 @@ pub enum KeyKind {
 }
 
 impl KeyKind {
+    /// Whether Istio's plug-in CA accepts keys of this kind (ECDSA P-256/P-384, RSA).
+    pub fn is_supported(&self) -> bool {
+        !matches!(self, KeyKind::Other(_))
+    }
+
     pub fn of(algorithm: KeyAlgorithm) -> KeyKind {
         match algorithm {
             KeyAlgorithm::EcdsaP256 => KeyKind::EcdsaP256,
@@ -63,6 +69,9 @@ pub struct Cert {
     pub key_cert_sign: Option<bool>,
     pub dns_names: Vec<String>,
     pub key_kind: KeyKind,
+    /// Whether the subject can be written again as an issuer name exactly: no attribute type
+    /// repeated (`DC=example, DC=com`) and no multi-valued part (`CN=a+serialNumber=1`).
+    pub subject_reproducible: bool,
     /// The subjectPublicKey bits (an EC point or an RSAPublicKey), to compare with a key.
     public_key: Vec<u8>,
 }
@@ -113,7 +122,20 @@ impl Cert {
             .map(|b| format!("{b:02x}"))
             .collect::<Vec<_>>()
             .join(":");
+        let mut seen = Vec::new();
+        let subject_reproducible = x509.subject().iter_rdn().all(|rdn| {
+            let mut attrs = rdn.iter();
+            let single = matches!((attrs.next(), attrs.next()), (Some(_), None));
+            single
+                && rdn.iter().all(|a| {
+                    let oid = a.attr_type().to_id_string();
+                    let new = !seen.contains(&oid);
+                    seen.push(oid);
+                    new
+                })
+        });
         Ok(Cert {
+            subject_reproducible,
             subject: x509.subject().to_string(),
             issuer: x509.issuer().to_string(),
             subject_raw: x509.subject().as_raw().to_vec(),
@@ -235,32 +257,50 @@ impl Key {
         let blocks = pem::parse(text).map_err(|e| e.to_string())?;
         let mut keys = blocks.iter().filter(|b| b.label.ends_with("PRIVATE KEY"));
         let Some(block) = keys.next() else {
-            return Err("no `PRIVATE KEY` block in the file".to_string());
+            return Err("no private key in the file".to_string());
         };
         if keys.next().is_some() {
             return Err("more than one private key in the file".to_string());
         }
+        let line = block.line;
+        // Messages name formats, never PEM labels: nothing meshc prints looks like a key.
+        let Some(format) = format_name(&block.label) else {
+            return Err(format!(
+                "line {line}: a key in a format meshc does not read (PKCS#8, PKCS#1 RSA or SEC1 EC only)"
+            ));
+        };
         if block.label == "ENCRYPTED PRIVATE KEY" {
             return Err(
                 "the key is encrypted: write it unencrypted (`openssl pkey -in KEY -out KEY.pem`), mode 0600"
                     .to_string(),
             );
         }
-        if !matches!(
-            block.label.as_str(),
-            "PRIVATE KEY" | "RSA PRIVATE KEY" | "EC PRIVATE KEY"
-        ) {
-            return Err(format!(
-                "line {}: `{}` keys are not supported (PKCS#8, PKCS#1 RSA or SEC1 EC only)",
-                block.line, block.label
-            ));
+        // The contents must be what the label says: istiod picks its parser by the label, so
+        // a PKCS#8 key labelled as PKCS#1 would load here and fail there.
+        let found = der_key_format(&block.der);
+        if found != Some(block.label.as_str()) {
+            return Err(match found.and_then(format_name) {
+                Some(actual) => {
+                    format!("line {line}: the key is labelled {format} but holds a {actual} key")
+                }
+                None => format!("line {line}: not a usable {format} key"),
+            });
         }
-        let pair = rcgen::KeyPair::try_from(block.der.as_slice()).map_err(|_| {
-            format!(
-                "line {}: the `{}` block is not a usable RSA or ECDSA key",
-                block.line, block.label
-            )
-        })?;
+        let der = block.der.clone();
+        let typed = match block.label.as_str() {
+            "PRIVATE KEY" => PrivateKeyDer::Pkcs8(der.into()),
+            "RSA PRIVATE KEY" => PrivateKeyDer::Pkcs1(der.into()),
+            _ => PrivateKeyDer::Sec1(der.into()),
+        };
+        let unusable =
+            || format!("line {line}: not a usable {format} key (RSA, or ECDSA P-256 or P-384)");
+        let pair = rcgen::KeyPair::try_from(&typed).map_err(|_| unusable())?;
+        if !matches!(
+            key_kind_of(&pair),
+            KeyKind::EcdsaP256 | KeyKind::EcdsaP384 | KeyKind::Rsa(_)
+        ) {
+            return Err(unusable());
+        }
         Ok(Key {
             pair,
             pem: pem::encode(&block.label, &block.der),
@@ -275,5 +315,72 @@ impl Key {
     /// The key in PEM. Only the store and the `cacerts` Secret may receive this.
     pub fn secret_pem(&self) -> &str {
         &self.pem
+    }
+}
+
+fn key_kind_of(pair: &rcgen::KeyPair) -> KeyKind {
+    let alg = pair.algorithm();
+    if alg == &rcgen::PKCS_ECDSA_P256_SHA256 {
+        KeyKind::EcdsaP256
+    } else if alg == &rcgen::PKCS_ECDSA_P384_SHA384 {
+        KeyKind::EcdsaP384
+    } else if alg == &rcgen::PKCS_RSA_SHA256
+        || alg == &rcgen::PKCS_RSA_SHA384
+        || alg == &rcgen::PKCS_RSA_SHA512
+    {
+        // The size is read from the certificate; here only the family matters.
+        KeyKind::Rsa(0)
+    } else {
+        KeyKind::Other(format!("{alg:?}"))
+    }
+}
+
+/// The name of the key format a PEM label stands for.
+fn format_name(label: &str) -> Option<&'static str> {
+    match label {
+        "PRIVATE KEY" => Some("PKCS#8"),
+        "RSA PRIVATE KEY" => Some("PKCS#1 (RSA)"),
+        "EC PRIVATE KEY" => Some("SEC1 (EC)"),
+        "ENCRYPTED PRIVATE KEY" => Some("encrypted PKCS#8"),
+        _ => None,
+    }
+}
+
+/// The PEM label a DER private key's structure calls for: PKCS#8 `PrivateKeyInfo` is
+/// `SEQUENCE { INTEGER, SEQUENCE, ... }`, PKCS#1 `RSAPrivateKey` is
+/// `SEQUENCE { INTEGER 0, INTEGER, ... }`, SEC1 `ECPrivateKey` is
+/// `SEQUENCE { INTEGER 1, OCTET STRING, ... }`.
+fn der_key_format(der: &[u8]) -> Option<&'static str> {
+    /// Skips one tag-length header at `at`; returns (tag, start of contents, end).
+    fn header(der: &[u8], at: usize) -> Option<(u8, usize, usize)> {
+        let tag = *der.get(at)?;
+        let first = *der.get(at + 1)?;
+        let (len, start) = if first < 0x80 {
+            (usize::from(first), at + 2)
+        } else {
+            let n = usize::from(first & 0x7f);
+            if n == 0 || n > 4 {
+                return None;
+            }
+            let mut len = 0usize;
+            for i in 0..n {
+                len = (len << 8) | usize::from(*der.get(at + 2 + i)?);
+            }
+            (len, at + 2 + n)
+        };
+        Some((tag, start, start.checked_add(len)?))
+    }
+    let (outer, start, _) = header(der, 0)?;
+    let (version_tag, version_start, version_end) = header(der, start)?;
+    if outer != 0x30 || version_tag != 0x02 {
+        return None;
+    }
+    let version = der.get(version_start..version_end)?;
+    let (next, _, _) = header(der, version_end)?;
+    match (version, next) {
+        (_, 0x30) => Some("PRIVATE KEY"),
+        ([0], 0x02) => Some("RSA PRIVATE KEY"),
+        ([1], 0x04) => Some("EC PRIVATE KEY"),
+        _ => None,
     }
 }

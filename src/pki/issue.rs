@@ -122,7 +122,7 @@ pub fn intermediate(
         ],
         now,
         days,
-        Some(root.cert.not_after),
+        root.chain().map(|c| c.not_after).min(),
     )?;
     params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
     params.subject_alt_names = vec![SanType::DnsName(ISTIOD_SAN.try_into()?)];
@@ -131,6 +131,14 @@ pub fn intermediate(
     let key = new_key(algorithm)?;
     let cert = params.signed_by(&key, &issuer)?;
     let cert = Cert::from_der(cert.der().to_vec()).map_err(IssueError::Readback)?;
+    // The issuer name is written from the signing CA's parsed subject; make sure it came out
+    // byte for byte and the signature verifies, or the chain would fail in the cluster.
+    if !cert.is_signed_by(&root.cert) {
+        return Err(IssueError::Readback(format!(
+            "the new intermediate does not verify against `{}`",
+            root.cert.subject
+        )));
+    }
     Ok((cert, Key::from_pair(key)))
 }
 

@@ -216,6 +216,15 @@ pub fn inspect(model: &Model, store: &Store, base_dir: &FsPath, now: OffsetDateT
                 file: root.cert_file.display().to_string(),
             });
         }
+        if root.is_none() && !ins.missing.contains(&Missing::Root(mi)) {
+            let (file, chain) = match &mesh.ca.root {
+                Some(byo) => (base_dir.join(&byo.cert_file), "invalid"),
+                None => (store.root_cert(&mesh.name), "damaged"),
+            };
+            let mut row = missing_row(&mesh.name, None, &file);
+            row.chain = chain.to_string();
+            ins.rows.push(row);
+        }
         for &c in &clusters {
             load_intermediate(model, mi, c, store, root.as_ref(), now, &mut ins);
         }
@@ -296,6 +305,15 @@ impl Place<'_> {
 
     /// Reads a file, reporting a missing or unreadable one.
     fn read(&mut self, path: &FsPath) -> Option<String> {
+        // A directory or a FIFO in place of a PEM file would fail or block the read.
+        if std::fs::metadata(path).is_ok_and(|m| !m.is_file()) {
+            self.add(
+                Code::UnreadablePki,
+                "not a regular file",
+                "replace it with the PEM file it should be",
+            );
+            return None;
+        }
         match std::fs::read(path) {
             Ok(bytes) => {
                 let text = String::from_utf8(bytes).ok();
@@ -329,6 +347,12 @@ impl Place<'_> {
             );
         }
     }
+}
+
+/// Whether anything (a file, a directory, a dangling link) is at `path`: a name that is taken
+/// is never treated as missing, so meshc never tries to create over it.
+fn present(path: &FsPath) -> bool {
+    std::fs::symlink_metadata(path).is_ok()
 }
 
 fn io_reason(e: &std::io::Error) -> String {
@@ -370,6 +394,28 @@ fn load_byo_root(
     let mut usable = true;
     if let Some(certs) = &certs {
         let signing = &certs[0];
+        if !signing.key_kind.is_supported() {
+            usable = false;
+            on_cert.add(
+                Code::UnreadablePki,
+                format!(
+                    "`{}` has a {} key, which Istio's plug-in CA does not take",
+                    signing.subject, signing.key_kind
+                ),
+                "use an ECDSA P-256 or P-384, or an RSA, CA",
+            );
+        }
+        if !signing.subject_reproducible {
+            usable = false;
+            on_cert.add(
+                Code::SubjectNotReproducible,
+                format!(
+                    "the subject `{}` repeats an attribute or has a multi-valued part, which meshc cannot write as the intermediates' issuer exactly",
+                    signing.subject
+                ),
+                "issue the mesh a signing CA whose subject names each attribute once (e.g. `O=Corp, OU=Mesh, CN=Mesh CA`), below the corporate root",
+            );
+        }
         if !signing.is_ca() {
             usable = false;
             on_cert.add(
@@ -495,12 +541,15 @@ fn load_stored_root(
         "a root cannot be rotated in place: move {} aside, rebuild, and roll the new cacerts out to every cluster",
         store.mesh_dir(&mesh.name).display()
     );
-    match (cert_path.exists(), key_path.exists()) {
+    match (present(&cert_path), present(&key_path)) {
         (false, false) => {
             let orphans: Vec<&str> = clusters
                 .iter()
                 .map(|&c| model.topology.clusters[c].name.as_str())
-                .filter(|name| store.cluster_dir(&mesh.name, name).exists())
+                .filter(|name| {
+                    present(&store.ca_cert(&mesh.name, name))
+                        || present(&store.ca_key(&mesh.name, name))
+                })
                 .collect();
             if orphans.is_empty() {
                 ins.missing.push(Missing::Root(mi));
@@ -525,7 +574,7 @@ fn load_stored_root(
             return None;
         }
         (true, false) | (false, true) => {
-            let (present, absent) = if cert_path.exists() {
+            let (here, absent) = if present(&cert_path) {
                 (&cert_path, &key_path)
             } else {
                 (&key_path, &cert_path)
@@ -536,7 +585,7 @@ fn load_stored_root(
                 file: absent.clone(),
                 message: format!(
                     "missing, while {} exists: meshc never pairs an existing certificate or key with a new one",
-                    present.display()
+                    here.display()
                 ),
                 help: format!("restore {} from a backup", absent.display()),
                 at,
@@ -574,6 +623,17 @@ fn load_stored_root(
     });
     let mut usable = cert.is_some();
     if let Some(cert) = &cert {
+        if !cert.key_kind.is_supported() {
+            usable = false;
+            on_cert.add(
+                Code::UnreadablePki,
+                format!(
+                    "the stored root has a {} key, which Istio's plug-in CA does not take",
+                    cert.key_kind
+                ),
+                help_root.clone(),
+            );
+        }
         if !cert.is_ca() {
             usable = false;
             on_cert.add(
@@ -676,7 +736,7 @@ fn load_intermediate(
     let at = path!("clusters", c, "name");
     let rotate = format!("meshc pki rotate TOPOLOGY --cluster {name}");
     let help_rotate = format!("issue a new intermediate: `{rotate}`");
-    match (cert_path.exists(), key_path.exists()) {
+    match (present(&cert_path), present(&key_path)) {
         (false, false) => {
             ins.missing.push(Missing::Intermediate(mi, c));
             ins.rows
@@ -684,7 +744,7 @@ fn load_intermediate(
             return;
         }
         (true, false) | (false, true) => {
-            let (present, absent) = if cert_path.exists() {
+            let (here, absent) = if present(&cert_path) {
                 (&cert_path, &key_path)
             } else {
                 (&key_path, &cert_path)
@@ -695,7 +755,7 @@ fn load_intermediate(
                 file: absent.clone(),
                 message: format!(
                     "missing, while {} exists: meshc never pairs an existing certificate or key with a new one",
-                    present.display()
+                    here.display()
                 ),
                 help: format!("restore it from a backup, or {help_rotate}"),
                 at,
@@ -800,7 +860,7 @@ fn load_intermediate(
     }
     // cert-chain.pem is derived from the two certificates; it must say exactly that.
     if let (Some(cert), Some(root)) = (&cert, root) {
-        if chain_path.exists() {
+        if present(&chain_path) {
             let mut on_chain = Place {
                 findings: &mut ins.findings,
                 origin: Origin::Store,
@@ -827,8 +887,13 @@ fn load_intermediate(
     let failed = ins.findings.iter().filter(|f| f.is_error()).count() > errors_before;
     match (cert, key) {
         (Some(cert), Some(key)) if !failed => {
-            ins.rows
-                .push(problem_row(&mesh.name, name, Some(&cert), &cert_path, "ok"));
+            ins.rows.push(problem_row(
+                &mesh.name,
+                name,
+                Some(&cert),
+                &cert_path,
+                &chain_ok,
+            ));
             if let Some(row) = ins.rows.last_mut() {
                 row.days_left = Some(cert.days_left(now));
             }
@@ -893,10 +958,13 @@ pub fn complete(
     now: OffsetDateTime,
 ) -> Result<(Material, Vec<NewFile>), CompleteError> {
     let mut files = Vec::new();
-    if locked && !ins.missing.is_empty() {
+    // cert-chain.pem is derived from stored certificates: remaking it is not making material.
+    let makes_material = |m: &&Missing| !matches!(m, Missing::Chain(..));
+    if locked && ins.missing.iter().any(|m| makes_material(&m)) {
         let what: Vec<String> = ins
             .missing
             .iter()
+            .filter(makes_material)
             .map(|m| match *m {
                 Missing::Root(mi) => store
                     .root_cert(&model.topology.meshes[mi].name)
@@ -1021,7 +1089,9 @@ pub fn rotate(
             chain_pem(&cert, root),
         ),
     ];
-    store.replace(&files).map_err(RotateError::Write)?;
+    store
+        .replace_cluster(&mesh.name, cluster, &files)
+        .map_err(RotateError::Write)?;
     Ok(cert)
 }
 

@@ -85,25 +85,74 @@ impl Store {
     }
 
     /// Adds new files; none may exist yet. Every file is written in full beside its target
-    /// before the first one is linked into place, so a failure to write (a full disk) leaves
-    /// the store as it was.
+    /// before the first one is linked into place, and if one cannot be linked the ones already
+    /// linked by this call are removed again: the store ends as it was, or with every file.
     pub fn add(&self, new: &[NewFile]) -> Result<(), String> {
         let staged = Self::stage(new)?;
+        let mut linked: Vec<PathBuf> = Vec::with_capacity(staged.len());
         for s in staged {
             let target = s.target().to_path_buf();
-            s.create().map_err(|e| describe(&target, &e))?;
+            if let Err(e) = s.create() {
+                for path in &linked {
+                    let _ = std::fs::remove_file(path);
+                }
+                return Err(if e.kind() == io::ErrorKind::AlreadyExists {
+                    format!(
+                        "{}: appeared while meshc was writing (another run at the same time?); nothing was added, run again",
+                        target.display()
+                    )
+                } else {
+                    describe(&target, &e)
+                });
+            }
+            linked.push(target);
         }
         Ok(())
     }
 
-    /// Replaces files (rotation): each file is swapped atomically, keys first.
-    pub fn replace(&self, new: &[NewFile]) -> Result<(), String> {
-        let staged = Self::stage(new)?;
-        for s in staged {
-            let target = s.target().to_path_buf();
-            s.replace().map_err(|e| describe(&target, &e))?;
+    /// Replaces one cluster's intermediate (rotation) as a whole: the new files are written
+    /// into a fresh directory beside the old one, which is then swapped in with two renames,
+    /// so the key and its certificate are never out of step. The old directory is removed
+    /// once the new one is in place.
+    pub fn replace_cluster(
+        &self,
+        mesh: &str,
+        cluster: &str,
+        new: &[NewFile],
+    ) -> Result<(), String> {
+        let dir = self.cluster_dir(mesh, cluster);
+        let pid = std::process::id();
+        let fresh = self.mesh_dir(mesh).join(format!(".{cluster}.new-{pid}"));
+        let old = self.mesh_dir(mesh).join(format!(".{cluster}.old-{pid}"));
+        let _ = std::fs::remove_dir_all(&fresh);
+        let moved: Vec<NewFile> = new
+            .iter()
+            .map(|f| NewFile {
+                path: fresh.join(f.path.file_name().unwrap_or_default()),
+                contents: f.contents.clone(),
+                mode: f.mode,
+            })
+            .collect();
+        let result = self.add(&moved).and_then(|()| {
+            let had_old = std::fs::symlink_metadata(&dir).is_ok();
+            if had_old {
+                std::fs::rename(&dir, &old).map_err(|e| describe(&dir, &e))?;
+            }
+            if let Err(e) = std::fs::rename(&fresh, &dir) {
+                if had_old {
+                    let _ = std::fs::rename(&old, &dir);
+                }
+                return Err(describe(&dir, &e));
+            }
+            if had_old {
+                let _ = std::fs::remove_dir_all(&old);
+            }
+            Ok(())
+        });
+        if result.is_err() {
+            let _ = std::fs::remove_dir_all(&fresh);
         }
-        Ok(())
+        result
     }
 
     fn stage(new: &[NewFile]) -> Result<Vec<Staged>, String> {
@@ -122,12 +171,11 @@ impl Store {
 }
 
 fn describe(path: &Path, e: &io::Error) -> String {
-    if e.kind() == io::ErrorKind::AlreadyExists {
-        format!(
-            "{}: appeared while meshc was writing (another run at the same time?); nothing was replaced, run again",
+    match e.kind() {
+        io::ErrorKind::AlreadyExists | io::ErrorKind::NotADirectory => format!(
+            "cannot write {}: something that is not a directory is in the way ({e})",
             path.display()
-        )
-    } else {
-        format!("cannot write {}: {e}", path.display())
+        ),
+        _ => format!("cannot write {}: {e}", path.display()),
     }
 }
