@@ -2,7 +2,8 @@
 //!
 //! - `pki/make`: a build's first run, making a root and every intermediate, per algorithm;
 //! - `build/noop`: a rebuild with the store and `out/` in place: every root and intermediate
-//!   read and checked, every file rendered and compared with the tree, nothing written.
+//!   read and checked, every cluster planned, every file rendered and compared with the tree,
+//!   nothing written.
 
 mod common;
 
@@ -69,8 +70,11 @@ fn noop(c: &mut Criterion) {
         let now = OffsetDateTime::now_utc();
         let ins = pki::inspect(m, &store, dir.path(), now);
         let (material, files) = pki::complete(m, &store, ins, false, now).expect("made");
+        let plans = meshc::plan::plan(m);
+        let inputs = meshc::build::read_inputs(m, &plans, dir.path());
         store.add(&files).expect("store written");
-        let output = meshc::build::render(m, &material, &renderer).expect("rendered");
+        let output =
+            meshc::build::render(m, &plans, &material, &inputs, &renderer).expect("rendered");
         meshc::emit::emit(&out, &output, "bench", false).expect("out written");
         group.bench_function(BenchmarkId::new("clusters", clusters), |b| {
             b.iter(|| {
@@ -78,7 +82,10 @@ fn noop(c: &mut Criterion) {
                 let ins = pki::inspect(m, &store, dir.path(), now);
                 assert!(ins.findings.is_empty() && ins.missing.is_empty());
                 let (material, _) = pki::complete(m, &store, ins, true, now).expect("complete");
-                let output = meshc::build::render(m, &material, &renderer).expect("rendered");
+                let plans = meshc::plan::plan(m);
+                let inputs = meshc::build::read_inputs(m, &plans, dir.path());
+                let output = meshc::build::render(m, &plans, &material, &inputs, &renderer)
+                    .expect("rendered");
                 let summary = meshc::emit::emit(&out, &output, "bench", false).expect("emitted");
                 assert!(!summary.changed());
             });

@@ -1,18 +1,27 @@
-//! What each cluster's directory holds, rendered from the model and the key material.
+//! What each cluster's directory holds, rendered from the plan, the key material and the
+//! files the topology names (reader tokens, API server CAs).
 //!
-//! This stage decides the files and their contexts; templates (`render.rs`) decide the bytes
-//! and `emit.rs` puts them on disk. Output is deterministic: clusters and files in a fixed
-//! order, base64 of fixed PEM encodings, no timestamps.
+//! `plan.rs` decides what each cluster gets; this stage turns each decision into a template
+//! context, and templates (`render.rs`) decide the bytes; `emit.rs` puts them on disk.
+//! [`read_inputs`] is the only I/O here, done before rendering. Output is deterministic:
+//! clusters and files in a fixed order, maps sorted, no timestamps.
+
+use std::collections::BTreeMap;
+use std::path::Path;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use serde::Serialize;
+use serde_json::{Value, json};
 
+use crate::diagnostic::Code;
 use crate::emit::Output;
-use crate::model::Model;
-use crate::pki::Material;
+use crate::model::{ClusterId, Model};
+use crate::path;
+use crate::pki::{Finding, Material, Origin};
+use crate::plan::{self, ClusterPlan};
 use crate::render::{RenderError, Renderer};
-use crate::topology::SecretsMode;
+use crate::topology::{Dataplane, Installer, Platform, SecretsMode};
 
 /// The namespace of the control plane; `cacerts` lives here.
 pub const SYSTEM_NAMESPACE: &str = "istio-system";
@@ -58,56 +67,865 @@ pub fn external_key(cluster: &str) -> String {
     format!("istio-cacerts-{cluster}")
 }
 
+/// The ServiceAccount istiod on other clusters uses to watch this one.
+pub const READER_SERVICE_ACCOUNT: &str = "istio-reader-service-account";
+/// The token Secret `istioctl create-remote-secret` would create (and reuses when present).
+pub const READER_TOKEN_SECRET: &str = "istio-reader-service-account-istio-remote-secret-token";
+
+/// How a primary gets a peer's reader token.
+#[derive(Clone)]
+pub enum Token {
+    /// Read from `remoteSecret.tokenFile`.
+    Value(String),
+    /// Fetched by an ExternalSecret from `remoteSecret.externalSecret`.
+    External { store: String, key: String },
+    /// Not available: the secret is skipped (W080).
+    Missing,
+}
+
+impl std::fmt::Debug for Token {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Token::Value(_) => f.write_str("Token::Value(<secret>)"),
+            Token::External { store, key } => write!(f, "Token::External({store}, {key})"),
+            Token::Missing => f.write_str("Token::Missing"),
+        }
+    }
+}
+
+/// What the build reads from the files the topology names, per cluster.
+#[derive(Debug, Default)]
+pub struct Inputs {
+    pub tokens: BTreeMap<ClusterId, Token>,
+    /// `apiServer.caFile`, base64 for a kubeconfig's `certificate-authority-data`.
+    pub api_server_ca: BTreeMap<ClusterId, String>,
+    /// Unreadable files (errors) and skipped remote secrets (warnings).
+    pub findings: Vec<Finding>,
+}
+
+/// Reads every reader token and API server CA the plan needs. Tokens are never copied into a
+/// diagnostic.
+pub fn read_inputs(model: &Model, plans: &[ClusterPlan], base_dir: &Path) -> Inputs {
+    let t = &model.topology;
+    let mut inputs = Inputs::default();
+    for p in plans.iter().filter(|p| p.watched) {
+        let c = p.cluster;
+        let cluster = &t.clusters[c];
+        if let Some(ca) = cluster.api_server.as_ref().and_then(|a| a.ca_file.as_ref()) {
+            let file = base_dir.join(ca);
+            match std::fs::read_to_string(&file) {
+                Ok(text) if text.contains("-----BEGIN CERTIFICATE-----") => {
+                    inputs
+                        .api_server_ca
+                        .insert(c, STANDARD.encode(text.as_bytes()));
+                }
+                Ok(_) => inputs.findings.push(Finding {
+                    code: Code::UnreadablePki,
+                    origin: Origin::Topology,
+                    file,
+                    message: "no PEM certificate in the API server CA file".to_string(),
+                    help: "caFile holds the PEM CA bundle that signed the API server's certificate"
+                        .to_string(),
+                    at: path!("clusters", c, "apiServer", "caFile"),
+                }),
+                Err(e) => inputs.findings.push(Finding {
+                    code: Code::UnreadablePki,
+                    origin: Origin::Topology,
+                    file,
+                    message: format!("cannot be read: {e}"),
+                    help: "check the path (relative to the topology file)".to_string(),
+                    at: path!("clusters", c, "apiServer", "caFile"),
+                }),
+            }
+        }
+        let secret = cluster.remote_secret.as_ref();
+        let token = match (
+            secret.and_then(|s| s.token_file.as_ref()),
+            secret.and_then(|s| s.external_secret.as_ref()),
+        ) {
+            (_, Some(ext)) => Token::External {
+                store: ext.store.clone(),
+                key: ext.key.clone(),
+            },
+            (Some(file), None) => match std::fs::read_to_string(base_dir.join(file)) {
+                Ok(text) if !text.trim().is_empty() => Token::Value(text.trim().to_string()),
+                _ => Token::Missing,
+            },
+            (None, None) => Token::Missing,
+        };
+        if matches!(token, Token::Missing) {
+            inputs
+                .findings
+                .push(missing_token(model, plans, c, base_dir));
+        }
+        inputs.tokens.insert(c, token);
+    }
+    inputs
+}
+
+/// W080: the remote secrets for `c` are skipped; say how to supply the token, or what
+/// `istioctl` would do instead.
+fn missing_token(model: &Model, plans: &[ClusterPlan], c: ClusterId, base_dir: &Path) -> Finding {
+    let t = &model.topology;
+    let cluster = &t.clusters[c];
+    let name = &cluster.name;
+    let watchers: Vec<&str> = plan::watchers(plans, c)
+        .into_iter()
+        .map(|w| t.clusters[w].name.as_str())
+        .collect();
+    let file = cluster
+        .remote_secret
+        .as_ref()
+        .and_then(|s| s.token_file.clone());
+    let server = cluster
+        .api_server
+        .as_ref()
+        .map_or("<API server URL>", |a| a.url.as_str());
+    let fetch = format!(
+        "kubectl --context {name} -n {SYSTEM_NAMESPACE} get secret {READER_TOKEN_SECRET} -o jsonpath='{{.data.token}}' | base64 -d > {}",
+        file.as_deref().unwrap_or("secrets/TOKEN")
+    );
+    let istioctl: Vec<String> = watchers
+        .iter()
+        .map(|w| {
+            format!(
+                "istioctl create-remote-secret --context {name} --name {name} --server {server} | kubectl --context {w} apply -f -"
+            )
+        })
+        .collect();
+    let (message, help) = match &file {
+        Some(f) => (
+            format!(
+                "the reader token file {f} is missing or empty: istio-remote-secret-{name} is not written to {}",
+                watchers.join(", ")
+            ),
+            format!(
+                "after applying reader-token.yaml to {name}: `{fetch}`, then rebuild; or instead: `{}`",
+                istioctl.join("`; `")
+            ),
+        ),
+        None => (
+            format!(
+                "no reader token for {name} (remoteSecret): istio-remote-secret-{name} is not written to {}",
+                watchers.join(", ")
+            ),
+            format!(
+                "set remoteSecret.tokenFile (after applying reader-token.yaml to {name}: `{fetch}`) or remoteSecret.externalSecret; or instead: `{}`",
+                istioctl.join("`; `")
+            ),
+        ),
+    };
+    Finding {
+        code: Code::RemoteSecretSkipped,
+        origin: Origin::Topology,
+        file: file.map_or_else(std::path::PathBuf::new, |f| base_dir.join(f)),
+        message,
+        help,
+        at: if cluster.remote_secret.is_some() {
+            path!("clusters", c, "remoteSecret")
+        } else {
+            path!("clusters", c, "name")
+        },
+    }
+}
+
+/// Istio's platform profile for a cluster (`global.platform`), where the charts have one.
+fn platform(p: Platform) -> Option<&'static str> {
+    match p {
+        Platform::Openshift => Some("openshift"),
+        Platform::Gke => Some("gke"),
+        Platform::Generic | Platform::Eks | Platform::Aks => None,
+    }
+}
+
+/// Everything the templates of one cluster share.
+fn common(model: &Model, p: &ClusterPlan) -> Value {
+    let t = &model.topology;
+    let mesh = &t.meshes[p.mesh];
+    let cluster = &t.clusters[p.cluster];
+    let effective = |c: ClusterId| {
+        t.clusters[c]
+            .trust_domain
+            .clone()
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| mesh.trust_domain.clone())
+    };
+    let trust_domain = effective(p.cluster);
+    let mut aliases: Vec<String> = model.meshes[p.mesh]
+        .clusters
+        .iter()
+        .map(|&c| effective(c))
+        .filter(|d| *d != trust_domain)
+        .collect();
+    aliases.sort();
+    aliases.dedup();
+    let ambient = mesh.dataplane == Dataplane::Ambient;
+    let revision = mesh.istio.revision.as_str();
+    let remote = !p.primary;
+    let primary = p.served_by.map(|s| &t.clusters[s]);
+    let remote_pilot_address = primary
+        .and_then(|s| s.east_west_gateway.as_ref())
+        .and_then(|g| g.address.clone());
+    let mut istiod_env = BTreeMap::new();
+    if ambient && p.multi_network {
+        istiod_env.insert("AMBIENT_ENABLE_MULTI_NETWORK", "true");
+    }
+    let mut iop_pilot_env = istiod_env.clone();
+    if p.serves_remotes {
+        iop_pilot_env.insert("EXTERNAL_ISTIOD", "true");
+    }
+    let east_west = cluster.east_west_gateway.as_ref();
+    let gateways: Vec<Value> = p
+        .ingress_gateways
+        .iter()
+        .map(|&g| {
+            let gw = &t.ingress_gateways[g];
+            json!({
+                "name": gw.name,
+                "namespace": gw.namespace,
+                "istio_label": gw.name.strip_prefix("istio-").unwrap_or(&gw.name),
+                "service_type": service_type(gw.service_type),
+                "annotations": gw.annotations,
+            })
+        })
+        .collect();
+    json!({
+        "system_namespace": SYSTEM_NAMESPACE,
+        "cluster": cluster.name,
+        "mesh": mesh.name,
+        "network": p.network,
+        "trust_domain": trust_domain,
+        "trust_domain_aliases": aliases,
+        "revision": revision,
+        "version": mesh.istio.version.to_string(),
+        "chart_version": format!("~{}.0", mesh.istio.version),
+        "platform": platform(cluster.platform),
+        "primary": p.primary,
+        "remote": remote,
+        "serves_remotes": p.serves_remotes,
+        "multi_network": p.multi_network,
+        "ambient": ambient,
+        "remote_pilot_address": remote_pilot_address,
+        "injection_path": format!("/inject/cluster/{}/net/{}", cluster.name, p.network),
+        "dns_capture": mesh.dns.capture && !ambient,
+        "profile": if remote { Some("remote") } else if ambient { Some("ambient") } else { None },
+        "iop_profile": if remote { "remote" } else if ambient { "ambient" } else { "default" },
+        "istiod_env": istiod_env,
+        "iop_pilot_env": iop_pilot_env,
+        "istiod_release": if revision.is_empty() { "istiod".to_string() } else { format!("istiod-{revision}") },
+        "east_west": {
+            "service_type": service_type(east_west.map(|g| g.service_type).unwrap_or_default()),
+            "annotations": east_west.map(|g| g.annotations.clone()).unwrap_or_default(),
+            "address": east_west.and_then(|g| g.address.clone()),
+        },
+        "ingress_gateways": gateways,
+    })
+}
+
+fn service_type(s: crate::topology::ServiceType) -> &'static str {
+    match s {
+        crate::topology::ServiceType::LoadBalancer => "LoadBalancer",
+        crate::topology::ServiceType::NodePort => "NodePort",
+    }
+}
+
+/// `base` with `extra`'s keys added.
+fn with(base: &Value, extra: Value) -> Value {
+    let mut v = base.clone();
+    if let (Some(map), Value::Object(extra)) = (v.as_object_mut(), extra) {
+        map.extend(extra);
+    }
+    v
+}
+
+/// One cluster's files, collected before they join the output.
+struct ClusterFiles<'r> {
+    renderer: &'r Renderer,
+    dir: String,
+    files: Vec<(String, String, bool)>,
+}
+
+impl ClusterFiles<'_> {
+    fn object(
+        &mut self,
+        rel: &str,
+        template: &str,
+        ctx: &Value,
+        private: bool,
+    ) -> Result<(), RenderError> {
+        let text = self.renderer.objects(template, ctx)?;
+        self.files.push((rel.to_string(), text, private));
+        Ok(())
+    }
+
+    fn values(&mut self, rel: &str, template: &str, ctx: &Value) -> Result<(), RenderError> {
+        let text = self.renderer.values(template, ctx)?;
+        self.files.push((rel.to_string(), text, false));
+        Ok(())
+    }
+
+    fn text(&mut self, rel: &str, template: &str, ctx: &Value) -> Result<(), RenderError> {
+        let text = self.renderer.text(template, ctx)?;
+        self.files.push((rel.to_string(), text, false));
+        Ok(())
+    }
+
+    fn has(&self, rel: &str) -> bool {
+        self.files.iter().any(|(r, _, _)| r == rel)
+    }
+}
+
 /// Renders every cluster's files.
 pub fn render(
     model: &Model,
+    plans: &[ClusterPlan],
     material: &Material,
+    inputs: &Inputs,
     renderer: &Renderer,
 ) -> Result<Output, RenderError> {
-    let t = &model.topology;
     let mut output = Output::default();
-    for (c, cluster) in t.clusters.iter().enumerate() {
-        let info = &model.clusters[c];
-        let Some(mi) = info.mesh.filter(|_| !info.duplicate) else {
-            continue;
+    for p in plans {
+        let mut files = ClusterFiles {
+            renderer,
+            dir: model.topology.clusters[p.cluster].name.clone(),
+            files: Vec::new(),
         };
-        let mesh = &t.meshes[mi];
-        let path = format!("{}/cacerts.yaml", cluster.name);
-        match mesh.ca.secrets {
-            SecretsMode::Plain => {
-                let Some(ca) = material.cacerts(mi, c) else {
-                    continue;
-                };
-                let b64 = |s: &str| STANDARD.encode(s.as_bytes());
-                let text = renderer.objects(
-                    "cacerts.yaml.j2",
-                    &PlainCacerts {
-                        namespace: SYSTEM_NAMESPACE,
-                        ca_cert: b64(&ca.ca_cert),
-                        ca_key: b64(ca.ca_key),
-                        cert_chain: b64(&ca.cert_chain),
-                        root_cert: b64(&ca.root_cert),
-                    },
-                )?;
-                output.add(path, text.into_bytes(), true);
-            }
-            SecretsMode::External => {
-                let store = mesh.ca.external_store.as_deref().unwrap_or_default();
-                let (store_kind, store_name) = secret_store_ref(store);
-                let text = renderer.objects(
-                    "cacerts-external.yaml.j2",
-                    &ExternalCacerts {
-                        namespace: SYSTEM_NAMESPACE,
-                        store_kind,
-                        store_name,
-                        remote_key: external_key(&cluster.name),
-                        store_path: format!("{}/{}/", mesh.name, cluster.name),
-                        keys: CACERTS_KEYS,
-                    },
-                )?;
-                output.add(path, text.into_bytes(), false);
-            }
+        render_cluster(model, plans, p, material, inputs, &mut files)?;
+        for (rel, text, private) in files.files {
+            output.add(format!("{}/{rel}", files.dir), text.into_bytes(), private);
         }
     }
     Ok(output)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn render_cluster(
+    model: &Model,
+    plans: &[ClusterPlan],
+    p: &ClusterPlan,
+    material: &Material,
+    inputs: &Inputs,
+    files: &mut ClusterFiles<'_>,
+) -> Result<(), RenderError> {
+    let t = &model.topology;
+    let mesh = &t.meshes[p.mesh];
+    let cluster = &t.clusters[p.cluster];
+    let base = common(model, p);
+    let ambient = mesh.dataplane == Dataplane::Ambient;
+    let revision = mesh.istio.revision.as_str();
+
+    // namespaces.yaml
+    let namespaces: Vec<Value> = p
+        .namespaces
+        .iter()
+        .map(|(name, dataplane)| {
+            let mut labels = BTreeMap::new();
+            if *dataplane {
+                if ambient {
+                    labels.insert("istio.io/dataplane-mode", "ambient".to_string());
+                } else if revision.is_empty() {
+                    labels.insert("istio-injection", "enabled".to_string());
+                } else {
+                    labels.insert("istio.io/rev", revision.to_string());
+                }
+            }
+            json!({"name": name, "labels": labels})
+        })
+        .collect();
+    let control_plane_clusters = p.served_by.map(|s| t.clusters[s].name.clone());
+    files.object(
+        "namespaces.yaml",
+        "namespaces.yaml.j2",
+        &with(
+            &base,
+            json!({"namespaces": namespaces, "control_plane_clusters": control_plane_clusters}),
+        ),
+        false,
+    )?;
+
+    // cacerts.yaml
+    render_cacerts(model, p, material, files)?;
+
+    // reader-token.yaml
+    if p.watched {
+        let watchers: Vec<&str> = plan::watchers(plans, p.cluster)
+            .into_iter()
+            .map(|w| t.clusters[w].name.as_str())
+            .collect();
+        files.object(
+            "reader-token.yaml",
+            "reader-token.yaml.j2",
+            &with(
+                &base,
+                json!({
+                    "name": READER_TOKEN_SECRET,
+                    "service_account": READER_SERVICE_ACCOUNT,
+                    "watchers": watchers.join(", "),
+                }),
+            ),
+            false,
+        )?;
+    }
+
+    // remote-secrets.yaml
+    let mut secrets = Vec::new();
+    for &peer in &p.peers {
+        let peer_cluster = &t.clusters[peer];
+        let Some(api) = peer_cluster.api_server.as_ref() else {
+            continue;
+        };
+        let token = inputs.tokens.get(&peer).cloned().unwrap_or(Token::Missing);
+        let token_text = match &token {
+            Token::Value(v) => v.clone(),
+            Token::External { .. } => "{{ .token }}".to_string(),
+            Token::Missing => continue,
+        };
+        let kubeconfig = files.renderer.values(
+            "remote-kubeconfig.yaml.j2",
+            &json!({
+                "peer": peer_cluster.name,
+                "server": api.url,
+                "ca_data": inputs.api_server_ca.get(&peer),
+                "tls_server_name": api.tls_server_name.as_deref().filter(|s| !s.is_empty()),
+                "token": token_text,
+            }),
+        )?;
+        let mut string_data = BTreeMap::new();
+        string_data.insert(peer_cluster.name.clone(), kubeconfig);
+        let mut secret = json!({
+            "name": format!("istio-remote-secret-{}", peer_cluster.name),
+            "peer": peer_cluster.name,
+            "string_data": string_data,
+            "external": matches!(token, Token::External { .. }),
+        });
+        if let Token::External { store, key } = &token {
+            let (kind, name) = secret_store_ref(store);
+            if let Some(map) = secret.as_object_mut() {
+                map.insert("store_kind".into(), json!(kind));
+                map.insert("store_name".into(), json!(name));
+                map.insert("key".into(), json!(key));
+            }
+        }
+        secrets.push(secret);
+    }
+    if !secrets.is_empty() {
+        let private = secrets.iter().any(|s| s["external"] == false);
+        files.object(
+            "remote-secrets.yaml",
+            "remote-secrets.yaml.j2",
+            &with(&base, json!({"secrets": secrets})),
+            private,
+        )?;
+    }
+
+    // services.yaml
+    if !p.services.is_empty() {
+        let services: Vec<Value> = p
+            .services
+            .iter()
+            .map(|&s| service_context(model, s))
+            .collect();
+        files.object(
+            "services.yaml",
+            "services.yaml.j2",
+            &with(&base, json!({"services": services})),
+            false,
+        )?;
+    }
+
+    // expose-istiod.yaml, expose-services.yaml (sidecar)
+    if p.serves_remotes && !ambient {
+        let (vs, host, sni) = if revision.is_empty() {
+            (
+                "istiod-vs".to_string(),
+                format!("istiod.{SYSTEM_NAMESPACE}.svc.cluster.local"),
+                vec!["*".to_string()],
+            )
+        } else {
+            (
+                format!("istiod-vs-{revision}"),
+                format!("istiod-{revision}.{SYSTEM_NAMESPACE}.svc.cluster.local"),
+                vec![
+                    format!("istiod-{revision}.{SYSTEM_NAMESPACE}.svc"),
+                    format!("istiod-{revision}.{SYSTEM_NAMESPACE}.svc.cluster.local"),
+                ],
+            )
+        };
+        files.object(
+            "expose-istiod.yaml",
+            "expose-istiod.yaml.j2",
+            &with(
+                &base,
+                json!({"virtual_service": vs, "istiod_host": host, "sni_hosts": sni}),
+            ),
+            false,
+        )?;
+    }
+    if p.expose_services {
+        files.object(
+            "expose-services.yaml",
+            "expose-services.yaml.j2",
+            &base,
+            false,
+        )?;
+    }
+
+    // istio/: one file per resource
+    render_istio(model, p, &base, files)?;
+
+    // install/
+    let helm = mesh.istio.installers.contains(&Installer::Helm);
+    let istioctl = mesh.istio.installers.contains(&Installer::Istioctl);
+    let sidecar_east_west = p.east_west_gateway && !ambient;
+    let cni = ambient || cluster.platform == Platform::Openshift;
+    let mut commands = Vec::new();
+    if helm {
+        files.values(
+            "install/helm/base.values.yaml",
+            "install/helm/base.values.yaml.j2",
+            &base,
+        )?;
+        commands.push(first_line(files, "install/helm/base.values.yaml"));
+        if cni {
+            files.values(
+                "install/helm/cni.values.yaml",
+                "install/helm/cni.values.yaml.j2",
+                &base,
+            )?;
+            commands.push(first_line(files, "install/helm/cni.values.yaml"));
+        }
+        files.values(
+            "install/helm/istiod.values.yaml",
+            "install/helm/istiod.values.yaml.j2",
+            &base,
+        )?;
+        commands.push(first_line(files, "install/helm/istiod.values.yaml"));
+        if ambient {
+            files.values(
+                "install/helm/ztunnel.values.yaml",
+                "install/helm/ztunnel.values.yaml.j2",
+                &base,
+            )?;
+            commands.push(first_line(files, "install/helm/ztunnel.values.yaml"));
+        }
+        if sidecar_east_west {
+            files.values(
+                "install/helm/eastwestgateway.values.yaml",
+                "install/helm/eastwestgateway.values.yaml.j2",
+                &base,
+            )?;
+            commands.push(first_line(
+                files,
+                "install/helm/eastwestgateway.values.yaml",
+            ));
+        }
+        for gateway in base["ingress_gateways"].as_array().into_iter().flatten() {
+            let name = gateway["name"].as_str().unwrap_or_default();
+            let rel = format!("install/helm/{name}.values.yaml");
+            files.values(
+                &rel,
+                "install/helm/ingressgateway.values.yaml.j2",
+                &with(&base, json!({"gateway": gateway, "values_file": rel})),
+            )?;
+            commands.push(first_line(files, &rel));
+        }
+    }
+    if istioctl {
+        if helm {
+            commands.push("# or, with istioctl instead of Helm:".to_string());
+        }
+        files.object(
+            "install/istioctl/controlplane.yaml",
+            "install/istioctl/controlplane.yaml.j2",
+            &base,
+            false,
+        )?;
+        commands.push(first_line(files, "install/istioctl/controlplane.yaml"));
+        if sidecar_east_west {
+            files.object(
+                "install/istioctl/eastwest.yaml",
+                "install/istioctl/eastwest.yaml.j2",
+                &base,
+                false,
+            )?;
+            commands.push(first_line(files, "install/istioctl/eastwest.yaml"));
+        }
+    }
+
+    // kustomization.yaml and README.md
+    let order = [
+        "namespaces.yaml",
+        "cacerts.yaml",
+        "reader-token.yaml",
+        "remote-secrets.yaml",
+        "services.yaml",
+        "expose-istiod.yaml",
+        "expose-services.yaml",
+    ];
+    let mut resources: Vec<String> = order
+        .iter()
+        .filter(|f| files.has(f))
+        .map(|f| (*f).to_string())
+        .collect();
+    resources.extend(
+        files
+            .files
+            .iter()
+            .map(|(rel, _, _)| rel.clone())
+            .filter(|rel| rel.starts_with("istio/")),
+    );
+    // A Kustomization is read by kustomize, not applied: it has no metadata.name to check.
+    files.values(
+        "kustomization.yaml",
+        "kustomization.yaml.j2",
+        &with(&base, json!({"resources": resources})),
+    )?;
+    let role = match (p.primary, p.serves_remotes, p.served_by) {
+        (true, true, _) => "primary, serving remotes through its east-west gateway".to_string(),
+        (true, false, _) => "primary".to_string(),
+        (false, _, Some(s)) => format!("remote, served by `{}`", t.clusters[s].name),
+        (false, _, None) => "remote".to_string(),
+    };
+    let mut notes = Vec::new();
+    for &peer in &p.peers {
+        if matches!(inputs.tokens.get(&peer), None | Some(Token::Missing)) {
+            notes.push(format!(
+                "`istio-remote-secret-{0}` is not included: no reader token for `{0}` (see the build's warning W080).",
+                t.clusters[peer].name
+            ));
+        }
+    }
+    if mesh.ca.secrets == SecretsMode::External {
+        notes.push(format!(
+            "`cacerts` comes from the secret store: upload this cluster's CA material under `{}` first.",
+            external_key(&cluster.name)
+        ));
+    }
+    files.text(
+        "README.md",
+        "README.md.j2",
+        &with(
+            &base,
+            json!({
+                "role": role,
+                "helm": helm,
+                "install_commands": commands,
+                "resources": resources,
+                "notes": notes,
+            }),
+        ),
+    )?;
+    Ok(())
+}
+
+/// The command in a rendered installer input's first line (`# helm upgrade ...`).
+fn first_line(files: &ClusterFiles<'_>, rel: &str) -> String {
+    files
+        .files
+        .iter()
+        .find(|(r, _, _)| r == rel)
+        .and_then(|(_, text, _)| text.lines().next())
+        .map(|l| l.trim_start_matches('#').trim().to_string())
+        .unwrap_or_default()
+}
+
+fn service_context(model: &Model, s: usize) -> Value {
+    let t = &model.topology;
+    let svc = &t.services[s];
+    let mesh = &t.meshes[model.services[s].mesh.unwrap_or_default()];
+    let mut labels = BTreeMap::new();
+    if svc.global && mesh.dataplane == Dataplane::Ambient {
+        match mesh.istio.distribution {
+            crate::topology::Distribution::Upstream => {
+                labels.insert("istio.io/global".to_string(), "true".to_string());
+            }
+            crate::topology::Distribution::Solo => {
+                labels.insert("solo.io/service-scope".to_string(), "global".to_string());
+            }
+        }
+    }
+    let mut annotations = BTreeMap::new();
+    if let Some(td) = svc.traffic_distribution {
+        let value = match td {
+            crate::topology::TrafficDistribution::PreferClose => "PreferClose",
+            crate::topology::TrafficDistribution::PreferSameZone => "PreferSameZone",
+            crate::topology::TrafficDistribution::PreferSameNode => "PreferSameNode",
+        };
+        annotations.insert(
+            "networking.istio.io/traffic-distribution".to_string(),
+            value.to_string(),
+        );
+    }
+    let selector = svc.selector.clone().unwrap_or_else(|| {
+        let mut m = BTreeMap::new();
+        m.insert("app".to_string(), svc.name.clone());
+        m
+    });
+    let ports: Vec<Value> = svc
+        .ports
+        .iter()
+        .map(|port| {
+            json!({
+                "name": port.name,
+                "port": port.port,
+                "target_port": port.target_port.unwrap_or(port.port),
+                "protocol": port.protocol.map_or("TCP", crate::topology::PortProtocol::as_str),
+                "app_protocol": port.app_protocol,
+            })
+        })
+        .collect();
+    json!({
+        "name": svc.name,
+        "namespace": svc.namespace,
+        "labels": labels,
+        "annotations": annotations,
+        "selector": selector,
+        "ports": ports,
+    })
+}
+
+/// DestinationRules, `istioConfig` and the mesh-wide PeerAuthentication, one file each:
+/// `istio/<kind>-<namespace>-<name>.yaml`.
+fn render_istio(
+    model: &Model,
+    p: &ClusterPlan,
+    base: &Value,
+    files: &mut ClusterFiles<'_>,
+) -> Result<(), RenderError> {
+    let t = &model.topology;
+    let mut objects: Vec<(String, Value)> = Vec::new();
+    for &d in &p.destination_rules {
+        let dr = &t.destination_rules[d];
+        let Some(namespace) = model.destination_rules[d].namespace.clone() else {
+            continue;
+        };
+        let mut spec = serde_json::Map::new();
+        spec.insert("host".into(), json!(dr.host));
+        if let Some(tp) = &dr.traffic_policy {
+            spec.insert(
+                "trafficPolicy".into(),
+                serde_json::to_value(tp).unwrap_or_default(),
+            );
+        }
+        if !dr.subsets.is_empty() {
+            spec.insert(
+                "subsets".into(),
+                serde_json::to_value(&dr.subsets).unwrap_or_default(),
+            );
+        }
+        if let Some(e) = &dr.export_to {
+            spec.insert("exportTo".into(), json!(e));
+        }
+        if let Some(w) = &dr.workload_selector {
+            spec.insert(
+                "workloadSelector".into(),
+                serde_json::to_value(w).unwrap_or_default(),
+            );
+        }
+        objects.push((
+            format!("istio/destinationrule-{namespace}-{}.yaml", dr.name),
+            json!({
+                "api_version": "networking.istio.io/v1",
+                "kind": "DestinationRule",
+                "name": dr.name,
+                "namespace": namespace,
+                "labels": {},
+                "annotations": {},
+                "spec": Value::Object(spec),
+            }),
+        ));
+    }
+    for &i in &p.istio_config {
+        let r = &t.istio_config[i];
+        objects.push((
+            format!(
+                "istio/{}-{}-{}.yaml",
+                r.kind.to_lowercase(),
+                r.metadata.namespace,
+                r.metadata.name
+            ),
+            json!({
+                "api_version": r.api_version,
+                "kind": r.kind,
+                "name": r.metadata.name,
+                "namespace": r.metadata.namespace,
+                "labels": r.metadata.labels,
+                "annotations": r.metadata.annotations,
+                "spec": serde_json::to_value(&r.spec).unwrap_or_default(),
+            }),
+        ));
+    }
+    if let Some(mode) = p.peer_authentication {
+        let mode = match mode {
+            crate::topology::MtlsMode::Strict => "STRICT",
+            crate::topology::MtlsMode::Permissive => "PERMISSIVE",
+        };
+        objects.push((
+            format!("istio/peerauthentication-{SYSTEM_NAMESPACE}-default.yaml"),
+            json!({
+                "api_version": "security.istio.io/v1",
+                "kind": "PeerAuthentication",
+                "name": "default",
+                "namespace": SYSTEM_NAMESPACE,
+                "labels": {},
+                "annotations": {},
+                "spec": {"mtls": {"mode": mode}},
+            }),
+        ));
+    }
+    objects.sort_by(|a, b| a.0.cmp(&b.0));
+    for (rel, ctx) in objects {
+        files.object(&rel, "istio-object.yaml.j2", &with(base, ctx), false)?;
+    }
+    Ok(())
+}
+
+fn render_cacerts(
+    model: &Model,
+    p: &ClusterPlan,
+    material: &Material,
+    files: &mut ClusterFiles<'_>,
+) -> Result<(), RenderError> {
+    let t = &model.topology;
+    let mesh = &t.meshes[p.mesh];
+    let cluster = &t.clusters[p.cluster];
+    match mesh.ca.secrets {
+        SecretsMode::Plain => {
+            let Some(ca) = material.cacerts(p.mesh, p.cluster) else {
+                return Ok(());
+            };
+            let b64 = |s: &str| STANDARD.encode(s.as_bytes());
+            files.object(
+                "cacerts.yaml",
+                "cacerts.yaml.j2",
+                &serde_json::to_value(PlainCacerts {
+                    namespace: SYSTEM_NAMESPACE,
+                    ca_cert: b64(&ca.ca_cert),
+                    ca_key: b64(ca.ca_key),
+                    cert_chain: b64(&ca.cert_chain),
+                    root_cert: b64(&ca.root_cert),
+                })
+                .unwrap_or_default(),
+                true,
+            )
+        }
+        SecretsMode::External => {
+            let store = mesh.ca.external_store.as_deref().unwrap_or_default();
+            let (store_kind, store_name) = secret_store_ref(store);
+            files.object(
+                "cacerts.yaml",
+                "cacerts-external.yaml.j2",
+                &serde_json::to_value(ExternalCacerts {
+                    namespace: SYSTEM_NAMESPACE,
+                    store_kind,
+                    store_name,
+                    remote_key: external_key(&cluster.name),
+                    store_path: format!("{}/{}/", mesh.name, cluster.name),
+                    keys: CACERTS_KEYS,
+                })
+                .unwrap_or_default(),
+                false,
+            )
+        }
+    }
 }

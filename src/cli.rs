@@ -259,12 +259,21 @@ fn print_diagnostics(checked: &Checked, deny_warnings: bool) {
 /// Loads a topology and its PKI store and checks both. On failure the diagnostics are printed
 /// and the exit code returned: 2 for the topology (bring-your-own roots included), 3 for the
 /// store.
-fn load_with_store(
+/// Everything a build reads before it writes anything.
+struct Loaded {
+    checked: Checked,
+    store: Store,
+    inspection: Inspection,
+    plans: Vec<crate::plan::ClusterPlan>,
+    inputs: crate::build::Inputs,
+}
+
+fn load_for_build(
     topology: &Path,
     store: &StoreArgs,
     deny_warnings: bool,
     now: OffsetDateTime,
-) -> Result<(Checked, Store, Inspection), Exit> {
+) -> Result<Loaded, Exit> {
     let mut checked = load(topology)?;
     let store = store.open(&checked)?;
     let (Some(model), Some(tree), false) = (&checked.model, &checked.tree, checked.has_errors())
@@ -272,19 +281,16 @@ fn load_with_store(
         print_diagnostics(&checked, deny_warnings);
         return Err(Exit::Invalid);
     };
-    let inspection = pki::inspect(model, &store, checked.source.base_dir(), now);
+    let base_dir = checked.source.base_dir().to_path_buf();
+    let inspection = pki::inspect(model, &store, &base_dir, now);
+    let plans = crate::plan::plan(model);
+    let inputs = crate::build::read_inputs(model, &plans, &base_dir);
+    let findings = || inspection.findings.iter().chain(&inputs.findings);
     let failing = |origin: Origin| {
-        inspection
-            .findings
-            .iter()
-            .any(|f| f.origin == origin && f.code.severity() == Severity::Error)
+        findings().any(|f| f.origin == origin && f.code.severity() == Severity::Error)
     };
     let (topology_failed, store_failed) = (failing(Origin::Topology), failing(Origin::Store));
-    let extra: Vec<Diagnostic> = inspection
-        .findings
-        .iter()
-        .map(|f| f.to_diagnostic(tree))
-        .collect();
+    let extra: Vec<Diagnostic> = findings().map(|f| f.to_diagnostic(tree)).collect();
     merge(&mut checked, extra);
     let warnings = diagnostic::counts(&checked.diagnostics).1;
     print_diagnostics(&checked, deny_warnings);
@@ -298,7 +304,13 @@ fn load_with_store(
         );
         return Err(Exit::Environment);
     }
-    Ok((checked, store, inspection))
+    Ok(Loaded {
+        checked,
+        store,
+        inspection,
+        plans,
+        inputs,
+    })
 }
 
 struct BuildArgs<'a> {
@@ -313,11 +325,16 @@ struct BuildArgs<'a> {
 
 fn build(args: &BuildArgs<'_>) -> Exit {
     let now = OffsetDateTime::now_utc();
-    let (checked, store, inspection) =
-        match load_with_store(args.topology, args.store, args.deny_warnings, now) {
-            Ok(loaded) => loaded,
-            Err(exit) => return exit,
-        };
+    let Loaded {
+        checked,
+        store,
+        inspection,
+        plans,
+        inputs,
+    } = match load_for_build(args.topology, args.store, args.deny_warnings, now) {
+        Ok(loaded) => loaded,
+        Err(exit) => return exit,
+    };
     let Some(model) = &checked.model else {
         return Exit::Invalid;
     };
@@ -343,7 +360,7 @@ fn build(args: &BuildArgs<'_>) -> Exit {
             return Exit::Environment;
         }
     };
-    let output = match crate::build::render(model, &material, &renderer) {
+    let output = match crate::build::render(model, &plans, &material, &inputs, &renderer) {
         Ok(o) => o,
         Err(e) => {
             eprintln!("error: {e}");

@@ -120,12 +120,14 @@ codes! {
     IncompleteStore = "E077", "a PKI store entry with a part missing or inconsistent";
     AlgorithmDiffers = "W078", "stored key material of another algorithm than `ca.keyAlgorithm`";
     SubjectNotReproducible = "E079", "a bring-your-own CA whose subject meshc cannot write as an issuer";
+    // Build inputs.
+    RemoteSecretSkipped = "W080", "a remote secret skipped: no reader token for the watched cluster";
 }
 
 impl Code {
-    /// Whether the code is about key material on disk (the PKI store, bring-your-own roots),
-    /// found when files are read rather than from the topology alone.
-    pub fn is_pki(self) -> bool {
+    /// Whether the code is found when files the topology names or the PKI store holds are
+    /// read (key material, reader tokens), rather than from the topology alone.
+    pub fn from_files(self) -> bool {
         matches!(
             self,
             Code::NotACa
@@ -138,6 +140,7 @@ impl Code {
                 | Code::IncompleteStore
                 | Code::AlgorithmDiffers
                 | Code::SubjectNotReproducible
+                | Code::RemoteSecretSkipped
         )
     }
 

@@ -13,6 +13,7 @@ mod files;
 pub mod model;
 pub mod parse;
 pub mod pki;
+pub mod plan;
 pub mod render;
 pub mod schema;
 pub mod source;

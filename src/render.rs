@@ -15,8 +15,9 @@ use minijinja::value::Serde;
 use minijinja::{Environment, UndefinedBehavior, Value};
 use serde::Serialize;
 
-/// The templates meshc ships, by name.
+/// The templates meshc ships, by name (their path under `templates/`).
 const EMBEDDED: &[(&str, &str)] = &[
+    ("README.md.j2", include_str!("../templates/README.md.j2")),
     (
         "cacerts.yaml.j2",
         include_str!("../templates/cacerts.yaml.j2"),
@@ -25,7 +26,80 @@ const EMBEDDED: &[(&str, &str)] = &[
         "cacerts-external.yaml.j2",
         include_str!("../templates/cacerts-external.yaml.j2"),
     ),
+    (
+        "expose-istiod.yaml.j2",
+        include_str!("../templates/expose-istiod.yaml.j2"),
+    ),
+    (
+        "expose-services.yaml.j2",
+        include_str!("../templates/expose-services.yaml.j2"),
+    ),
+    (
+        "istio-object.yaml.j2",
+        include_str!("../templates/istio-object.yaml.j2"),
+    ),
+    (
+        "kustomization.yaml.j2",
+        include_str!("../templates/kustomization.yaml.j2"),
+    ),
+    (
+        "namespaces.yaml.j2",
+        include_str!("../templates/namespaces.yaml.j2"),
+    ),
+    (
+        "reader-token.yaml.j2",
+        include_str!("../templates/reader-token.yaml.j2"),
+    ),
+    (
+        "remote-kubeconfig.yaml.j2",
+        include_str!("../templates/remote-kubeconfig.yaml.j2"),
+    ),
+    (
+        "remote-secrets.yaml.j2",
+        include_str!("../templates/remote-secrets.yaml.j2"),
+    ),
+    (
+        "services.yaml.j2",
+        include_str!("../templates/services.yaml.j2"),
+    ),
+    (
+        "install/helm/base.values.yaml.j2",
+        include_str!("../templates/install/helm/base.values.yaml.j2"),
+    ),
+    (
+        "install/helm/cni.values.yaml.j2",
+        include_str!("../templates/install/helm/cni.values.yaml.j2"),
+    ),
+    (
+        "install/helm/eastwestgateway.values.yaml.j2",
+        include_str!("../templates/install/helm/eastwestgateway.values.yaml.j2"),
+    ),
+    (
+        "install/helm/ingressgateway.values.yaml.j2",
+        include_str!("../templates/install/helm/ingressgateway.values.yaml.j2"),
+    ),
+    (
+        "install/helm/istiod.values.yaml.j2",
+        include_str!("../templates/install/helm/istiod.values.yaml.j2"),
+    ),
+    (
+        "install/helm/ztunnel.values.yaml.j2",
+        include_str!("../templates/install/helm/ztunnel.values.yaml.j2"),
+    ),
+    (
+        "install/istioctl/controlplane.yaml.j2",
+        include_str!("../templates/install/istioctl/controlplane.yaml.j2"),
+    ),
+    (
+        "install/istioctl/eastwest.yaml.j2",
+        include_str!("../templates/install/istioctl/eastwest.yaml.j2"),
+    ),
 ];
+
+/// The names of the built-in templates (for `--templates` and the docs).
+pub fn template_names() -> impl Iterator<Item = &'static str> {
+    EMBEDDED.iter().map(|(name, _)| *name)
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum RenderError {
@@ -58,6 +132,7 @@ impl Renderer {
             .build()
             .map_err(|e| template_error("(syntax)", &e))?;
         env.set_syntax(syntax);
+        env.add_filter("yaml", yaml_filter);
         for (name, embedded) in EMBEDDED {
             let source = match overrides.map(|dir| dir.join(name)) {
                 Some(path) if path.exists() => {
@@ -111,6 +186,28 @@ impl Renderer {
         Ok(text)
     }
 
+    /// Renders an installer input (Helm values, a kubeconfig): one YAML mapping.
+    pub fn values(&self, name: &str, context: &impl Serialize) -> Result<String, RenderError> {
+        let text = self.render(name, context)?;
+        let doc: serde_json::Value =
+            serde_saphyr::from_str(&text).map_err(|e| RenderError::Yaml {
+                name: name.to_string(),
+                reason: yaml_reason(&e),
+            })?;
+        if !doc.is_object() {
+            return Err(RenderError::NotAnObject {
+                name: name.to_string(),
+                field: "a top-level mapping",
+            });
+        }
+        Ok(text)
+    }
+
+    /// Renders a text file (a README): no structure to check.
+    pub fn text(&self, name: &str, context: &impl Serialize) -> Result<String, RenderError> {
+        self.render(name, context)
+    }
+
     fn render(&self, name: &str, context: &impl Serialize) -> Result<String, RenderError> {
         self.env
             .get_template(name)
@@ -132,6 +229,33 @@ fn template_error(name: &str, e: &minijinja::Error) -> RenderError {
         name: name.to_string(),
         reason,
     }
+}
+
+/// `{{ value | yaml(n) }}`: the value as block YAML, every line indented by `n` spaces, for
+/// verbatim Istio specs and multi-line strings that must stay readable in review. The text
+/// comes from a YAML serializer (serde-saphyr), which quotes and escapes as YAML requires, so
+/// it is as safe as the JSON escaping of plain `{{ value }}` and may be marked safe.
+fn yaml_filter(value: &Value, indent: usize) -> Result<Value, minijinja::Error> {
+    let text = serde_saphyr::to_string(value).map_err(|e| {
+        minijinja::Error::new(
+            minijinja::ErrorKind::InvalidOperation,
+            format!("cannot write the value as YAML: {}", redact(&e.to_string())),
+        )
+    })?;
+    let pad = " ".repeat(indent);
+    let body = text
+        .trim_end_matches('\n')
+        .lines()
+        .map(|line| {
+            if line.is_empty() {
+                String::new()
+            } else {
+                format!("{pad}{line}")
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    Ok(Value::from_safe_string(body))
 }
 
 /// A template error's detail may quote a value (`include ca_key` names the template by the

@@ -45,7 +45,7 @@ pub enum Origin {
 pub struct Finding {
     pub code: Code,
     pub origin: Origin,
-    /// The file at fault.
+    /// The file at fault; empty when the problem is a file that is not named.
     pub file: PathBuf,
     pub message: String,
     pub help: String,
@@ -57,12 +57,13 @@ impl Finding {
     /// The finding as a diagnostic on the topology. The message names the file.
     pub fn to_diagnostic(&self, tree: &Node) -> Diagnostic {
         let mut r = Reporter::new(tree);
-        r.report(
-            self.code,
-            &self.at,
-            format!("{}: {}", self.file.display(), self.message),
-        )
-        .help(self.help.clone());
+        let message = if self.file.as_os_str().is_empty() {
+            self.message.clone()
+        } else {
+            format!("{}: {}", self.file.display(), self.message)
+        };
+        r.report(self.code, &self.at, message)
+            .help(self.help.clone());
         r.into_diagnostics()
             .pop()
             .unwrap_or_else(|| Diagnostic::new(self.code, self.message.clone()))
