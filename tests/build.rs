@@ -1,0 +1,671 @@
+//! `meshc build` on every example, through the real binary: the whole tree as a reviewable
+//! snapshot, and the facts a multi-cluster mesh depends on, read back from the YAML written.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+use common::{Env, TOPOLOGY, code, stderr, stdout};
+use serde_json::Value;
+
+fn repo(path: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
+}
+
+fn examples() -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(repo("examples"))
+        .expect("examples/")
+        .flatten()
+        .filter(|e| e.path().join("topology.yaml").exists())
+        .map(|e| e.file_name().to_string_lossy().to_string())
+        .collect();
+    names.sort();
+    names
+}
+
+/// An example built into a temporary directory (its own store there too).
+struct Built {
+    dir: tempfile::TempDir,
+    topology: Value,
+}
+
+impl Built {
+    fn new(example: &str) -> Built {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let topology = repo(&format!("examples/{example}/topology.yaml"));
+        let out = Command::cargo_bin("meshc")
+            .expect("binary")
+            .arg("build")
+            .arg(&topology)
+            .arg("-o")
+            .arg(dir.path().join("out"))
+            .arg("--pki")
+            .arg(dir.path().join("pki"))
+            .output()
+            .expect("runs");
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{example}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let topology: Value =
+            serde_saphyr::from_str(&std::fs::read_to_string(&topology).expect("read"))
+                .expect("topology parses");
+        Built { dir, topology }
+    }
+
+    fn out(&self) -> PathBuf {
+        self.dir.path().join("out")
+    }
+
+    fn clusters(&self) -> Vec<Value> {
+        self.topology["clusters"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    fn cluster(&self, name: &str) -> Value {
+        self.clusters()
+            .into_iter()
+            .find(|c| c["name"] == name)
+            .expect("cluster in topology")
+    }
+
+    fn exists(&self, rel: &str) -> bool {
+        self.out().join(rel).exists()
+    }
+
+    /// Every document of a written YAML file.
+    fn docs(&self, rel: &str) -> Vec<Value> {
+        let text =
+            std::fs::read_to_string(self.out().join(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"));
+        serde_saphyr::from_multiple(&text).unwrap_or_else(|e| panic!("{rel}: {e}"))
+    }
+
+    fn doc(&self, rel: &str) -> Value {
+        self.docs(rel).into_iter().next().expect("one document")
+    }
+
+    fn find(&self, rel: &str, kind: &str, name: &str) -> Option<Value> {
+        self.docs(rel)
+            .into_iter()
+            .find(|d| d["kind"] == kind && d["metadata"]["name"] == name)
+    }
+}
+
+/// Every file under `dir`, relative and sorted.
+fn files_under(dir: &Path) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).expect("list").flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                let rel = path.strip_prefix(dir).expect("inside");
+                found.push(rel.to_string_lossy().replace('\\', "/"));
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
+/// The tree as one text: each file under a header. Key material differs from run to run, so
+/// `cacerts.yaml` data values are replaced by what they hold, and the manifest by its paths.
+fn tree_text(out: &Path) -> String {
+    let mut text = String::new();
+    for rel in files_under(out) {
+        let body = std::fs::read_to_string(out.join(&rel)).expect("utf-8");
+        let body = if rel.ends_with("/cacerts.yaml") {
+            redact_cacerts(&body)
+        } else if rel == ".meshc/manifest.json" {
+            let manifest: Value = serde_json::from_str(&body).expect("json");
+            let mut paths = String::new();
+            for f in manifest["files"].as_array().expect("files") {
+                paths.push_str(f["path"].as_str().unwrap_or("?"));
+                paths.push('\n');
+            }
+            paths
+        } else {
+            body
+        };
+        text.push_str("===== ");
+        text.push_str(&rel);
+        text.push('\n');
+        text.push_str(&body);
+    }
+    text
+}
+
+fn redact_cacerts(body: &str) -> String {
+    body.lines()
+        .map(|line| {
+            let trimmed = line.trim_start();
+            match trimmed.split_once(": \"") {
+                Some((key, value))
+                    if value.len() > 40
+                        && matches!(
+                            key,
+                            "ca-cert.pem" | "ca-key.pem" | "cert-chain.pem" | "root-cert.pem"
+                        ) =>
+                {
+                    let pem = base64_decode(value.trim_end_matches('"'));
+                    let blocks = pem.matches("-----BEGIN ").count();
+                    let label = if pem.contains("PRIVATE KEY") {
+                        "private key"
+                    } else {
+                        "certificates"
+                    };
+                    format!("  {key}: <{blocks} PEM block(s): {label}>")
+                }
+                _ => line.to_string(),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+        + "\n"
+}
+
+fn base64_decode(s: &str) -> String {
+    use base64::Engine as _;
+    String::from_utf8(
+        base64::engine::general_purpose::STANDARD
+            .decode(s)
+            .expect("base64"),
+    )
+    .expect("PEM is text")
+}
+
+#[test]
+fn every_example_tree_matches_its_snapshot() {
+    for example in examples() {
+        let built = Built::new(&example);
+        insta::assert_snapshot!(format!("tree-{example}"), tree_text(&built.out()));
+    }
+}
+
+#[test]
+fn every_cluster_directory_renders_with_kustomize() {
+    let kubectl = std::process::Command::new("kubectl")
+        .args(["version", "--client"])
+        .output();
+    assert!(
+        kubectl.is_ok_and(|o| o.status.success()),
+        "kubectl is needed (`.ci/run` installs Debian's kubernetes-client when it is missing)"
+    );
+    for example in examples() {
+        let built = Built::new(&example);
+        for cluster in built.clusters() {
+            let name = cluster["name"].as_str().expect("name");
+            let dir = built.out().join(name);
+            let out = std::process::Command::new("kubectl")
+                .arg("kustomize")
+                .arg(&dir)
+                .output()
+                .expect("kubectl runs");
+            assert!(
+                out.status.success(),
+                "{example}/{name}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            // Everything listed is applied: the rendered stream holds every listed file's
+            // objects, each with its namespace set where it has one.
+            let rendered: Vec<Value> =
+                serde_saphyr::from_multiple(&String::from_utf8_lossy(&out.stdout)).expect("yaml");
+            let listed = built.doc(&format!("{name}/kustomization.yaml"))["resources"]
+                .as_array()
+                .expect("resources")
+                .len();
+            assert!(rendered.len() >= listed, "{example}/{name}");
+            for doc in &rendered {
+                let kind = doc["kind"].as_str().unwrap_or_default();
+                if kind != "Namespace" {
+                    assert!(
+                        doc["metadata"]["namespace"].is_string(),
+                        "{example}/{name}: {kind} {} has no namespace",
+                        doc["metadata"]["name"]
+                    );
+                }
+                assert_eq!(
+                    doc["metadata"]["labels"]["app.kubernetes.io/managed-by"], "meshc",
+                    "{example}/{name}: {kind}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn the_network_is_the_same_everywhere_a_cluster_names_it() {
+    for example in examples() {
+        let built = Built::new(&example);
+        for cluster in built.clusters() {
+            let name = cluster["name"].as_str().expect("name");
+            let network = &cluster["network"];
+            let ns = built
+                .find(
+                    &format!("{name}/namespaces.yaml"),
+                    "Namespace",
+                    "istio-system",
+                )
+                .expect("istio-system namespace");
+            assert_eq!(
+                &ns["metadata"]["labels"]["topology.istio.io/network"], network,
+                "{example}/{name}"
+            );
+            let helm = format!("{name}/install/helm/istiod.values.yaml");
+            let iop = format!("{name}/install/istioctl/controlplane.yaml");
+            assert!(
+                built.exists(&helm) || built.exists(&iop),
+                "{example}/{name}"
+            );
+            let mut globals = Vec::new();
+            if built.exists(&helm) {
+                globals.push(built.doc(&helm)["global"].clone());
+            }
+            if built.exists(&iop) {
+                globals.push(built.doc(&iop)["spec"]["values"]["global"].clone());
+            }
+            for global in globals {
+                assert_eq!(&global["network"], network, "{example}/{name}");
+                assert_eq!(global["multiCluster"]["clusterName"], *name);
+                assert_eq!(global["meshID"], built.topology["meshes"][0]["name"]);
+            }
+            let gateway = format!("{name}/install/helm/eastwestgateway.values.yaml");
+            if built.exists(&gateway) {
+                let values = built.doc(&gateway);
+                assert_eq!(values["name"], "istio-eastwestgateway");
+                if !values["networkGateway"].is_null() {
+                    assert_eq!(&values["networkGateway"], network, "{example}/{name}");
+                }
+            }
+            let iop = format!("{name}/install/istioctl/eastwest.yaml");
+            if built.exists(&iop) {
+                let doc = built.doc(&iop);
+                let gw = &doc["spec"]["components"]["ingressGateways"][0];
+                assert_eq!(gw["label"]["istio"], "eastwestgateway");
+                if !gw["label"]["topology.istio.io/network"].is_null() {
+                    assert_eq!(&gw["label"]["topology.istio.io/network"], network);
+                    assert_eq!(&doc["spec"]["values"]["global"]["network"], network);
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn remotes_reach_their_primary_through_its_east_west_address() {
+    let mut remotes = 0;
+    for example in examples() {
+        let built = Built::new(&example);
+        for cluster in built.clusters() {
+            if cluster["controlPlane"] != "remote" {
+                continue;
+            }
+            remotes += 1;
+            let name = cluster["name"].as_str().expect("name");
+            let primary_name = cluster["primary"].as_str().expect("primary");
+            let primary = built.cluster(primary_name);
+            let address = &primary["eastWestGateway"]["address"];
+            let path = format!(
+                "/inject/cluster/{name}/net/{}",
+                cluster["network"].as_str().expect("network")
+            );
+            let helm = format!("{name}/install/helm/istiod.values.yaml");
+            if built.exists(&helm) {
+                let istiod = built.doc(&helm);
+                assert_eq!(istiod["profile"], "remote");
+                assert_eq!(
+                    &istiod["global"]["remotePilotAddress"], address,
+                    "{example}/{name}"
+                );
+                assert_eq!(istiod["istiodRemote"]["injectionPath"], path.as_str());
+            }
+            let iop = format!("{name}/install/istioctl/controlplane.yaml");
+            if built.exists(&iop) {
+                let spec = built.doc(&iop)["spec"].clone();
+                assert_eq!(spec["profile"], "remote");
+                assert_eq!(&spec["values"]["global"]["remotePilotAddress"], address);
+                assert_eq!(
+                    spec["values"]["istiodRemote"]["injectionPath"],
+                    path.as_str()
+                );
+            }
+            let ns = built
+                .find(
+                    &format!("{name}/namespaces.yaml"),
+                    "Namespace",
+                    "istio-system",
+                )
+                .expect("istio-system");
+            assert_eq!(
+                ns["metadata"]["annotations"]["topology.istio.io/controlPlaneClusters"],
+                primary_name
+            );
+            // Configuration lives on the primary, never on a remote.
+            assert!(
+                !built.exists(&format!("{name}/istio")),
+                "{example}/{name} has istio/"
+            );
+            assert!(!built.exists(&format!("{name}/expose-istiod.yaml")));
+            // The primary serves it: externalIstiod, and istiod exposed on its gateway.
+            let helm = format!("{primary_name}/install/helm/istiod.values.yaml");
+            if built.exists(&helm) {
+                let p = built.doc(&helm);
+                assert_eq!(
+                    p["global"]["externalIstiod"], true,
+                    "{example}/{primary_name}"
+                );
+            }
+            let iop = format!("{primary_name}/install/istioctl/controlplane.yaml");
+            if built.exists(&iop) {
+                let env = &built.doc(&iop)["spec"]["values"]["pilot"]["env"];
+                assert_eq!(env["EXTERNAL_ISTIOD"], "true", "{example}/{primary_name}");
+            }
+            let gw = built
+                .find(
+                    &format!("{primary_name}/expose-istiod.yaml"),
+                    "Gateway",
+                    "istiod-gateway",
+                )
+                .expect("istiod-gateway");
+            let ports: Vec<&Value> = gw["spec"]["servers"]
+                .as_array()
+                .expect("servers")
+                .iter()
+                .map(|s| &s["port"]["number"])
+                .collect();
+            assert_eq!(ports, [15012, 15017]);
+            assert_eq!(gw["spec"]["servers"][0]["tls"]["mode"], "PASSTHROUGH");
+        }
+    }
+    assert!(remotes >= 3, "the examples cover primary-remote and hybrid");
+}
+
+#[test]
+fn primaries_hold_a_remote_secret_for_every_peer_with_a_token() {
+    let mut secrets = 0;
+    for example in examples() {
+        let built = Built::new(&example);
+        let solo = built.topology["meshes"][0]["istio"]["distribution"] == "solo";
+        let clusters = built.clusters();
+        for cluster in clusters.iter().filter(|c| c["controlPlane"] == "primary") {
+            let name = cluster["name"].as_str().expect("name");
+            let file = format!("{name}/remote-secrets.yaml");
+            for peer in clusters.iter().filter(|c| c["name"] != cluster["name"]) {
+                let peer_name = peer["name"].as_str().expect("name");
+                let secret_name = format!("istio-remote-secret-{peer_name}");
+                let has_token = peer["remoteSecret"]["tokenFile"].is_string();
+                let found = built
+                    .exists(&file)
+                    .then(|| built.find(&file, "Secret", &secret_name))
+                    .flatten();
+                if solo || !has_token {
+                    assert!(found.is_none(), "{example}/{name}: {secret_name}");
+                    continue;
+                }
+                let secret = found.unwrap_or_else(|| panic!("{example}/{name}: no {secret_name}"));
+                secrets += 1;
+                assert_eq!(secret["metadata"]["namespace"], "istio-system");
+                assert_eq!(secret["metadata"]["labels"]["istio/multiCluster"], "true");
+                assert_eq!(
+                    secret["metadata"]["annotations"]["networking.istio.io/cluster"],
+                    peer_name
+                );
+                let data = secret["stringData"].as_object().expect("stringData");
+                assert_eq!(data.keys().collect::<Vec<_>>(), [peer_name]);
+                let kubeconfig: Value =
+                    serde_saphyr::from_str(data[peer_name].as_str().expect("text"))
+                        .expect("kubeconfig");
+                assert_eq!(kubeconfig["current-context"], peer_name);
+                assert_eq!(kubeconfig["clusters"][0]["name"], peer_name);
+                assert_eq!(kubeconfig["contexts"][0]["context"]["user"], peer_name);
+                assert_eq!(kubeconfig["users"][0]["name"], peer_name);
+                assert_eq!(
+                    kubeconfig["clusters"][0]["cluster"]["server"],
+                    peer["apiServer"]["url"]
+                );
+                let token_file = repo(&format!(
+                    "examples/{example}/{}",
+                    peer["remoteSecret"]["tokenFile"].as_str().expect("path")
+                ));
+                let token = std::fs::read_to_string(token_file).expect("token");
+                assert_eq!(kubeconfig["users"][0]["user"]["token"], token.trim());
+            }
+        }
+    }
+    assert!(secrets >= 4, "the examples carry remote secrets");
+}
+
+#[test]
+fn destination_rules_and_istio_config_land_on_primaries_only() {
+    for example in examples() {
+        let built = Built::new(&example);
+        let rules = built.topology["destinationRules"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        for cluster in built.clusters() {
+            let name = cluster["name"].as_str().expect("name");
+            let istio = built.out().join(name).join("istio");
+            if cluster["controlPlane"] == "remote" {
+                assert!(!istio.exists(), "{example}/{name}");
+                continue;
+            }
+            for rule in rules.iter().filter(|r| {
+                r["clusters"]
+                    .as_array()
+                    .is_none_or(|c| c.is_empty() || c.contains(&cluster["name"]))
+            }) {
+                let found = files_under(&istio).into_iter().any(|f| {
+                    f.starts_with("destinationrule-")
+                        && f.ends_with(&format!(
+                            "-{}.yaml",
+                            rule["name"].as_str().unwrap_or_default()
+                        ))
+                });
+                assert!(found, "{example}/{name}: DestinationRule {}", rule["name"]);
+            }
+        }
+    }
+}
+
+#[test]
+fn namespaces_are_labelled_for_the_data_plane() {
+    let built = Built::new("openshift-primary-remote");
+    for cluster in ["ocp-east", "ocp-west"] {
+        let ns = built
+            .find(
+                &format!("{cluster}/namespaces.yaml"),
+                "Namespace",
+                "bookinfo",
+            )
+            .expect("bookinfo namespace on every cluster");
+        assert_eq!(ns["metadata"]["labels"]["istio-injection"], "enabled");
+        // OpenShift: the platform profile (istio-cni through multus) everywhere.
+        let istiod = built.doc(&format!("{cluster}/install/helm/istiod.values.yaml"));
+        assert_eq!(istiod["global"]["platform"], "openshift");
+        let cni = built.doc(&format!("{cluster}/install/helm/cni.values.yaml"));
+        assert_eq!(cni["global"]["platform"], "openshift");
+        let gw = built.doc(&format!(
+            "{cluster}/install/helm/bookinfo-ingressgateway.values.yaml"
+        ));
+        assert_eq!(gw["name"], "bookinfo-ingressgateway");
+    }
+    let pa = built.doc("ocp-east/istio/peerauthentication-istio-system-default.yaml");
+    assert_eq!(pa["spec"]["mtls"]["mode"], "STRICT");
+    assert!(!built.exists("ocp-west/istio"));
+}
+
+#[test]
+fn a_revision_names_istiod_and_labels_namespaces() {
+    let topology = TOPOLOGY
+        .replace("  - name: east\n", "  - name: east\n    istio: { revision: canary }\n")
+        .replace("    apiServer: { url: \"https://10.0.0.2:6443\" }\n", "    apiServer: { url: \"https://10.0.0.2:6443\" }\n    remoteSecret: { tokenFile: c2.token }\n")
+        + "services:\n  - name: web\n    namespace: shop\n    mesh: east\n    ports: [{ name: http, port: 80 }]\n";
+    let env = Env::new(&topology);
+    std::fs::write(env.path("c2.token"), "tok\n").expect("token");
+    let out = env.build();
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let text = std::fs::read_to_string(env.path("out/c1/namespaces.yaml")).expect("namespaces");
+    let docs: Vec<Value> = serde_saphyr::from_multiple(&text).expect("yaml");
+    let shop = docs
+        .iter()
+        .find(|d| d["metadata"]["name"] == "shop")
+        .expect("shop");
+    assert_eq!(shop["metadata"]["labels"]["istio.io/rev"], "canary");
+    assert!(shop["metadata"]["labels"]["istio-injection"].is_null());
+    let istiod: Value = serde_saphyr::from_str(
+        &std::fs::read_to_string(env.path("out/c1/install/helm/istiod.values.yaml"))
+            .expect("values"),
+    )
+    .expect("yaml");
+    assert_eq!(istiod["revision"], "canary");
+    let readme = std::fs::read_to_string(env.path("out/c1/README.md")).expect("readme");
+    assert!(
+        readme.contains("helm upgrade --install \"istiod-canary\" istio/istiod"),
+        "{readme}"
+    );
+}
+
+#[test]
+fn a_missing_token_skips_one_secret_with_the_commands_to_fix_it() {
+    let env = Env::new(TOPOLOGY);
+    let out = env.build();
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let err = stderr(&out);
+    assert_eq!(
+        err.matches("W080").count(),
+        2,
+        "c1 and c2 watch each other: {err}"
+    );
+    assert!(
+        err.contains(
+            "no reader token for c2 (remoteSecret): istio-remote-secret-c2 is not written to c1"
+        ),
+        "{err}"
+    );
+    assert!(err.contains("istioctl create-remote-secret --context c2 --name c2 --server https://10.0.0.2:6443 | kubectl --context c1 apply -f -"), "{err}");
+    assert!(!env.path("out/c1/remote-secrets.yaml").exists());
+    assert!(
+        env.path("out/c2/reader-token.yaml").exists(),
+        "the token Secret is still written"
+    );
+    let readme = std::fs::read_to_string(env.path("out/c1/README.md")).expect("readme");
+    assert!(
+        readme.contains("`istio-remote-secret-c2` is not included"),
+        "{readme}"
+    );
+    // With the token, the secret appears, and only on the primaries that watch c2.
+    let topology = TOPOLOGY.replace(
+        "    apiServer: { url: \"https://10.0.0.2:6443\" }\n",
+        "    apiServer: { url: \"https://10.0.0.2:6443\" }\n    remoteSecret: { tokenFile: tokens/c2 }\n",
+    );
+    std::fs::write(env.path("topology.yaml"), topology).expect("write");
+    std::fs::create_dir_all(env.path("tokens")).expect("mkdir");
+    std::fs::write(env.path("tokens/c2"), "secret-token-value\n").expect("token");
+    let out = env.build();
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(stderr(&out).matches("W080").count(), 1);
+    assert!(
+        !stderr(&out).contains("secret-token-value")
+            && !stdout(&out).contains("secret-token-value")
+    );
+    assert!(env.path("out/c1/remote-secrets.yaml").exists());
+    assert!(
+        !env.path("out/c3/remote-secrets.yaml").exists(),
+        "c3 is in another mesh"
+    );
+}
+
+#[test]
+fn two_builds_from_one_store_are_byte_identical() {
+    let env = Env::new(TOPOLOGY);
+    assert_eq!(code(&env.meshc(&["build", "topology.yaml", "-o", "a"])), 0);
+    assert_eq!(code(&env.meshc(&["build", "topology.yaml", "-o", "b"])), 0);
+    let (a, b) = (env.path("a"), env.path("b"));
+    let files = files_under(&a);
+    assert_eq!(files, files_under(&b));
+    for f in &files {
+        assert!(
+            std::fs::read(a.join(f)).expect("a") == std::fs::read(b.join(f)).expect("b"),
+            "{f} differs"
+        );
+    }
+}
+
+#[test]
+fn a_template_may_be_overridden_by_name() {
+    let env = Env::new(TOPOLOGY);
+    std::fs::create_dir_all(env.path("tpl")).expect("mkdir");
+    let original = std::fs::read_to_string(repo("templates/namespaces.yaml.j2")).expect("template");
+    let changed = original.replace(
+        "    topology.istio.io/network: {{ network }}\n",
+        "    topology.istio.io/network: {{ network }}\n    team: platform\n",
+    );
+    std::fs::write(env.path("tpl/namespaces.yaml.j2"), changed).expect("override");
+    let out = env.meshc(&["build", "topology.yaml", "-o", "out", "--templates", "tpl"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let text = std::fs::read_to_string(env.path("out/c1/namespaces.yaml")).expect("read");
+    assert!(text.contains("    team: platform\n"), "{text}");
+
+    // An override that does not render YAML objects stops the build before anything is written.
+    std::fs::write(env.path("tpl/services.yaml.j2"), "x: [\n").expect("override");
+    let topology = format!(
+        "{TOPOLOGY}services:\n  - name: web\n    namespace: shop\n    mesh: east\n    ports: [{{ name: http, port: 80 }}]\n"
+    );
+    std::fs::write(env.path("topology.yaml"), topology).expect("write");
+    let out = env.meshc(&["build", "topology.yaml", "-o", "out2", "--templates", "tpl"]);
+    assert_eq!(code(&out), 3);
+    assert!(
+        stderr(&out)
+            .contains("template services.yaml.j2 rendered a document that is not valid YAML"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!env.path("out2").exists());
+}
+
+#[test]
+fn the_plan_is_the_topology_s_roles() {
+    // Checked on the library's planning stage directly: no YAML involved.
+    let text = std::fs::read_to_string(repo("examples/hybrid/topology.yaml")).expect("read");
+    let checked = meshc::compiler::check(meshc::source::Source::new("t.yaml", "t.yaml", text));
+    let model = checked.model.expect("model");
+    let plans = meshc::plan::plan(&model);
+    let by_name: BTreeMap<&str, &meshc::plan::ClusterPlan> =
+        plans.iter().map(|p| (p.name.as_str(), p)).collect();
+    for p in &plans {
+        let cluster = &model.topology.clusters[p.cluster];
+        assert_eq!(
+            p.primary,
+            cluster.control_plane == meshc::topology::ControlPlane::Primary
+        );
+        if p.primary {
+            // Every primary discovers every other cluster of its mesh.
+            assert_eq!(
+                p.peers.len(),
+                model.meshes[p.mesh].clusters.len() - 1,
+                "{}",
+                p.name
+            );
+        } else {
+            assert!(
+                p.peers.is_empty() && p.destination_rules.is_empty() && p.istio_config.is_empty()
+            );
+            let primary = p.served_by.expect("served");
+            assert!(by_name[model.topology.clusters[primary].name.as_str()].serves_remotes);
+        }
+        assert!(
+            p.watched,
+            "{}: a multi-primary mesh watches every cluster",
+            p.name
+        );
+    }
+}
