@@ -259,6 +259,22 @@ fn print_diagnostics(checked: &Checked, deny_warnings: bool) {
 /// Loads a topology and its PKI store and checks both. On failure the diagnostics are printed
 /// and the exit code returned: 2 for the topology (bring-your-own roots included), 3 for the
 /// store.
+/// Loads a topology that must be valid and opens its PKI store; on failure the diagnostics are
+/// printed and the exit code returned. The model and tree are present on success.
+fn load_valid(
+    topology: &Path,
+    store: &StoreArgs,
+    deny_warnings: bool,
+) -> Result<(Checked, Store), Exit> {
+    let checked = load(topology)?;
+    let store = store.open(&checked)?;
+    if checked.model.is_none() || checked.tree.is_none() || checked.has_errors() {
+        print_diagnostics(&checked, deny_warnings);
+        return Err(Exit::Invalid);
+    }
+    Ok((checked, store))
+}
+
 /// Everything a build reads before it writes anything.
 struct Loaded {
     checked: Checked,
@@ -274,11 +290,8 @@ fn load_for_build(
     deny_warnings: bool,
     now: OffsetDateTime,
 ) -> Result<Loaded, Exit> {
-    let mut checked = load(topology)?;
-    let store = store.open(&checked)?;
-    let (Some(model), Some(tree), false) = (&checked.model, &checked.tree, checked.has_errors())
-    else {
-        print_diagnostics(&checked, deny_warnings);
+    let (mut checked, store) = load_valid(topology, store, deny_warnings)?;
+    let (Some(model), Some(tree)) = (&checked.model, &checked.tree) else {
         return Err(Exit::Invalid);
     };
     let base_dir = checked.source.base_dir().to_path_buf();
@@ -428,17 +441,11 @@ fn build(args: &BuildArgs<'_>) -> Exit {
 
 fn pki_status(topology: &Path, store: &StoreArgs, format: Format) -> Exit {
     let now = OffsetDateTime::now_utc();
-    let mut checked = match load(topology) {
-        Ok(c) => c,
+    let (mut checked, store) = match load_valid(topology, store, false) {
+        Ok(loaded) => loaded,
         Err(exit) => return exit,
     };
-    let store = match store.open(&checked) {
-        Ok(s) => s,
-        Err(exit) => return exit,
-    };
-    let (Some(model), Some(tree), false) = (&checked.model, &checked.tree, checked.has_errors())
-    else {
-        print_diagnostics(&checked, false);
+    let (Some(model), Some(tree)) = (&checked.model, &checked.tree) else {
         return Exit::Invalid;
     };
     let inspection = pki::inspect(model, &store, checked.source.base_dir(), now);
@@ -524,17 +531,11 @@ fn status_table(rows: &[pki::StatusRow]) -> String {
 
 fn pki_rotate(topology: &Path, cluster: &str, store: &StoreArgs) -> Exit {
     let now = OffsetDateTime::now_utc();
-    let checked = match load(topology) {
-        Ok(c) => c,
+    let (checked, store) = match load_valid(topology, store, false) {
+        Ok(loaded) => loaded,
         Err(exit) => return exit,
     };
-    let store = match store.open(&checked) {
-        Ok(s) => s,
-        Err(exit) => return exit,
-    };
-    let (Some(model), Some(tree), false) = (&checked.model, &checked.tree, checked.has_errors())
-    else {
-        print_diagnostics(&checked, false);
+    let (Some(model), Some(tree)) = (&checked.model, &checked.tree) else {
         return Exit::Invalid;
     };
     let Some(c) = model

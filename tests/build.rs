@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use assert_cmd::Command;
-use common::{Env, TOPOLOGY, code, stderr, stdout};
+use common::{Env, TOPOLOGY, code, files_under, stderr, stdout};
 use serde_json::Value;
 
 fn repo(path: &str) -> PathBuf {
@@ -95,25 +95,6 @@ impl Built {
             .into_iter()
             .find(|d| d["kind"] == kind && d["metadata"]["name"] == name)
     }
-}
-
-/// Every file under `dir`, relative and sorted.
-fn files_under(dir: &Path) -> Vec<String> {
-    let mut found = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for entry in std::fs::read_dir(&d).expect("list").flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                stack.push(path);
-            } else {
-                let rel = path.strip_prefix(dir).expect("inside");
-                found.push(rel.to_string_lossy().replace('\\', "/"));
-            }
-        }
-    }
-    found.sort();
-    found
 }
 
 /// The tree as one text: each file under a header. Key material differs from run to run, so

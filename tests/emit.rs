@@ -2,26 +2,7 @@
 
 mod common;
 
-use common::{Env, TOPOLOGY, code, stderr, stdout};
-
-/// Every file under `dir`, relative, `/`-separated, sorted.
-fn files_under(dir: &std::path::Path) -> Vec<String> {
-    let mut found = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for entry in std::fs::read_dir(&d).expect("list").flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                stack.push(path);
-            } else {
-                let rel = path.strip_prefix(dir).expect("inside");
-                found.push(rel.to_string_lossy().replace('\\', "/"));
-            }
-        }
-    }
-    found.sort();
-    found
-}
+use common::{Env, TOPOLOGY, code, files_under, stderr, stdout};
 
 fn without_c2(topology: &str) -> String {
     let start = topology.find("  - name: c2\n").expect("c2");

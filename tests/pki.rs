@@ -562,6 +562,24 @@ fn openssl_in(env: &Env, args: &str) {
     );
 }
 
+/// `corp/ca.pem`, self-signed with a new P-256 key `corp/ca.key` (mode 0600), with `subject`
+/// and the given `-addext` extensions.
+fn corp_self_signed(env: &Env, subject: &str, extensions: &[&str]) {
+    corp_dir(env);
+    openssl_in(
+        env,
+        "ecparam -name prime256v1 -genkey -noout -out corp/ca.key",
+    );
+    let mut args =
+        format!("req -x509 -new -key corp/ca.key -out corp/ca.pem -days 365 -subj {subject}");
+    for ext in extensions {
+        args.push_str(" -addext ");
+        args.push_str(ext);
+    }
+    openssl_in(env, &args);
+    set_mode(&env.path("corp/ca.key"), 0o600);
+}
+
 fn corp_dir(env: &Env) {
     std::fs::create_dir_all(env.path("corp")).expect("mkdir");
 }
@@ -672,16 +690,14 @@ fn a_corporate_issuing_ca_below_its_root_gives_the_full_chain() {
 #[test]
 fn a_leaf_given_as_root_is_refused_at_its_line() {
     let env = Env::new(&byo_topology(""));
-    corp_dir(&env);
-    openssl_in(
+    corp_self_signed(
         &env,
-        "ecparam -name prime256v1 -genkey -noout -out corp/ca.key",
+        "/CN=www.example.com",
+        &[
+            "basicConstraints=critical,CA:FALSE",
+            "extendedKeyUsage=serverAuth",
+        ],
     );
-    openssl_in(
-        &env,
-        "req -x509 -new -key corp/ca.key -out corp/ca.pem -days 365 -subj /CN=www.example.com -addext basicConstraints=critical,CA:FALSE -addext extendedKeyUsage=serverAuth",
-    );
-    set_mode(&env.path("corp/ca.key"), 0o600);
     let out = env.meshc(&["validate", "topology.yaml", "--format", "json"]);
     assert_eq!(code(&out), 2);
     let diags: Vec<Value> = serde_json::from_slice(&out.stdout).expect("json");
@@ -787,16 +803,14 @@ fn external_secrets_hold_no_key_material() {
 #[test]
 fn a_corporate_root_with_a_repeated_attribute_is_refused_before_anything_is_made() {
     let env = Env::new(&byo_topology(""));
-    corp_dir(&env);
-    openssl_in(
+    corp_self_signed(
         &env,
-        "ecparam -name prime256v1 -genkey -noout -out corp/ca.key",
+        "/DC=com/DC=example/OU=PKI/CN=Corp-Root",
+        &[
+            "basicConstraints=critical,CA:TRUE",
+            "keyUsage=critical,keyCertSign",
+        ],
     );
-    openssl_in(
-        &env,
-        "req -x509 -new -key corp/ca.key -out corp/ca.pem -days 365 -subj /DC=com/DC=example/OU=PKI/CN=Corp-Root -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign",
-    );
-    set_mode(&env.path("corp/ca.key"), 0o600);
     let out = env.meshc(&["validate", "topology.yaml", "--format", "json"]);
     assert_eq!(code(&out), 2);
     let diags: Vec<Value> = serde_json::from_slice(&out.stdout).expect("json");
