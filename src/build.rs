@@ -111,7 +111,11 @@ pub fn read_inputs(model: &Model, plans: &[ClusterPlan], base_dir: &Path) -> Inp
     for p in plans.iter().filter(|p| p.watched) {
         let c = p.cluster;
         let cluster = &t.clusters[c];
-        if let Some(ca) = cluster.api_server.as_ref().and_then(|a| a.ca_file.as_ref()) {
+        let ca_file = cluster.api_server.as_ref().and_then(|a| a.ca_file.as_ref());
+        if ca_file.is_none() && cluster.api_server.is_some() {
+            inputs.findings.push(missing_ca(model, plans, c));
+        }
+        if let Some(ca) = ca_file {
             let file = base_dir.join(ca);
             match std::fs::read_to_string(&file) {
                 Ok(text) if text.contains("-----BEGIN CERTIFICATE-----") => {
@@ -161,6 +165,30 @@ pub fn read_inputs(model: &Model, plans: &[ClusterPlan], base_dir: &Path) -> Inp
         inputs.tokens.insert(c, token);
     }
     inputs
+}
+
+/// W081: the kubeconfig in `c`'s remote secrets can only trust the system's roots, which a
+/// cluster's API server certificate is almost never issued by.
+fn missing_ca(model: &Model, plans: &[ClusterPlan], c: ClusterId) -> Finding {
+    let t = &model.topology;
+    let name = &t.clusters[c].name;
+    let watchers: Vec<&str> = plan::watchers(plans, c)
+        .into_iter()
+        .map(|w| t.clusters[w].name.as_str())
+        .collect();
+    Finding {
+        code: Code::RemoteSecretWithoutCa,
+        origin: Origin::Topology,
+        file: std::path::PathBuf::new(),
+        message: format!(
+            "no CA for {name}'s API server: the kubeconfig in istio-remote-secret-{name} (on {}) trusts only the system's root CAs",
+            watchers.join(", ")
+        ),
+        help: format!(
+            "set apiServer.caFile to the cluster's CA, e.g. after applying reader-token.yaml to {name}: `kubectl --context {name} -n {SYSTEM_NAMESPACE} get secret {READER_TOKEN_SECRET} -o jsonpath='{{.data.ca\\.crt}}' | base64 -d > secrets/{name}-ca.crt`"
+        ),
+        at: path!("clusters", c, "apiServer"),
+    }
 }
 
 /// W080: the remote secrets for `c` are skipped; say how to supply the token, or what
@@ -318,6 +346,8 @@ fn common(model: &Model, p: &ClusterPlan) -> Value {
             "annotations": east_west.map(|g| g.annotations.clone()).unwrap_or_default(),
             "address": east_west.and_then(|g| g.address.clone()),
         },
+        "disable_default_ingress": !p.ingress_gateways.iter().any(|&g| t.ingress_gateways[g].name == "istio-ingressgateway"),
+        "cni": ambient || cluster.platform == Platform::Openshift,
         "ingress_gateways": gateways,
     })
 }
@@ -346,6 +376,17 @@ struct ClusterFiles<'r> {
 }
 
 impl ClusterFiles<'_> {
+    /// Two items with one path would silently lose one: validation rules this out, and this
+    /// refuses it should a new kind of output ever allow it.
+    fn claim(&self, rel: &str) -> Result<(), RenderError> {
+        if self.has(rel) {
+            return Err(RenderError::Duplicate {
+                path: format!("{}/{rel}", self.dir),
+            });
+        }
+        Ok(())
+    }
+
     fn object(
         &mut self,
         rel: &str,
@@ -353,18 +394,21 @@ impl ClusterFiles<'_> {
         ctx: &Value,
         private: bool,
     ) -> Result<(), RenderError> {
+        self.claim(rel)?;
         let text = self.renderer.objects(template, ctx)?;
         self.files.push((rel.to_string(), text, private));
         Ok(())
     }
 
     fn values(&mut self, rel: &str, template: &str, ctx: &Value) -> Result<(), RenderError> {
+        self.claim(rel)?;
         let text = self.renderer.values(template, ctx)?;
         self.files.push((rel.to_string(), text, false));
         Ok(())
     }
 
     fn text(&mut self, rel: &str, template: &str, ctx: &Value) -> Result<(), RenderError> {
+        self.claim(rel)?;
         let text = self.renderer.text(template, ctx)?;
         self.files.push((rel.to_string(), text, false));
         Ok(())

@@ -122,6 +122,7 @@ codes! {
     SubjectNotReproducible = "E079", "a bring-your-own CA whose subject meshc cannot write as an issuer";
     // Build inputs.
     RemoteSecretSkipped = "W080", "a remote secret skipped: no reader token for the watched cluster";
+    RemoteSecretWithoutCa = "W081", "a watched cluster without `apiServer.caFile`";
 }
 
 impl Code {
@@ -141,6 +142,7 @@ impl Code {
                 | Code::AlgorithmDiffers
                 | Code::SubjectNotReproducible
                 | Code::RemoteSecretSkipped
+                | Code::RemoteSecretWithoutCa
         )
     }
 

@@ -109,6 +109,8 @@ pub enum RenderError {
     Yaml { name: String, reason: String },
     #[error("template {name} rendered a document without {field}")]
     NotAnObject { name: String, field: &'static str },
+    #[error("two outputs would be written to {path}")]
+    Duplicate { path: String },
     #[error("cannot read the override template {path}: {reason}")]
     Override { path: PathBuf, reason: String },
 }

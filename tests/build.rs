@@ -418,6 +418,18 @@ fn primaries_hold_a_remote_secret_for_every_peer_with_a_token() {
                 ));
                 let token = std::fs::read_to_string(token_file).expect("token");
                 assert_eq!(kubeconfig["users"][0]["user"]["token"], token.trim());
+                // The API server's CA, so istiod can verify it.
+                let ca_file = repo(&format!(
+                    "examples/{example}/{}",
+                    peer["apiServer"]["caFile"]
+                        .as_str()
+                        .expect("every example names the CA")
+                ));
+                let ca = std::fs::read(ca_file).expect("ca");
+                assert_eq!(
+                    kubeconfig["clusters"][0]["cluster"]["certificate-authority-data"],
+                    base64::Engine::encode(&base64::engine::general_purpose::STANDARD, ca)
+                );
             }
         }
     }
@@ -649,4 +661,45 @@ fn the_plan_is_the_topology_s_roles() {
             p.name
         );
     }
+}
+
+#[test]
+fn a_watched_cluster_without_its_api_server_ca_is_a_warning() {
+    let env = Env::new(TOPOLOGY);
+    let out = env.build();
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let err = stderr(&out);
+    assert_eq!(err.matches("W081").count(), 2, "c1 and c2: {err}");
+    assert!(err.contains("no CA for c2's API server: the kubeconfig in istio-remote-secret-c2 (on c1) trusts only the system's root CAs"), "{err}");
+    assert!(err.contains("jsonpath='{.data.ca\\.crt}'"), "{err}");
+}
+
+#[test]
+fn openshift_with_istioctl_installs_the_cni_and_one_ingress_gateway_entry() {
+    let topology = TOPOLOGY
+        .replace("  - name: east\n", "  - name: east\n    istio: { installers: [istioctl] }\n")
+        .replace("    mesh: east\n    network: net-east\n    controlPlane: primary\n    apiServer: { url: \"https://10.0.0.1:6443\" }\n", "    mesh: east\n    network: net-east\n    controlPlane: primary\n    platform: openshift\n    apiServer: { url: \"https://10.0.0.1:6443\" }\n")
+        + "ingressGateways:\n  - name: istio-ingressgateway\n    namespace: istio-ingress\n    mesh: east\n";
+    let env = Env::new(&topology);
+    let out = env.build();
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let iop: Value = serde_saphyr::from_str(
+        &std::fs::read_to_string(env.path("out/c1/install/istioctl/controlplane.yaml"))
+            .expect("iop"),
+    )
+    .expect("yaml");
+    assert_eq!(iop["spec"]["components"]["cni"]["enabled"], true);
+    assert_eq!(iop["spec"]["values"]["global"]["platform"], "openshift");
+    let gateways = iop["spec"]["components"]["ingressGateways"]
+        .as_array()
+        .expect("gateways");
+    assert_eq!(gateways.len(), 1, "{gateways:?}");
+    assert_eq!(gateways[0]["enabled"], true);
+    // c2 is not on OpenShift: no CNI component there.
+    let iop: Value = serde_saphyr::from_str(
+        &std::fs::read_to_string(env.path("out/c2/install/istioctl/controlplane.yaml"))
+            .expect("iop"),
+    )
+    .expect("yaml");
+    assert!(iop["spec"]["components"]["cni"].is_null());
 }

@@ -69,6 +69,7 @@ const INTRODUCED: &[(&str, u32)] = &[("TrafficExtension", 30)];
 
 pub fn run(m: &Model, r: &mut Reporter<'_>) {
     let t = &m.topology;
+    generated_names(m, r);
 
     for (mi, mesh) in t.meshes.iter().enumerate() {
         if m.meshes[mi].primaries.is_empty() && !m.meshes[mi].duplicate {
@@ -210,3 +211,82 @@ pub fn run(m: &Model, r: &mut Reporter<'_>) {
         }
     }
 }
+
+/// Names meshc itself writes must not be written twice: an `istioConfig` object that is also a
+/// `destinationRules` entry or the PeerAuthentication `mtls` writes would become two files with
+/// one path (and two objects with one name for kustomize), and an ingress gateway named like
+/// one of meshc's own Helm releases would take its values file.
+fn generated_names(m: &Model, r: &mut Reporter<'_>) {
+    let t = &m.topology;
+    for (i, c) in t.istio_config.iter().enumerate() {
+        let Some(mi) = m.istio_config[i].mesh else {
+            continue;
+        };
+        let group = c.api_version.split('/').next().unwrap_or_default();
+        let (ns, name) = (&c.metadata.namespace, &c.metadata.name);
+        if group == "networking.istio.io" && c.kind == "DestinationRule" {
+            let twin = t.destination_rules.iter().enumerate().find(|(d, dr)| {
+                m.destination_rules[*d].mesh == Some(mi)
+                    && m.destination_rules[*d].namespace.as_deref() == Some(ns.as_str())
+                    && dr.name == *name
+            });
+            if let Some((d, _)) = twin {
+                let at = r.span(&path!("destinationRules", d, "name"));
+                r.report(
+                    Code::DuplicateName,
+                    &path!("istioConfig", i, "metadata", "name"),
+                    format!("DestinationRule `{ns}/{name}` is also declared under `destinationRules`"),
+                )
+                .label("a second DestinationRule with this name")
+                .also(at, "declared here")
+                .help("keep one: `destinationRules` entries are checked against the topology's services and localities");
+            }
+        }
+        if group == "security.istio.io"
+            && c.kind == "PeerAuthentication"
+            && ns == crate::build::SYSTEM_NAMESPACE
+            && name == "default"
+            && t.meshes[mi].mtls.is_some()
+        {
+            let at = r.span(&path!("meshes", mi, "mtls"));
+            r.report(
+                Code::DuplicateName,
+                &path!("istioConfig", i, "metadata", "name"),
+                format!(
+                    "PeerAuthentication `{ns}/default` is what mesh `{}`'s `mtls` writes",
+                    t.meshes[mi].name
+                ),
+            )
+            .label("a second mesh-wide PeerAuthentication")
+            .also(at, "writes istio-system/default")
+            .help("remove one: either set `mtls` on the mesh or write the PeerAuthentication here");
+        }
+    }
+    for (g, gw) in t.ingress_gateways.iter().enumerate() {
+        if RESERVED_GATEWAY_NAMES.contains(&gw.name.as_str()) || gw.name.starts_with("istiod-") {
+            r.report(
+                Code::InvalidName,
+                &path!("ingressGateways", g, "name"),
+                format!(
+                    "`{}` is the name of one of meshc's own Helm releases or values files",
+                    gw.name
+                ),
+            )
+            .label("reserved")
+            .help("name the gateway after what it serves, e.g. `shop-ingressgateway`");
+        }
+    }
+}
+
+/// Helm release and values-file names meshc writes for the control plane and the east-west
+/// gateway (`install/helm/<name>.values.yaml`).
+const RESERVED_GATEWAY_NAMES: &[&str] = &[
+    "base",
+    "cni",
+    "istiod",
+    "ztunnel",
+    "eastwestgateway",
+    "istio-base",
+    "istio-cni",
+    "istio-eastwestgateway",
+];

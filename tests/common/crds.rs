@@ -26,8 +26,8 @@ use serde_json::{Map, Value, json};
 
 /// The CRD files, relative to the crate's directory.
 pub const CRD_FILES: [&str; 2] = [
-    "../shared/istio/crd-all.gen.yaml",
-    "../shared/istio/gateway-api-crd.yaml",
+    "tests/data/crds/istio-1.30.3-crd-all.gen.yaml",
+    "tests/data/crds/gateway-api-v1.5.1.yaml",
 ];
 
 /// (group, version, kind)
