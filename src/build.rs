@@ -19,7 +19,7 @@ use crate::emit::Output;
 use crate::model::{ClusterId, Model};
 use crate::path;
 use crate::pki::{Finding, Material, Origin};
-use crate::plan::{self, ClusterPlan};
+use crate::plan::ClusterPlan;
 use crate::render::{RenderError, Renderer};
 use crate::topology::{Dataplane, Installer, Platform, SecretsMode};
 
@@ -113,7 +113,7 @@ pub fn read_inputs(model: &Model, plans: &[ClusterPlan], base_dir: &Path) -> Inp
         let cluster = &t.clusters[c];
         let ca_file = cluster.api_server.as_ref().and_then(|a| a.ca_file.as_ref());
         if ca_file.is_none() && cluster.api_server.is_some() {
-            inputs.findings.push(missing_ca(model, plans, c));
+            inputs.findings.push(missing_ca(model, p));
         }
         if let Some(ca) = ca_file {
             let file = base_dir.join(ca);
@@ -158,24 +158,28 @@ pub fn read_inputs(model: &Model, plans: &[ClusterPlan], base_dir: &Path) -> Inp
             (None, None) => Token::Missing,
         };
         if matches!(token, Token::Missing) {
-            inputs
-                .findings
-                .push(missing_token(model, plans, c, base_dir));
+            inputs.findings.push(missing_token(model, p, base_dir));
         }
         inputs.tokens.insert(c, token);
     }
     inputs
 }
 
+/// The names of the primaries that discover the planned cluster.
+fn watcher_names<'m>(model: &'m Model, p: &ClusterPlan) -> Vec<&'m str> {
+    p.watchers
+        .iter()
+        .map(|&w| model.topology.clusters[w].name.as_str())
+        .collect()
+}
+
 /// W081: the kubeconfig in `c`'s remote secrets can only trust the system's roots, which a
 /// cluster's API server certificate is almost never issued by.
-fn missing_ca(model: &Model, plans: &[ClusterPlan], c: ClusterId) -> Finding {
+fn missing_ca(model: &Model, p: &ClusterPlan) -> Finding {
+    let c = p.cluster;
     let t = &model.topology;
     let name = &t.clusters[c].name;
-    let watchers: Vec<&str> = plan::watchers(plans, c)
-        .into_iter()
-        .map(|w| t.clusters[w].name.as_str())
-        .collect();
+    let watchers = watcher_names(model, p);
     Finding {
         code: Code::RemoteSecretWithoutCa,
         origin: Origin::Topology,
@@ -193,14 +197,12 @@ fn missing_ca(model: &Model, plans: &[ClusterPlan], c: ClusterId) -> Finding {
 
 /// W080: the remote secrets for `c` are skipped; say how to supply the token, or what
 /// `istioctl` would do instead.
-fn missing_token(model: &Model, plans: &[ClusterPlan], c: ClusterId, base_dir: &Path) -> Finding {
+fn missing_token(model: &Model, p: &ClusterPlan, base_dir: &Path) -> Finding {
+    let c = p.cluster;
     let t = &model.topology;
     let cluster = &t.clusters[c];
     let name = &cluster.name;
-    let watchers: Vec<&str> = plan::watchers(plans, c)
-        .into_iter()
-        .map(|w| t.clusters[w].name.as_str())
-        .collect();
+    let watchers = watcher_names(model, p);
     let file = cluster
         .remote_secret
         .as_ref()
@@ -434,7 +436,7 @@ pub fn render(
             dir: model.topology.clusters[p.cluster].name.clone(),
             files: Vec::new(),
         };
-        render_cluster(model, plans, p, material, inputs, &mut files)?;
+        render_cluster(model, p, material, inputs, &mut files)?;
         for (rel, text, private) in files.files {
             output.add(format!("{}/{rel}", files.dir), text.into_bytes(), private);
         }
@@ -442,10 +444,8 @@ pub fn render(
     Ok(output)
 }
 
-#[allow(clippy::too_many_arguments)]
 fn render_cluster(
     model: &Model,
-    plans: &[ClusterPlan],
     p: &ClusterPlan,
     material: &Material,
     inputs: &Inputs,
@@ -492,10 +492,7 @@ fn render_cluster(
 
     // reader-token.yaml
     if p.watched {
-        let watchers: Vec<&str> = plan::watchers(plans, p.cluster)
-            .into_iter()
-            .map(|w| t.clusters[w].name.as_str())
-            .collect();
+        let watchers = watcher_names(model, p);
         files.object(
             "reader-token.yaml",
             "reader-token.yaml.j2",

@@ -6,7 +6,7 @@
 //! clusters are watched (and so need a reader token), which configuration lands where.
 //! Rendering then only formats these facts, and tests can check them without any YAML.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use crate::model::{ClusterId, MeshId, Model};
 use crate::topology::{Dataplane, Distribution, MtlsMode};
@@ -34,7 +34,9 @@ pub struct ClusterPlan {
     pub expose_services: bool,
     /// The clusters this cluster's istiod discovers, each through a remote secret.
     pub peers: Vec<ClusterId>,
-    /// Some primary discovers this cluster: it needs the reader token Secret.
+    /// The primaries whose istiod discovers this cluster (each holds a remote secret for it);
+    /// when there are any, the cluster needs the reader token Secret.
+    pub watchers: Vec<ClusterId>,
     pub watched: bool,
     /// Application namespaces: those of the mesh's services (namespace sameness) and of the
     /// objects placed here, each with whether its workloads join the data plane.
@@ -52,6 +54,31 @@ pub struct ClusterPlan {
 /// repeated name) get nothing: validation has already reported them.
 pub fn plan(model: &Model) -> Vec<ClusterPlan> {
     let t = &model.topology;
+    // Indexes built once, so that planning stays linear in the size of the topology.
+    let mut services_of: BTreeMap<MeshId, Vec<usize>> = BTreeMap::new();
+    for (i, s) in model.services.iter().enumerate() {
+        if let Some(mi) = s.mesh {
+            services_of.entry(mi).or_default().push(i);
+        }
+    }
+    let placed_on = |infos: &[crate::model::PlacedInfo]| {
+        let mut index: BTreeMap<ClusterId, Vec<usize>> = BTreeMap::new();
+        for (i, p) in infos.iter().enumerate() {
+            if p.mesh.is_some() {
+                for &c in &p.clusters {
+                    let on = index.entry(c).or_default();
+                    // A cluster listed twice still gets the object once.
+                    if on.last() != Some(&i) {
+                        on.push(i);
+                    }
+                }
+            }
+        }
+        index
+    };
+    let rules_on = placed_on(&model.destination_rules);
+    let config_on = placed_on(&model.istio_config);
+    let gateways_on = placed_on(&model.ingress_gateways);
     let mut plans = Vec::new();
     for (c, cluster) in t.clusters.iter().enumerate() {
         let info = &model.clusters[c];
@@ -79,37 +106,25 @@ pub fn plan(model: &Model) -> Vec<ClusterPlan> {
         } else {
             Vec::new()
         };
-        let watched = !peering
-            && members
+        let watchers: Vec<ClusterId> = if peering {
+            Vec::new()
+        } else {
+            members
                 .iter()
-                .any(|&m| m != c && model.clusters[m].is_primary);
-
-        let services: Vec<usize> = model
-            .services
-            .iter()
-            .enumerate()
-            .filter(|(_, s)| s.mesh == Some(mi))
-            .map(|(i, _)| i)
-            .collect();
-        let placed = |infos: &[crate::model::PlacedInfo]| -> Vec<usize> {
-            infos
-                .iter()
-                .enumerate()
-                .filter(|(_, p)| p.mesh == Some(mi) && p.clusters.contains(&c))
-                .map(|(i, _)| i)
+                .copied()
+                .filter(|&m| m != c && model.clusters[m].is_primary)
                 .collect()
         };
-        let destination_rules = if info.is_primary {
-            placed(&model.destination_rules)
+
+        let services = services_of.get(&mi).cloned().unwrap_or_default();
+        let on_c =
+            |index: &BTreeMap<ClusterId, Vec<usize>>| index.get(&c).cloned().unwrap_or_default();
+        let (destination_rules, istio_config) = if info.is_primary {
+            (on_c(&rules_on), on_c(&config_on))
         } else {
-            Vec::new()
+            (Vec::new(), Vec::new())
         };
-        let istio_config = if info.is_primary {
-            placed(&model.istio_config)
-        } else {
-            Vec::new()
-        };
-        let ingress_gateways = placed(&model.ingress_gateways);
+        let ingress_gateways = on_c(&gateways_on);
 
         let mut namespaces: BTreeMap<String, bool> = BTreeMap::new();
         for &s in &services {
@@ -142,7 +157,8 @@ pub fn plan(model: &Model) -> Vec<ClusterPlan> {
             east_west_gateway: multi_network || serves_remotes,
             expose_services: multi_network && info.is_primary && !ambient,
             peers,
-            watched,
+            watched: !watchers.is_empty(),
+            watchers,
             namespaces,
             services,
             destination_rules,
@@ -152,13 +168,4 @@ pub fn plan(model: &Model) -> Vec<ClusterPlan> {
         });
     }
     plans
-}
-
-/// The clusters whose istiod discovers `cluster` (for the missing-token warning).
-pub fn watchers(plans: &[ClusterPlan], cluster: ClusterId) -> BTreeSet<ClusterId> {
-    plans
-        .iter()
-        .filter(|p| p.peers.contains(&cluster))
-        .map(|p| p.cluster)
-        .collect()
 }
