@@ -375,6 +375,8 @@ struct ClusterFiles<'r> {
     renderer: &'r Renderer,
     dir: String,
     files: Vec<(String, String, bool)>,
+    /// Files every cluster of a mesh shares, rendered once: `services.yaml` by mesh.
+    shared: BTreeMap<crate::model::MeshId, String>,
 }
 
 impl ClusterFiles<'_> {
@@ -430,16 +432,19 @@ pub fn render(
     renderer: &Renderer,
 ) -> Result<Output, RenderError> {
     let mut output = Output::default();
+    let mut shared = BTreeMap::new();
     for p in plans {
         let mut files = ClusterFiles {
             renderer,
             dir: model.topology.clusters[p.cluster].name.clone(),
             files: Vec::new(),
+            shared,
         };
         render_cluster(model, p, material, inputs, &mut files)?;
         for (rel, text, private) in files.files {
             output.add(format!("{}/{rel}", files.dir), text.into_bytes(), private);
         }
+        shared = files.shared;
     }
     Ok(output)
 }
@@ -559,19 +564,28 @@ fn render_cluster(
         )?;
     }
 
-    // services.yaml
+    // services.yaml: the same in every cluster of the mesh, so rendered once per mesh (its
+    // context has no cluster in it) and reused: every cluster gets every Service, and a mesh
+    // of many clusters and many services must not render the product.
     if !p.services.is_empty() {
-        let services: Vec<Value> = p
-            .services
-            .iter()
-            .map(|&s| service_context(model, s))
-            .collect();
-        files.object(
-            "services.yaml",
-            "services.yaml.j2",
-            &with(&base, json!({"services": services})),
-            false,
-        )?;
+        let text = match files.shared.get(&p.mesh) {
+            Some(text) => text.clone(),
+            None => {
+                let services: Vec<Value> = p
+                    .services
+                    .iter()
+                    .map(|&s| service_context(model, s))
+                    .collect();
+                let text = files.renderer.objects(
+                    "services.yaml.j2",
+                    &json!({"system_namespace": SYSTEM_NAMESPACE, "services": services}),
+                )?;
+                files.shared.insert(p.mesh, text.clone());
+                text
+            }
+        };
+        files.claim("services.yaml")?;
+        files.files.push(("services.yaml".to_string(), text, false));
     }
 
     // expose-istiod.yaml, expose-services.yaml (sidecar)
