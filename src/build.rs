@@ -568,21 +568,20 @@ fn render_cluster(
     // context has no cluster in it) and reused: every cluster gets every Service, and a mesh
     // of many clusters and many services must not render the product.
     if !p.services.is_empty() {
-        let text = match files.shared.get(&p.mesh) {
-            Some(text) => text.clone(),
-            None => {
-                let services: Vec<Value> = p
-                    .services
-                    .iter()
-                    .map(|&s| service_context(model, s))
-                    .collect();
-                let text = files.renderer.objects(
-                    "services.yaml.j2",
-                    &json!({"system_namespace": SYSTEM_NAMESPACE, "services": services}),
-                )?;
-                files.shared.insert(p.mesh, text.clone());
-                text
-            }
+        let text = if let Some(text) = files.shared.get(&p.mesh) {
+            text.clone()
+        } else {
+            let services: Vec<Value> = p
+                .services
+                .iter()
+                .map(|&s| service_context(model, s))
+                .collect();
+            let text = files.renderer.objects(
+                "services.yaml.j2",
+                &json!({"system_namespace": SYSTEM_NAMESPACE, "services": services}),
+            )?;
+            files.shared.insert(p.mesh, text.clone());
+            text
         };
         files.claim("services.yaml")?;
         files.files.push(("services.yaml".to_string(), text, false));
