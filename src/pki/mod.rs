@@ -304,10 +304,25 @@ impl Place<'_> {
         }
     }
 
-    /// Reads a file, reporting a missing or unreadable one.
-    fn read(&mut self, path: &FsPath) -> Option<String> {
+    /// Reads and parses the place's file; a file that cannot be read or parsed is reported
+    /// (E075) with `help`.
+    fn load<T>(
+        &mut self,
+        parse: impl FnOnce(&str) -> Result<T, String>,
+        help: impl Into<String>,
+    ) -> Option<T> {
+        let text = self.read()?;
+        parse(&text)
+            .map_err(|e| self.add(Code::UnreadablePki, e, help))
+            .ok()
+    }
+
+    /// Reads the place's file, reporting a missing or unreadable one.
+    fn read(&mut self) -> Option<String> {
+        // A copy: reporting borrows the place mutably.
+        let path = self.file.clone();
         // A directory or a FIFO in place of a PEM file would fail or block the read.
-        if std::fs::metadata(path).is_ok_and(|m| !m.is_file()) {
+        if std::fs::metadata(&path).is_ok_and(|m| !m.is_file()) {
             self.add(
                 Code::UnreadablePki,
                 "not a regular file",
@@ -315,7 +330,7 @@ impl Place<'_> {
             );
             return None;
         }
-        match std::fs::read(path) {
+        match std::fs::read(&path) {
             Ok(bytes) => {
                 let text = String::from_utf8(bytes).ok();
                 if text.is_none() {
@@ -339,12 +354,12 @@ impl Place<'_> {
     }
 
     /// A private key must be readable by its owner only.
-    fn permissions(&mut self, path: &FsPath) {
-        if let Ok(Some(mode)) = crate::files::loose_permissions(path) {
+    fn permissions(&mut self) {
+        if let Ok(Some(mode)) = crate::files::loose_permissions(&self.file) {
             self.add(
                 Code::KeyPermissions,
                 format!("the private key is readable by other users (mode {mode:04o})"),
-                format!("chmod 600 {}", path.display()),
+                format!("chmod 600 {}", self.file.display()),
             );
         }
     }
@@ -379,17 +394,10 @@ fn load_byo_root(
         file: cert_path.clone(),
         at: path!("meshes", mi, "ca", "root", "certFile"),
     };
-    let certs = on_cert.read(&cert_path).and_then(|text| {
-        cert::certs_from_pem(&text)
-            .map_err(|e| {
-                on_cert.add(
-                    Code::UnreadablePki,
-                    e,
-                    "certFile holds the signing CA's certificate in PEM, optionally followed by the certificates above it up to the root",
-                );
-            })
-            .ok()
-    });
+    let certs = on_cert.load(
+        cert::certs_from_pem,
+        "certFile holds the signing CA's certificate in PEM, optionally followed by the certificates above it up to the root",
+    );
     let help_byo =
         "renew the CA with whoever issues it, then run `meshc pki rotate` for each cluster";
     let mut usable = true;
@@ -477,19 +485,12 @@ fn load_byo_root(
         file: key_path.clone(),
         at: path!("meshes", mi, "ca", "root", "keyFile"),
     };
-    let key = on_key.read(&key_path).and_then(|text| {
-        Key::from_pem(&text)
-            .map_err(|e| {
-                on_key.add(
-                    Code::UnreadablePki,
-                    e,
-                    "keyFile holds the signing CA's private key, unencrypted PEM (PKCS#8, PKCS#1 or SEC1)",
-                );
-            })
-            .ok()
-    });
+    let key = on_key.load(
+        Key::from_pem,
+        "keyFile holds the signing CA's private key, unencrypted PEM (PKCS#8, PKCS#1 or SEC1)",
+    );
     if key.is_some() {
-        on_key.permissions(&key_path);
+        on_key.permissions();
     }
     let (mut certs, key) = (certs?, key?);
     if !certs[0].matches(&key) {
@@ -601,27 +602,10 @@ fn load_stored_root(
         file: cert_path.clone(),
         at: at.clone(),
     };
-    let cert = on_cert.read(&cert_path).and_then(|text| {
-        let parsed = cert::certs_from_pem(&text).and_then(|mut certs| {
-            if certs.len() == 1 {
-                Ok(certs.remove(0))
-            } else {
-                Err(format!(
-                    "{} certificates where one root belongs",
-                    certs.len()
-                ))
-            }
-        });
-        parsed
-            .map_err(|e| {
-                on_cert.add(
-                    Code::UnreadablePki,
-                    e,
-                    format!("restore the file from a backup; {help_root}"),
-                );
-            })
-            .ok()
-    });
+    let cert = on_cert.load(
+        |text| one_cert(text, "root"),
+        format!("restore the file from a backup; {help_root}"),
+    );
     let mut usable = cert.is_some();
     if let Some(cert) = &cert {
         if !cert.key_kind.is_supported() {
@@ -674,7 +658,7 @@ fn load_stored_root(
         file: key_path.clone(),
         at,
     };
-    let key = read_key(&mut on_key, &key_path, &help_root);
+    let key = read_key(&mut on_key, &help_root);
     let (cert, key) = (cert?, key?);
     if !cert.matches(&key) {
         on_key.add(
@@ -693,9 +677,10 @@ fn load_stored_root(
     })
 }
 
-fn read_key(on_key: &mut Place<'_>, path: &FsPath, help: &str) -> Option<Key> {
-    let text = on_key.read(path)?;
-    on_key.permissions(path);
+/// A stored key: its permissions are checked whenever it can be read, parsed or not.
+fn read_key(on_key: &mut Place<'_>, help: &str) -> Option<Key> {
+    let text = on_key.read()?;
+    on_key.permissions();
     Key::from_pem(&text)
         .map_err(|e| {
             on_key.add(
@@ -705,6 +690,19 @@ fn read_key(on_key: &mut Place<'_>, path: &FsPath, help: &str) -> Option<Key> {
             );
         })
         .ok()
+}
+
+/// The one certificate of a stored root or intermediate file.
+fn one_cert(text: &str, what: &str) -> Result<Cert, String> {
+    let mut certs = cert::certs_from_pem(text)?;
+    if certs.len() == 1 {
+        Ok(certs.remove(0))
+    } else {
+        Err(format!(
+            "{} certificates where one {what} belongs",
+            certs.len()
+        ))
+    }
 }
 
 fn missing_row(mesh: &str, cluster: Option<&str>, file: &FsPath) -> StatusRow {
@@ -779,21 +777,7 @@ fn load_intermediate(
         file: cert_path.clone(),
         at: at.clone(),
     };
-    let cert = on_cert.read(&cert_path).and_then(|text| {
-        cert::certs_from_pem(&text)
-            .and_then(|mut certs| {
-                if certs.len() == 1 {
-                    Ok(certs.remove(0))
-                } else {
-                    Err(format!(
-                        "{} certificates where one intermediate belongs",
-                        certs.len()
-                    ))
-                }
-            })
-            .map_err(|e| on_cert.add(Code::UnreadablePki, e, help_rotate.clone()))
-            .ok()
-    });
+    let cert = on_cert.load(|text| one_cert(text, "intermediate"), help_rotate.clone());
     let mut chain_ok = if root.is_some() {
         "ok".to_string()
     } else {
@@ -848,7 +832,7 @@ fn load_intermediate(
         file: key_path.clone(),
         at: at.clone(),
     };
-    let key = read_key(&mut on_key, &key_path, &help_rotate);
+    let key = read_key(&mut on_key, &help_rotate);
     if let (Some(cert), Some(key)) = (&cert, &key)
         && !cert.matches(key)
     {
@@ -868,7 +852,7 @@ fn load_intermediate(
                 file: chain_path.clone(),
                 at: at.clone(),
             };
-            if let Some(text) = on_chain.read(&chain_path) {
+            if let Some(text) = on_chain.read() {
                 let expected = chain_pem(cert, root);
                 let same = cert::certs_from_pem(&text)
                     .is_ok_and(|certs| certs.iter().map(Cert::pem).collect::<String>() == expected);
