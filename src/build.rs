@@ -259,6 +259,11 @@ fn missing_token(model: &Model, p: &ClusterPlan, base_dir: &Path) -> Finding {
     }
 }
 
+/// Whether the cluster runs istio-cni: ambient needs it, and so do sidecars on OpenShift.
+fn needs_cni(mesh: &crate::topology::Mesh, cluster: &crate::topology::Cluster) -> bool {
+    mesh.dataplane == Dataplane::Ambient || cluster.platform == Platform::Openshift
+}
+
 /// Istio's platform profile for a cluster (`global.platform`), where the charts have one.
 fn platform(p: Platform) -> Option<&'static str> {
     match p {
@@ -349,7 +354,7 @@ fn common(model: &Model, p: &ClusterPlan) -> Value {
             "address": east_west.and_then(|g| g.address.clone()),
         },
         "disable_default_ingress": !p.ingress_gateways.iter().any(|&g| t.ingress_gateways[g].name == "istio-ingressgateway"),
-        "cni": ambient || cluster.platform == Platform::Openshift,
+        "cni": needs_cni(mesh, cluster),
         "ingress_gateways": gateways,
     })
 }
@@ -416,6 +421,29 @@ impl ClusterFiles<'_> {
         let text = self.renderer.text(template, ctx)?;
         self.files.push((rel.to_string(), text, false));
         Ok(())
+    }
+
+    /// An installer input: Helm values (`install/helm/`, one mapping) or an IstioOperator
+    /// (`install/istioctl/`, an object), rendered from `install/<dir>/<template>...j2`.
+    /// Returns the command its first line (`# helm upgrade ...`) gives, for the README.
+    fn installer(&mut self, rel: &str, template: &str, ctx: &Value) -> Result<String, RenderError> {
+        let (dir, suffix, object) = if rel.starts_with("install/istioctl/") {
+            ("install/istioctl", "yaml", true)
+        } else {
+            ("install/helm", "values.yaml", false)
+        };
+        let name = format!("{dir}/{template}.{suffix}.j2");
+        if object {
+            self.object(rel, &name, ctx, false)?;
+        } else {
+            self.values(rel, &name, ctx)?;
+        }
+        let text = self.files.last().map_or("", |(_, text, _)| text.as_str());
+        Ok(text
+            .lines()
+            .next()
+            .map(|l| l.trim_start_matches('#').trim().to_string())
+            .unwrap_or_default())
     }
 
     fn has(&self, rel: &str) -> bool {
@@ -631,78 +659,42 @@ fn render_cluster(
     let helm = mesh.istio.installers.contains(&Installer::Helm);
     let istioctl = mesh.istio.installers.contains(&Installer::Istioctl);
     let sidecar_east_west = p.east_west_gateway && !ambient;
-    let cni = ambient || cluster.platform == Platform::Openshift;
+    let cni = needs_cni(mesh, cluster);
     let mut commands = Vec::new();
     if helm {
-        files.values(
-            "install/helm/base.values.yaml",
-            "install/helm/base.values.yaml.j2",
-            &base,
-        )?;
-        commands.push(first_line(files, "install/helm/base.values.yaml"));
+        commands.push(files.installer("install/helm/base.values.yaml", "base", &base)?);
         if cni {
-            files.values(
-                "install/helm/cni.values.yaml",
-                "install/helm/cni.values.yaml.j2",
-                &base,
-            )?;
-            commands.push(first_line(files, "install/helm/cni.values.yaml"));
+            commands.push(files.installer("install/helm/cni.values.yaml", "cni", &base)?);
         }
-        files.values(
-            "install/helm/istiod.values.yaml",
-            "install/helm/istiod.values.yaml.j2",
-            &base,
-        )?;
-        commands.push(first_line(files, "install/helm/istiod.values.yaml"));
+        commands.push(files.installer("install/helm/istiod.values.yaml", "istiod", &base)?);
         if ambient {
-            files.values(
-                "install/helm/ztunnel.values.yaml",
-                "install/helm/ztunnel.values.yaml.j2",
-                &base,
-            )?;
-            commands.push(first_line(files, "install/helm/ztunnel.values.yaml"));
+            commands.push(files.installer("install/helm/ztunnel.values.yaml", "ztunnel", &base)?);
         }
         if sidecar_east_west {
-            files.values(
+            commands.push(files.installer(
                 "install/helm/eastwestgateway.values.yaml",
-                "install/helm/eastwestgateway.values.yaml.j2",
+                "eastwestgateway",
                 &base,
-            )?;
-            commands.push(first_line(
-                files,
-                "install/helm/eastwestgateway.values.yaml",
-            ));
+            )?);
         }
         for gateway in base["ingress_gateways"].as_array().into_iter().flatten() {
             let name = gateway["name"].as_str().unwrap_or_default();
             let rel = format!("install/helm/{name}.values.yaml");
-            files.values(
-                &rel,
-                "install/helm/ingressgateway.values.yaml.j2",
-                &with(&base, json!({"gateway": gateway, "values_file": rel})),
-            )?;
-            commands.push(first_line(files, &rel));
+            let ctx = with(&base, json!({"gateway": gateway, "values_file": rel}));
+            commands.push(files.installer(&rel, "ingressgateway", &ctx)?);
         }
     }
     if istioctl {
         if helm {
             commands.push("# or, with istioctl instead of Helm:".to_string());
         }
-        files.object(
+        commands.push(files.installer(
             "install/istioctl/controlplane.yaml",
-            "install/istioctl/controlplane.yaml.j2",
+            "controlplane",
             &base,
-            false,
-        )?;
-        commands.push(first_line(files, "install/istioctl/controlplane.yaml"));
+        )?);
         if sidecar_east_west {
-            files.object(
-                "install/istioctl/eastwest.yaml",
-                "install/istioctl/eastwest.yaml.j2",
-                &base,
-                false,
-            )?;
-            commands.push(first_line(files, "install/istioctl/eastwest.yaml"));
+            commands.push(files.installer("install/istioctl/eastwest.yaml", "eastwest", &base)?);
         }
     }
 
@@ -770,17 +762,6 @@ fn render_cluster(
         ),
     )?;
     Ok(())
-}
-
-/// The command in a rendered installer input's first line (`# helm upgrade ...`).
-fn first_line(files: &ClusterFiles<'_>, rel: &str) -> String {
-    files
-        .files
-        .iter()
-        .find(|(r, _, _)| r == rel)
-        .and_then(|(_, text, _)| text.lines().next())
-        .map(|l| l.trim_start_matches('#').trim().to_string())
-        .unwrap_or_default()
 }
 
 fn service_context(model: &Model, s: usize) -> Value {
