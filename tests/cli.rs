@@ -3,7 +3,10 @@
 
 use std::path::{Path, PathBuf};
 
+mod common;
+
 use assert_cmd::Command;
+use common::codes_at;
 use predicates::prelude::*;
 use serde_json::Value;
 
@@ -31,20 +34,6 @@ fn validate_json(path: &Path) -> (i32, Vec<Value>) {
         )
     });
     (out.status.code().expect("exited"), diags)
-}
-
-fn codes_at(diags: &[Value]) -> Vec<String> {
-    diags
-        .iter()
-        .map(|d| {
-            format!(
-                "{} {}:{}",
-                d["code"].as_str().unwrap_or("?"),
-                d["line"],
-                d["column"]
-            )
-        })
-        .collect()
 }
 
 fn write(dir: &tempfile::TempDir, name: &str, text: &[u8]) -> PathBuf {

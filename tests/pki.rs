@@ -10,7 +10,7 @@ mod common;
 use std::path::Path;
 use std::process::Output;
 
-use common::{Env, TOPOLOGY, assert_no_key_material, code, stderr, stdout};
+use common::{Env, TOPOLOGY, assert_no_key_material, code, codes_at, stderr, stdout};
 use serde_json::Value;
 use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
 
@@ -672,17 +672,7 @@ fn a_corporate_issuing_ca_below_its_root_gives_the_full_chain() {
     let out = env.meshc(&["validate", "topology.yaml", "--format", "json"]);
     assert_eq!(code(&out), 2);
     let diags: Vec<Value> = serde_json::from_slice(&out.stdout).expect("json");
-    let codes: Vec<String> = diags
-        .iter()
-        .map(|d| {
-            format!(
-                "{} {}:{}",
-                d["code"].as_str().unwrap_or("?"),
-                d["line"],
-                d["column"]
-            )
-        })
-        .collect();
+    let codes = codes_at(&diags);
     assert!(codes.contains(&"E071 8:18".to_string()), "{codes:?}");
     assert!(codes.contains(&"E072 7:19".to_string()), "{codes:?}");
 }

@@ -187,3 +187,18 @@ pub fn files_under(dir: &std::path::Path) -> Vec<String> {
     found.sort();
     found
 }
+
+/// Each JSON diagnostic as `CODE LINE:COLUMN`, the form rule fixtures are written in.
+pub fn codes_at(diags: &[Value]) -> Vec<String> {
+    diags
+        .iter()
+        .map(|d| {
+            format!(
+                "{} {}:{}",
+                d["code"].as_str().unwrap_or("?"),
+                d["line"],
+                d["column"]
+            )
+        })
+        .collect()
+}
