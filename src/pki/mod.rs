@@ -759,12 +759,13 @@ fn load_intermediate(
                 help: format!("restore it from a backup, or {help_rotate}"),
                 at,
             });
-            ins.rows.push(problem_row(
+            ins.rows.push(intermediate_row(
                 &mesh.name,
                 name,
                 None,
                 &cert_path,
                 "incomplete",
+                now,
             ));
             return;
         }
@@ -872,16 +873,14 @@ fn load_intermediate(
     let failed = ins.findings.iter().filter(|f| f.is_error()).count() > errors_before;
     match (cert, key) {
         (Some(cert), Some(key)) if !failed => {
-            ins.rows.push(problem_row(
+            ins.rows.push(intermediate_row(
                 &mesh.name,
                 name,
                 Some(&cert),
                 &cert_path,
                 &chain_ok,
+                now,
             ));
-            if let Some(row) = ins.rows.last_mut() {
-                row.days_left = Some(cert.days_left(now));
-            }
             ins.material
                 .intermediates
                 .insert(c, Intermediate { cert, key });
@@ -890,27 +889,26 @@ fn load_intermediate(
             if chain_ok == "ok" {
                 chain_ok = "damaged".to_string();
             }
-            let days = cert.as_ref().map(|c| c.days_left(now));
-            ins.rows.push(problem_row(
+            ins.rows.push(intermediate_row(
                 &mesh.name,
                 name,
                 cert.as_ref(),
                 &cert_path,
                 &chain_ok,
+                now,
             ));
-            if let Some(row) = ins.rows.last_mut() {
-                row.days_left = days;
-            }
         }
     }
 }
 
-fn problem_row(
+/// A cluster's row of `meshc pki status`: what could be read of its certificate, and `chain`.
+fn intermediate_row(
     mesh: &str,
     cluster: &str,
     cert: Option<&Cert>,
     file: &FsPath,
     chain: &str,
+    now: OffsetDateTime,
 ) -> StatusRow {
     StatusRow {
         mesh: mesh.to_string(),
@@ -918,7 +916,7 @@ fn problem_row(
         algorithm: cert.map(|c| c.key_kind.to_string()),
         subject: cert.map(|c| c.subject.clone()),
         not_after: cert.map(|c| rfc3339(c.not_after)),
-        days_left: None,
+        days_left: cert.map(|c| c.days_left(now)),
         chain: chain.to_string(),
         file: file.display().to_string(),
     }
