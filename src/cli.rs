@@ -4,7 +4,7 @@
 //! 2 invalid topology, 3 environment error. Diagnostics go to standard error, machine output
 //! (JSON, the schema) to standard output.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -59,6 +59,32 @@ pub enum Command {
         /// Treat warnings as errors.
         #[arg(long)]
         deny_warnings: bool,
+    },
+    /// What a build would change, object by object: against OUT, or between two topologies.
+    ///
+    /// Secret values are never printed: a changed Secret lists its changed keys, with the
+    /// subject, issuer, SANs, notAfter and fingerprint of certificates. Exit 0 when nothing
+    /// differs, 1 when something does.
+    #[command(group(clap::ArgGroup::new("against").required(true).args(["out", "from"])))]
+    Diff {
+        /// The topology file (the new side).
+        topology: PathBuf,
+        /// Compare with the output directory on disk.
+        #[arg(short, long, value_name = "OUT")]
+        out: Option<PathBuf>,
+        /// Compare with what another topology compiles to (e.g. the one on the main branch),
+        /// read as if it were in TOPOLOGY's place: its relative paths and its PKI store are
+        /// TOPOLOGY's.
+        #[arg(long, value_name = "OLD_TOPOLOGY")]
+        from: Option<PathBuf>,
+        #[command(flatten)]
+        store: StoreArgs,
+        /// How to print the differences.
+        #[arg(long, value_enum, default_value_t = DiffFormat::Human)]
+        format: DiffFormat,
+        /// A directory of templates that replace the built-in ones of the same name.
+        #[arg(long, value_name = "DIR")]
+        templates: Option<PathBuf>,
     },
     /// Inspect or rotate the key material of the PKI store.
     #[command(subcommand)]
@@ -134,6 +160,18 @@ pub enum Format {
     Json,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DiffFormat {
+    /// A unified diff per changed object (coloured on a terminal, unless NO_COLOR is set).
+    Human,
+    /// Added, changed and removed objects per cluster.
+    Brief,
+    /// A pull-request comment: a summary table and one collapsible section per cluster.
+    Markdown,
+    /// `[{cluster, kind, namespace, name, change, paths, apiVersion, file}]`.
+    Json,
+}
+
 /// The process exit codes, as CLI.md defines them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Exit {
@@ -190,6 +228,21 @@ fn execute(command: Command) -> Exit {
             check,
             templates: templates.as_deref(),
             deny_warnings,
+        }),
+        Command::Diff {
+            topology,
+            out,
+            from,
+            store,
+            format,
+            templates,
+        } => diff(&DiffArgs {
+            topology: &topology,
+            out: out.as_deref(),
+            from: from.as_deref(),
+            store: &store,
+            format,
+            templates: templates.as_deref(),
         }),
         Command::Pki(PkiCommand::Status {
             topology,
@@ -256,17 +309,21 @@ fn print_diagnostics(checked: &Checked, deny_warnings: bool) {
     );
 }
 
-/// Loads a topology and its PKI store and checks both. On failure the diagnostics are printed
-/// and the exit code returned: 2 for the topology (bring-your-own roots included), 3 for the
-/// store.
 /// Loads a topology that must be valid and opens its PKI store; on failure the diagnostics are
 /// printed and the exit code returned. The model and tree are present on success.
+///
+/// With `in_place_of`, the topology is read as if it were that file: its relative paths and its
+/// default store are resolved from there (`diff --from` reads an old topology from anywhere).
 fn load_valid(
     topology: &Path,
+    in_place_of: Option<&Path>,
     store: &StoreArgs,
     deny_warnings: bool,
 ) -> Result<(Checked, Store), Exit> {
-    let checked = load(topology)?;
+    let mut checked = load(topology)?;
+    if let Some(place) = in_place_of {
+        checked.source.path = place.to_path_buf();
+    }
     let store = store.open(&checked)?;
     if checked.model.is_none() || checked.tree.is_none() || checked.has_errors() {
         print_diagnostics(&checked, deny_warnings);
@@ -284,13 +341,18 @@ struct Loaded {
     inputs: crate::build::Inputs,
 }
 
+/// Loads a topology and its PKI store and checks both. On failure the diagnostics are printed
+/// and the exit code returned: 2 for the topology (bring-your-own roots included), 3 for the
+/// store. Warnings are printed unless `quiet`.
 fn load_for_build(
     topology: &Path,
+    in_place_of: Option<&Path>,
     store: &StoreArgs,
     deny_warnings: bool,
+    quiet: bool,
     now: OffsetDateTime,
 ) -> Result<Loaded, Exit> {
-    let (mut checked, store) = load_valid(topology, store, deny_warnings)?;
+    let (mut checked, store) = load_valid(topology, in_place_of, store, deny_warnings)?;
     let (Some(model), Some(tree)) = (&checked.model, &checked.tree) else {
         return Err(Exit::Invalid);
     };
@@ -306,7 +368,10 @@ fn load_for_build(
     let extra: Vec<Diagnostic> = findings().map(|f| f.to_diagnostic(tree)).collect();
     merge(&mut checked, extra);
     let warnings = diagnostic::counts(&checked.diagnostics).1;
-    print_diagnostics(&checked, deny_warnings);
+    let failed = topology_failed || store_failed || (deny_warnings && warnings > 0);
+    if failed || !quiet {
+        print_diagnostics(&checked, deny_warnings);
+    }
     if topology_failed || (deny_warnings && warnings > 0) {
         return Err(Exit::Invalid);
     }
@@ -344,7 +409,14 @@ fn build(args: &BuildArgs<'_>) -> Exit {
         inspection,
         plans,
         inputs,
-    } = match load_for_build(args.topology, args.store, args.deny_warnings, now) {
+    } = match load_for_build(
+        args.topology,
+        None,
+        args.store,
+        args.deny_warnings,
+        false,
+        now,
+    ) {
         Ok(loaded) => loaded,
         Err(exit) => return exit,
     };
@@ -425,7 +497,20 @@ fn build(args: &BuildArgs<'_>) -> Exit {
     }
     if args.check {
         if summary.changed() {
-            eprint!("{lines}");
+            match crate::emit::read_tree(args.out, output.files.keys()) {
+                Ok(files) => {
+                    let old = crate::diff::Side {
+                        files,
+                        pending: BTreeSet::new(),
+                    };
+                    let report = crate::diff::compare(&old, &side(output, BTreeSet::new()));
+                    eprint!("{}", crate::diff::brief(&report));
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return Exit::Environment;
+                }
+            }
             eprintln!(
                 "{}: stale: run `meshc build` and commit the result",
                 args.out.display()
@@ -439,9 +524,127 @@ fn build(args: &BuildArgs<'_>) -> Exit {
     Exit::Success
 }
 
+/// The files of an output, as one side of a comparison.
+fn side(output: crate::emit::Output, pending: BTreeSet<String>) -> crate::diff::Side {
+    crate::diff::Side {
+        files: output
+            .files
+            .into_iter()
+            .map(|(path, f)| (path, f.bytes))
+            .collect(),
+        pending,
+    }
+}
+
+struct DiffArgs<'a> {
+    topology: &'a Path,
+    out: Option<&'a Path>,
+    from: Option<&'a Path>,
+    store: &'a StoreArgs,
+    format: DiffFormat,
+    templates: Option<&'a Path>,
+}
+
+fn diff(args: &DiffArgs<'_>) -> Exit {
+    let new = match compile_side(args.topology, None, args, false) {
+        Ok(side) => side,
+        Err(exit) => return exit,
+    };
+    let old = match (args.out, args.from) {
+        (Some(out), _) => match crate::emit::read_tree(out, new.files.keys()) {
+            Ok(files) => crate::diff::Side {
+                files,
+                pending: BTreeSet::new(),
+            },
+            Err(e) => {
+                eprintln!("error: {e}");
+                return Exit::Environment;
+            }
+        },
+        (None, Some(from)) => match compile_side(from, Some(args.topology), args, true) {
+            Ok(side) => side,
+            Err(exit) => return exit,
+        },
+        (None, None) => return Exit::Invalid,
+    };
+    let report = crate::diff::compare(&old, &new);
+    let text = match args.format {
+        DiffFormat::Human => crate::diff::human(
+            &report,
+            diagnostic::use_color(std::io::IsTerminal::is_terminal(&std::io::stdout())),
+        ),
+        DiffFormat::Brief => crate::diff::brief(&report),
+        DiffFormat::Markdown => crate::diff::markdown(&report),
+        DiffFormat::Json => crate::diff::json(&report),
+    };
+    print_stdout(&text);
+    if report.has_changes() {
+        Exit::Differences
+    } else {
+        Exit::Success
+    }
+}
+
+/// What a topology compiles to, in memory: nothing is written, to the store or anywhere. Key
+/// material the store lacks is made for the rendering only and then dropped; the clusters it
+/// is for are pending (their `cacerts` is new, its contents unknown until a build).
+fn compile_side(
+    topology: &Path,
+    in_place_of: Option<&Path>,
+    args: &DiffArgs<'_>,
+    quiet: bool,
+) -> Result<crate::diff::Side, Exit> {
+    let now = OffsetDateTime::now_utc();
+    let Loaded {
+        checked,
+        store,
+        inspection,
+        plans,
+        inputs,
+    } = load_for_build(topology, in_place_of, args.store, false, quiet, now)?;
+    let Some(model) = &checked.model else {
+        return Err(Exit::Invalid);
+    };
+    let mut pending = BTreeSet::new();
+    for m in &inspection.missing {
+        match *m {
+            pki::Missing::Root(mi) => {
+                for p in plans.iter().filter(|p| p.mesh == mi) {
+                    pending.insert(p.name.clone());
+                }
+            }
+            pki::Missing::Intermediate(_, c) => {
+                pending.extend(
+                    plans
+                        .iter()
+                        .filter(|p| p.cluster == c)
+                        .map(|p| p.name.clone()),
+                );
+            }
+            pki::Missing::Chain(..) => {}
+        }
+    }
+    pending.retain(|name| {
+        plans.iter().any(|p| {
+            &p.name == name
+                && model.topology.meshes[p.mesh].ca.secrets == crate::topology::SecretsMode::Plain
+        })
+    });
+    let environment = |e: &dyn std::fmt::Display| {
+        eprintln!("error: {e}");
+        Exit::Environment
+    };
+    let (material, _never_stored) =
+        pki::complete(model, &store, inspection, false, now).map_err(|e| environment(&e))?;
+    let renderer = crate::render::Renderer::new(args.templates).map_err(|e| environment(&e))?;
+    let output = crate::build::render(model, &plans, &material, &inputs, &renderer)
+        .map_err(|e| environment(&e))?;
+    Ok(side(output, pending))
+}
+
 fn pki_status(topology: &Path, store: &StoreArgs, format: Format) -> Exit {
     let now = OffsetDateTime::now_utc();
-    let (mut checked, store) = match load_valid(topology, store, false) {
+    let (mut checked, store) = match load_valid(topology, None, store, false) {
         Ok(loaded) => loaded,
         Err(exit) => return exit,
     };
@@ -531,7 +734,7 @@ fn status_table(rows: &[pki::StatusRow]) -> String {
 
 fn pki_rotate(topology: &Path, cluster: &str, store: &StoreArgs) -> Exit {
     let now = OffsetDateTime::now_utc();
-    let (checked, store) = match load_valid(topology, store, false) {
+    let (checked, store) = match load_valid(topology, None, store, false) {
         Ok(loaded) => loaded,
         Err(exit) => return exit,
     };

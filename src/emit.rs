@@ -240,6 +240,46 @@ pub fn emit(
     Ok(summary)
 }
 
+/// The files of `out` a comparison needs: every file the manifest lists and every path of
+/// `wanted`, where they exist. Reads only; a path through a symbolic link out of the tree is
+/// refused, as a build would refuse to write it.
+pub fn read_tree<'a>(
+    out: &Path,
+    wanted: impl IntoIterator<Item = &'a String>,
+) -> Result<BTreeMap<String, Vec<u8>>, EmitError> {
+    let root = match fs::canonicalize(out) {
+        Ok(root) => root,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(BTreeMap::new()),
+        Err(e) => return Err(io_err(out)(e)),
+    };
+    check_inside(&root, out, MANIFEST)?;
+    let owned = read_manifest(&out.join(MANIFEST))?
+        .map(|m| m.files.into_iter().map(|f| f.path).collect::<Vec<_>>())
+        .unwrap_or_default();
+    let mut tree = BTreeMap::new();
+    let paths: BTreeSet<String> = owned
+        .into_iter()
+        .chain(wanted.into_iter().cloned())
+        .collect();
+    for rel in paths.iter().filter(|p| is_plain_relative(p)) {
+        check_inside(&root, out, rel)?;
+        let path = out.join(rel);
+        match fs::symlink_metadata(&path) {
+            Ok(meta) if meta.is_file() || meta.file_type().is_symlink() => match fs::read(&path) {
+                Ok(bytes) => {
+                    tree.insert(rel.clone(), bytes);
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(io_err(&path)(e)),
+            },
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io_err(&path)(e)),
+        }
+    }
+    Ok(tree)
+}
+
 fn read_manifest(path: &Path) -> Result<Option<Manifest>, EmitError> {
     match fs::read(path) {
         Ok(bytes) => serde_json::from_slice(&bytes)

@@ -8,6 +8,7 @@ pub mod build;
 pub mod cli;
 pub mod compiler;
 pub mod diagnostic;
+pub mod diff;
 pub mod emit;
 mod files;
 pub mod model;

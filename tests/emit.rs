@@ -115,7 +115,7 @@ fn check_reports_a_hand_edit_and_writes_nothing() {
     let out = env.meshc(&["build", "topology.yaml", "-o", "out", "--check"]);
     assert_eq!(code(&out), 1);
     assert!(
-        stderr(&out).contains("out/c3: 0 created, 1 changed, 0 removed, "),
+        stderr(&out).contains("\nc3: 1 added, 0 changed, 1 removed\n"),
         "{}",
         stderr(&out)
     );

@@ -21,7 +21,7 @@ use std::path::{Path as FsPath, PathBuf};
 
 use time::OffsetDateTime;
 
-pub use cert::{Cert, Key, KeyKind};
+pub use cert::{Cert, Key, KeyKind, certs_from_pem};
 pub use store::{NewFile, Store};
 
 use crate::diagnostic::{Code, Diagnostic, Reporter};

@@ -1,0 +1,984 @@
+//! The diff stage: what a build would change, object by object, for review before a merge.
+//!
+//! `out/` is reviewed in pull requests, so a change must read as what it does to each
+//! cluster, not as a list of rewritten files. Both sides (the tree on disk, or the output of
+//! another topology) are taken apart into items: every Kubernetes object is identified by
+//! (cluster, apiVersion, kind, namespace, name), wherever in the cluster's directory it is
+//! written (a move between files is not a change); every other file (Helm values, IstioOperator
+//! inputs are objects, the README) by its path. Items are compared as data, and a changed item
+//! is shown as a unified diff of its canonical YAML (keys sorted), so that the order of fields
+//! in the topology or in a hand-edited file never shows up as a change.
+//!
+//! Secret values are never shown. A Secret's `data` and `stringData` values are replaced by a
+//! description before anything is rendered: certificates by their subject, issuer, SANs,
+//! notAfter and SHA-256 fingerprint; kubeconfigs by their clusters and contexts, credentials
+//! hidden; private keys and tokens by a placeholder that says `(changed)` when they did.
+//! Comparison uses the real values, so a changed key is always reported, never shown.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use serde::Serialize;
+use serde_json::{Map, Value, json};
+
+/// A tree of output files: path relative to the output directory (`cluster/file`) → bytes.
+pub type Files = BTreeMap<String, Vec<u8>>;
+
+/// One side of a comparison: the files, and the clusters whose `cacerts` Secret a build would
+/// write once it has made their key material (not in the PKI store yet, so not in `files`).
+#[derive(Debug, Default)]
+pub struct Side {
+    pub files: Files,
+    pub pending: BTreeSet<String>,
+}
+
+/// Files that are meshc's own bookkeeping, not output: never compared.
+const BOOKKEEPING: &str = ".meshc/";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Change {
+    Added,
+    Removed,
+    Changed,
+}
+
+impl Change {
+    fn sign(self) -> char {
+        match self {
+            Change::Added => '+',
+            Change::Removed => '-',
+            Change::Changed => '~',
+        }
+    }
+}
+
+/// What identifies an item on both sides. Sorted: cluster, then objects before files, then
+/// kind, namespace, name, apiVersion.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct Id {
+    cluster: String,
+    file_item: bool,
+    kind: String,
+    namespace: String,
+    name: String,
+    api_version: String,
+}
+
+/// What an item holds, as compared and shown.
+#[derive(Debug, Clone, PartialEq)]
+enum Content {
+    /// A Kubernetes object, or the documents of a YAML file that holds no objects.
+    Yaml(Value),
+    /// A text file (the README).
+    Text(String),
+    /// A file that is neither YAML nor UTF-8 text; its bytes are compared, never shown.
+    Opaque(Vec<u8>),
+    /// Key material a build would create: not in the PKI store yet, so nothing to show.
+    Pending,
+}
+
+#[derive(Debug, Clone)]
+struct Item {
+    /// The path within the cluster's directory.
+    file: String,
+    content: Content,
+}
+
+/// One line of what a reviewer reads for an entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Line {
+    Context(String),
+    Added(String),
+    Removed(String),
+    /// `@@ -a,b +c,d @@`
+    Hunk(String),
+    /// A sentence about the change (changed secret keys, pending key material).
+    Note(String),
+}
+
+/// One added, removed or changed item.
+#[derive(Debug, Clone, Serialize)]
+pub struct Entry {
+    pub cluster: String,
+    pub kind: String,
+    pub namespace: Option<String>,
+    pub name: String,
+    pub change: Change,
+    /// The changed fields (`spec.trafficPolicy.loadBalancer`, `data["ca-cert.pem"]`); empty for
+    /// an added or removed item, and for a text file.
+    pub paths: Vec<String>,
+    #[serde(rename = "apiVersion")]
+    pub api_version: Option<String>,
+    /// Where the item is written in the cluster's directory (the new side's, when both have it).
+    pub file: String,
+    #[serde(skip)]
+    pub lines: Vec<Line>,
+}
+
+impl Entry {
+    /// `DestinationRule sample/helloworld`, or `file install/helm/istiod.values.yaml`.
+    pub fn title(&self) -> String {
+        if self.api_version.is_none() {
+            return format!("file {}", self.name);
+        }
+        match &self.namespace {
+            Some(ns) => format!("{} {ns}/{}", self.kind, self.name),
+            None => format!("{} {}", self.kind, self.name),
+        }
+    }
+
+    /// `(networking.istio.io/v1, istio/destinationrule-sample-helloworld.yaml)`; nothing for a
+    /// file item, whose title is its path.
+    pub fn whereabouts(&self) -> Option<String> {
+        self.api_version
+            .as_ref()
+            .map(|v| format!("({v}, {})", self.file))
+    }
+}
+
+/// Added, changed and removed items of one cluster.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Counts {
+    pub added: usize,
+    pub changed: usize,
+    pub removed: usize,
+}
+
+impl Counts {
+    fn add(&mut self, change: Change) {
+        match change {
+            Change::Added => self.added += 1,
+            Change::Changed => self.changed += 1,
+            Change::Removed => self.removed += 1,
+        }
+    }
+}
+
+/// Everything that differs between two trees.
+#[derive(Debug, Default)]
+pub struct Report {
+    /// Sorted by cluster, then objects before files, kind, namespace, name.
+    pub entries: Vec<Entry>,
+    /// Files whose bytes differ although no item in them changed (an object moved to another
+    /// file, fields reordered by hand): rewritten by a build, not a change to review.
+    pub rewritten: Vec<String>,
+}
+
+impl Report {
+    /// Whether any item was added, changed or removed.
+    pub fn has_changes(&self) -> bool {
+        !self.entries.is_empty()
+    }
+
+    /// Per cluster, in name order; clusters without changes are left out.
+    pub fn counts(&self) -> BTreeMap<&str, Counts> {
+        let mut counts: BTreeMap<&str, Counts> = BTreeMap::new();
+        for e in &self.entries {
+            counts.entry(e.cluster.as_str()).or_default().add(e.change);
+        }
+        counts
+    }
+
+    fn total(&self) -> Counts {
+        let mut total = Counts::default();
+        for e in &self.entries {
+            total.add(e.change);
+        }
+        total
+    }
+}
+
+/// Compares two trees. A pending `cacerts` is new key material: changed whatever the other
+/// side holds, unless the other side is pending too.
+pub fn compare(old: &Side, new: &Side) -> Report {
+    let old_items = items(old);
+    let new_items = items(new);
+    let (old, new) = (&old.files, &new.files);
+    let mut report = Report::default();
+    let ids: BTreeSet<&Id> = old_items.keys().chain(new_items.keys()).collect();
+    let mut touched: BTreeSet<String> = BTreeSet::new();
+    for id in ids {
+        let entry = match (old_items.get(id), new_items.get(id)) {
+            (Some(a), Some(b)) if a.content == b.content && b.content != Content::Pending => None,
+            (Some(a), Some(b))
+                if a.content == Content::Pending && b.content == Content::Pending =>
+            {
+                None
+            }
+            (Some(a), Some(b)) => Some(changed(id, a, b)),
+            (None, Some(b)) => Some(whole(id, b, Change::Added)),
+            (Some(a), None) => Some(whole(id, a, Change::Removed)),
+            (None, None) => None,
+        };
+        if let Some(entry) = entry {
+            for side in [&old_items, &new_items] {
+                if let Some(item) = side.get(id) {
+                    touched.insert(format!("{}/{}", id.cluster, item.file));
+                }
+            }
+            report.entries.push(entry);
+        }
+    }
+    // Files whose bytes differ but whose items are all the same.
+    let paths: BTreeSet<&String> = old.keys().chain(new.keys()).collect();
+    for path in paths {
+        if path.starts_with(BOOKKEEPING) || touched.contains(path.as_str()) {
+            continue;
+        }
+        if path.contains('/') && old.get(path) != new.get(path) {
+            report.rewritten.push(path.clone());
+        }
+    }
+    report
+}
+
+/// Takes every file apart into items.
+fn items(side: &Side) -> BTreeMap<Id, Item> {
+    let mut out: BTreeMap<Id, Item> = BTreeMap::new();
+    for cluster in &side.pending {
+        let (id, item) = pending_item(cluster, "cacerts.yaml");
+        out.insert(id, item);
+    }
+    for (path, bytes) in &side.files {
+        if path.starts_with(BOOKKEEPING) {
+            continue;
+        }
+        let Some((cluster, file)) = path.split_once('/') else {
+            continue;
+        };
+        let file_item = |content: Content| {
+            (
+                Id {
+                    cluster: cluster.to_string(),
+                    file_item: true,
+                    kind: "File".to_string(),
+                    namespace: String::new(),
+                    name: file.to_string(),
+                    api_version: String::new(),
+                },
+                Item {
+                    file: file.to_string(),
+                    content,
+                },
+            )
+        };
+        let mut found = Vec::new();
+        if let Some(objects) = objects(file, bytes) {
+            for object in objects {
+                found.push(object_item(cluster, file, object));
+            }
+        } else if let Some(docs) = yaml_documents(file, bytes) {
+            found.push(file_item(Content::Yaml(docs)));
+        } else if let Ok(text) = std::str::from_utf8(bytes)
+            && !is_yaml(file)
+        {
+            found.push(file_item(Content::Text(text.to_string())));
+        } else {
+            found.push(file_item(Content::Opaque(bytes.clone())));
+        }
+        for (id, item) in found {
+            // An identity repeated in one tree (a hand-made copy): the first file wins.
+            out.entry(id).or_insert(item);
+        }
+    }
+    out
+}
+
+fn is_yaml(file: &str) -> bool {
+    std::path::Path::new(file)
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("yaml") || e.eq_ignore_ascii_case("yml"))
+}
+
+/// The documents of a YAML file, when every one is a Kubernetes object (apiVersion, kind and
+/// metadata.name are strings).
+fn objects(file: &str, bytes: &[u8]) -> Option<Vec<Value>> {
+    let docs = parse_yaml(file, bytes)?;
+    let is_object = |d: &Value| {
+        d["apiVersion"].is_string() && d["kind"].is_string() && d["metadata"]["name"].is_string()
+    };
+    (!docs.is_empty() && docs.iter().all(is_object)).then_some(docs)
+}
+
+/// A YAML file that holds no objects (Helm values, a Kustomization): its documents as one value.
+fn yaml_documents(file: &str, bytes: &[u8]) -> Option<Value> {
+    let mut docs = parse_yaml(file, bytes)?;
+    Some(if docs.len() == 1 {
+        docs.remove(0)
+    } else {
+        Value::Array(docs)
+    })
+}
+
+fn parse_yaml(file: &str, bytes: &[u8]) -> Option<Vec<Value>> {
+    if !is_yaml(file) {
+        return None;
+    }
+    let text = std::str::from_utf8(bytes).ok()?;
+    let docs: Vec<Value> = serde_saphyr::from_multiple(text).ok()?;
+    Some(docs.into_iter().filter(|d| !d.is_null()).collect())
+}
+
+fn object_item(cluster: &str, file: &str, object: Value) -> (Id, Item) {
+    let text = |v: &Value| v.as_str().unwrap_or_default().to_string();
+    (
+        Id {
+            cluster: cluster.to_string(),
+            file_item: false,
+            kind: text(&object["kind"]),
+            namespace: text(&object["metadata"]["namespace"]),
+            name: text(&object["metadata"]["name"]),
+            api_version: text(&object["apiVersion"]),
+        },
+        Item {
+            file: file.to_string(),
+            content: Content::Yaml(object),
+        },
+    )
+}
+
+/// The cacerts Secret a build would write once it has made the key material.
+fn pending_item(cluster: &str, file: &str) -> (Id, Item) {
+    (
+        Id {
+            cluster: cluster.to_string(),
+            file_item: false,
+            kind: "Secret".to_string(),
+            namespace: crate::build::SYSTEM_NAMESPACE.to_string(),
+            name: "cacerts".to_string(),
+            api_version: "v1".to_string(),
+        },
+        Item {
+            file: file.to_string(),
+            content: Content::Pending,
+        },
+    )
+}
+
+const PENDING_NOTE: &str =
+    "new key material: not in the PKI store yet; `meshc build` creates it (contents not shown)";
+
+fn entry(id: &Id, file: &str, change: Change, paths: Vec<String>, lines: Vec<Line>) -> Entry {
+    let non_empty = |s: &str| (!s.is_empty()).then(|| s.to_string());
+    Entry {
+        cluster: id.cluster.clone(),
+        kind: id.kind.clone(),
+        namespace: non_empty(&id.namespace),
+        name: id.name.clone(),
+        change,
+        paths,
+        api_version: non_empty(&id.api_version),
+        file: file.to_string(),
+        lines,
+    }
+}
+
+/// An added or removed item, listed whole.
+fn whole(id: &Id, item: &Item, change: Change) -> Entry {
+    let lines = match &item.content {
+        Content::Pending => vec![Line::Note(PENDING_NOTE.to_string())],
+        Content::Opaque(bytes) => vec![Line::Note(format!(
+            "{} bytes, not YAML or text (contents not shown)",
+            bytes.len()
+        ))],
+        content => {
+            let text = shown(content);
+            text.lines()
+                .map(|l| match change {
+                    Change::Removed => Line::Removed(l.to_string()),
+                    _ => Line::Added(l.to_string()),
+                })
+                .collect()
+        }
+    };
+    entry(id, &item.file, change, Vec::new(), lines)
+}
+
+fn changed(id: &Id, old: &Item, new: &Item) -> Entry {
+    let mut lines = Vec::new();
+    let mut paths = Vec::new();
+    match (&old.content, &new.content) {
+        (Content::Yaml(a), Content::Yaml(b)) => {
+            changed_paths(a, b, "", &mut paths);
+            if is_secret(b) || is_secret(a) {
+                let keys: Vec<&str> = paths
+                    .iter()
+                    .filter_map(|p| secret_key(p))
+                    .collect::<BTreeSet<_>>()
+                    .into_iter()
+                    .collect();
+                if !keys.is_empty() {
+                    lines.push(Line::Note(format!("changed keys: {}", keys.join(", "))));
+                }
+            }
+            let (va, vb) = secret_views(a, b);
+            lines.extend(unified(&yaml_text(&va), &yaml_text(&vb)));
+        }
+        (_, Content::Pending) => lines.push(Line::Note(PENDING_NOTE.to_string())),
+        (Content::Pending, _) => lines.push(Line::Note(
+            "the key material is now in the PKI store (contents not shown)".to_string(),
+        )),
+        (Content::Opaque(_), _) | (_, Content::Opaque(_)) => lines.push(Line::Note(
+            "not YAML or text on one side (contents not shown)".to_string(),
+        )),
+        (a, b) => lines.extend(unified(&shown(a), &shown(b))),
+    }
+    entry(id, &new.file, Change::Changed, paths, lines)
+}
+
+/// The text a reviewer reads for one item: canonical YAML, secret values described.
+fn shown(content: &Content) -> String {
+    match content {
+        Content::Yaml(v) => yaml_text(&secret_views(v, v).1),
+        Content::Text(t) => t.clone(),
+        Content::Opaque(_) | Content::Pending => String::new(),
+    }
+}
+
+/// Canonical YAML for review: a long line is kept on one line (a fingerprint folded in two
+/// would read as two changes), multi-line strings as literal blocks.
+fn yaml_text(v: &Value) -> String {
+    let mut options = serde_saphyr::SerializerOptions::default();
+    options.folded_wrap_chars = 100_000;
+    serde_saphyr::to_string_with_options(v, options).unwrap_or_default()
+}
+
+/// The lines of a unified diff (3 lines of context), hunk headers included.
+fn unified(old: &str, new: &str) -> Vec<Line> {
+    let diff = similar::TextDiff::from_lines(old, new);
+    let mut lines = Vec::new();
+    for hunk in diff.unified_diff().context_radius(3).iter_hunks() {
+        lines.push(Line::Hunk(hunk.header().to_string()));
+        for change in hunk.iter_changes() {
+            let text = change.value().trim_end_matches('\n').to_string();
+            lines.push(match change.tag() {
+                similar::ChangeTag::Equal => Line::Context(text),
+                similar::ChangeTag::Delete => Line::Removed(text),
+                similar::ChangeTag::Insert => Line::Added(text),
+            });
+        }
+    }
+    lines
+}
+
+/// Every field whose value differs, as `a.b[0]["c.d"]`.
+fn changed_paths(old: &Value, new: &Value, at: &str, out: &mut Vec<String>) {
+    match (old, new) {
+        (Value::Object(a), Value::Object(b)) => {
+            let keys: BTreeSet<&String> = a.keys().chain(b.keys()).collect();
+            for k in keys {
+                let path = child(at, k);
+                match (a.get(k), b.get(k)) {
+                    (Some(x), Some(y)) => changed_paths(x, y, &path, out),
+                    _ => out.push(path),
+                }
+            }
+        }
+        (Value::Array(a), Value::Array(b)) => {
+            for i in 0..a.len().max(b.len()) {
+                let path = format!("{at}[{i}]");
+                match (a.get(i), b.get(i)) {
+                    (Some(x), Some(y)) => changed_paths(x, y, &path, out),
+                    _ => out.push(path),
+                }
+            }
+        }
+        (a, b) if a != b => out.push(if at.is_empty() {
+            ".".to_string()
+        } else {
+            at.to_string()
+        }),
+        _ => {}
+    }
+}
+
+fn child(at: &str, key: &str) -> String {
+    let plain = key
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    if plain {
+        if at.is_empty() {
+            key.to_string()
+        } else {
+            format!("{at}.{key}")
+        }
+    } else {
+        format!("{at}[{}]", Value::String(key.to_string()))
+    }
+}
+
+/// The key of `data` or `stringData` a path is in (`data["ca-key.pem"]` → `ca-key.pem`).
+fn secret_key(path: &str) -> Option<&str> {
+    let rest = path
+        .strip_prefix("data")
+        .or_else(|| path.strip_prefix("stringData"))?;
+    if let Some(quoted) = rest.strip_prefix("[\"") {
+        return quoted.split("\"]").next();
+    }
+    let plain = rest.strip_prefix('.')?;
+    Some(plain.split(['.', '[']).next().unwrap_or(plain))
+}
+
+fn is_secret(v: &Value) -> bool {
+    v["kind"] == "Secret" && v["apiVersion"] == "v1"
+}
+
+/// Both sides with keys sorted and, for a Secret, every value described instead of shown; a
+/// value that changed where its description did not is marked `(changed)` on the new side.
+fn secret_views(old: &Value, new: &Value) -> (Value, Value) {
+    let (mut a, mut b) = (sorted(old), sorted(new));
+    for field in ["data", "stringData"] {
+        let encoded = field == "data";
+        let raw = |v: &Value, key: &str| v[field].get(key).cloned();
+        let keys: Vec<String> = b
+            .get(field)
+            .and_then(Value::as_object)
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_default();
+        if is_secret(old)
+            && let Some(map) = a.get_mut(field).and_then(Value::as_object_mut)
+        {
+            for value in map.values_mut() {
+                *value = describe(&secret_bytes(value, encoded));
+            }
+        }
+        if is_secret(new)
+            && let Some(map) = b.get_mut(field).and_then(Value::as_object_mut)
+        {
+            for value in map.values_mut() {
+                *value = describe(&secret_bytes(value, encoded));
+            }
+            for key in keys {
+                let (before, after) = (raw(old, &key), raw(new, &key));
+                let same_view = a[field].get(&key) == map.get(&key);
+                if before.is_some()
+                    && before != after
+                    && same_view
+                    && let Some(v) = map.get_mut(&key)
+                {
+                    mark_changed(v);
+                }
+            }
+        }
+    }
+    (a, b)
+}
+
+fn secret_bytes(value: &Value, encoded: bool) -> Vec<u8> {
+    let text = value.as_str().unwrap_or_default();
+    if encoded {
+        STANDARD
+            .decode(text.trim())
+            .unwrap_or_else(|_| text.as_bytes().to_vec())
+    } else {
+        text.as_bytes().to_vec()
+    }
+}
+
+/// What a reviewer may see of a secret value.
+fn describe(bytes: &[u8]) -> Value {
+    let Ok(text) = std::str::from_utf8(bytes) else {
+        return json!("(hidden)");
+    };
+    if text.contains("PRIVATE KEY") {
+        return json!("(private key)");
+    }
+    if text.contains("-----BEGIN CERTIFICATE-----") {
+        return certificates(text);
+    }
+    if let Ok(config) = serde_saphyr::from_str::<Value>(text)
+        && config["kind"] == "Config"
+    {
+        return kubeconfig(&config);
+    }
+    json!("(hidden)")
+}
+
+fn certificates(pem: &str) -> Value {
+    match crate::pki::certs_from_pem(pem) {
+        Ok(certs) => {
+            let mut views: Vec<Value> = certs.iter().map(certificate).collect();
+            if views.len() == 1 {
+                views.remove(0)
+            } else {
+                Value::Array(views)
+            }
+        }
+        Err(_) => json!("(hidden: not a readable certificate)"),
+    }
+}
+
+fn certificate(c: &crate::pki::Cert) -> Value {
+    let mut m = Map::new();
+    m.insert("subject".into(), json!(c.subject));
+    m.insert("issuer".into(), json!(c.issuer));
+    m.insert("serial".into(), json!(c.serial));
+    let sans: Vec<String> = c.dns_names.iter().map(|d| format!("DNS:{d}")).collect();
+    m.insert("sans".into(), json!(sans));
+    m.insert(
+        "notAfter".into(),
+        json!(
+            c.not_after
+                .format(&time::format_description::well_known::Rfc3339)
+                .unwrap_or_default()
+        ),
+    );
+    m.insert("sha256".into(), json!(c.fingerprint()));
+    Value::Object(m)
+}
+
+/// A kubeconfig with its credentials hidden and its CA described.
+fn kubeconfig(config: &Value) -> Value {
+    let mut v = sorted(config);
+    if let Some(clusters) = v.get_mut("clusters").and_then(Value::as_array_mut) {
+        for c in clusters {
+            if let Some(data) = c
+                .get_mut("cluster")
+                .and_then(|c| c.get_mut("certificate-authority-data"))
+            {
+                let bytes = secret_bytes(data, true);
+                *data = std::str::from_utf8(&bytes).map_or(json!("(hidden)"), certificates);
+            }
+        }
+    }
+    if let Some(users) = v.get_mut("users").and_then(Value::as_array_mut) {
+        for u in users {
+            if let Some(user) = u.get_mut("user") {
+                *user = json!("(credentials)");
+            }
+        }
+    }
+    v
+}
+
+/// Marks a described value as changed where the description itself did not change.
+fn mark_changed(v: &mut Value) {
+    match v {
+        Value::String(s) => *s = format!("{s} (changed)"),
+        Value::Object(m) => {
+            if let Some(users) = m.get_mut("users").and_then(Value::as_array_mut) {
+                for u in users {
+                    if let Some(user) = u.get_mut("user") {
+                        *user = json!("(credentials, changed)");
+                    }
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Keys sorted at every level, so that field order is never a difference.
+fn sorted(v: &Value) -> Value {
+    match v {
+        Value::Object(m) => {
+            let mut keys: Vec<&String> = m.keys().collect();
+            keys.sort();
+            Value::Object(
+                keys.into_iter()
+                    .map(|k| (k.clone(), sorted(&m[k])))
+                    .collect(),
+            )
+        }
+        Value::Array(a) => Value::Array(a.iter().map(sorted).collect()),
+        other => other.clone(),
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Formats
+
+/// ANSI colours for the human format, or none.
+#[derive(Debug, Clone, Copy)]
+struct Palette {
+    on: bool,
+}
+
+impl Palette {
+    fn paint(self, code: &str, text: &str) -> String {
+        if self.on {
+            format!("\x1b[{code}m{text}\x1b[0m")
+        } else {
+            text.to_string()
+        }
+    }
+}
+
+fn counts_text(c: Counts) -> String {
+    format!(
+        "{} added, {} changed, {} removed",
+        c.added, c.changed, c.removed
+    )
+}
+
+/// `--format human`: per cluster, each entry with its diff; nothing when nothing changed.
+pub fn human(report: &Report, color: bool) -> String {
+    let p = Palette { on: color };
+    let mut out = String::new();
+    let mut cluster: Option<&str> = None;
+    for e in &report.entries {
+        if cluster != Some(e.cluster.as_str()) {
+            if cluster.is_some() {
+                out.push('\n');
+            }
+            let _ = writeln!(out, "{}", p.paint("1", &format!("{}:", e.cluster)));
+            cluster = Some(&e.cluster);
+        }
+        let code = match e.change {
+            Change::Added => "32",
+            Change::Removed => "31",
+            Change::Changed => "33",
+        };
+        let head = format!("{} {}", e.change.sign(), e.title());
+        let _ = write!(out, "  {}", p.paint(&format!("1;{code}"), &head));
+        if let Some(w) = e.whereabouts() {
+            let _ = write!(out, " {}", p.paint("2", &w));
+        }
+        out.push('\n');
+        for line in &e.lines {
+            let text = match line {
+                Line::Context(t) => format!(" {t}"),
+                Line::Added(t) => p.paint("32", &format!("+{t}")),
+                Line::Removed(t) => p.paint("31", &format!("-{t}")),
+                Line::Hunk(t) => p.paint("36", t),
+                Line::Note(t) => p.paint("2", &format!("# {t}")),
+            };
+            let _ = writeln!(out, "    {}", text.trim_end());
+        }
+    }
+    if report.has_changes() {
+        let counts = report.counts();
+        let _ = writeln!(
+            out,
+            "\n{} in {} {}",
+            counts_text(report.total()),
+            counts.len(),
+            if counts.len() == 1 {
+                "cluster"
+            } else {
+                "clusters"
+            }
+        );
+    }
+    out.push_str(&rewritten_note(report));
+    out
+}
+
+fn rewritten_note(report: &Report) -> String {
+    if report.rewritten.is_empty() {
+        return String::new();
+    }
+    format!(
+        "{} rewritten without a change to any object (moved or reordered): {}\n",
+        plural(report.rewritten.len(), "file", "files"),
+        report.rewritten.join(", ")
+    )
+}
+
+fn plural(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+/// `--format brief`: one line per cluster with changes, then the total.
+pub fn brief(report: &Report) -> String {
+    let mut out = String::new();
+    let counts = report.counts();
+    for (cluster, c) in &counts {
+        let _ = writeln!(out, "{cluster}: {}", counts_text(*c));
+    }
+    if counts.len() > 1 {
+        let _ = writeln!(out, "total: {}", counts_text(report.total()));
+    }
+    out.push_str(&rewritten_note(report));
+    out
+}
+
+/// `--format markdown`: a pull-request comment: a summary table, then one collapsible section
+/// per cluster with a `diff` block per entry.
+pub fn markdown(report: &Report) -> String {
+    let mut out = String::from("### meshc diff\n\n");
+    if !report.has_changes() {
+        out.push_str("No changes to the generated manifests.\n");
+        out.push_str(&rewritten_note(report));
+        return out;
+    }
+    out.push_str("| cluster | added | changed | removed |\n|---|---:|---:|---:|\n");
+    let counts = report.counts();
+    for (cluster, c) in &counts {
+        let _ = writeln!(
+            out,
+            "| `{cluster}` | {} | {} | {} |",
+            c.added, c.changed, c.removed
+        );
+    }
+    if counts.len() > 1 {
+        let t = report.total();
+        let _ = writeln!(
+            out,
+            "| **total** | {} | {} | {} |",
+            t.added, t.changed, t.removed
+        );
+    }
+    for (cluster, c) in &counts {
+        let _ = write!(
+            out,
+            "\n<details><summary><code>{cluster}</code>: {}</summary>\n\n",
+            counts_text(*c)
+        );
+        for e in report.entries.iter().filter(|e| e.cluster == *cluster) {
+            let _ = write!(out, "**{} `{}`**", e.change.sign(), e.title());
+            if let Some(w) = e.whereabouts() {
+                let _ = write!(out, " {}", w.replace(['(', ')'], ""));
+            }
+            out.push_str("\n\n");
+            let body: Vec<String> = e
+                .lines
+                .iter()
+                .map(|l| match l {
+                    Line::Context(t) => format!(" {t}"),
+                    Line::Added(t) => format!("+{t}"),
+                    Line::Removed(t) => format!("-{t}"),
+                    Line::Hunk(t) => t.clone(),
+                    Line::Note(t) => format!("# {t}"),
+                })
+                .collect();
+            let fence = "`".repeat(longest_backtick_run(&body).max(2) + 1);
+            let _ = writeln!(out, "{fence}diff");
+            for line in body {
+                let _ = writeln!(out, "{}", line.trim_end());
+            }
+            let _ = writeln!(out, "{fence}\n");
+        }
+        out.push_str("</details>\n");
+    }
+    out.push_str(&rewritten_note(report));
+    out
+}
+
+fn longest_backtick_run(lines: &[String]) -> usize {
+    lines
+        .iter()
+        .flat_map(|l| l.split(|c| c != '`').map(str::len))
+        .max()
+        .unwrap_or(0)
+}
+
+/// `--format json`: `[{cluster, kind, namespace, name, change, paths, apiVersion, file}]`.
+pub fn json(report: &Report) -> String {
+    let mut text = serde_json::to_string_pretty(&report.entries).unwrap_or_default();
+    text.push('\n');
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn files(entries: &[(&str, &str)]) -> Side {
+        Side {
+            files: entries
+                .iter()
+                .map(|(p, t)| ((*p).to_string(), t.as_bytes().to_vec()))
+                .collect(),
+            pending: BTreeSet::new(),
+        }
+    }
+
+    const DR: &str = "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata:\n  name: hello\n  namespace: sample\nspec:\n  host: hello\n  trafficPolicy:\n    tls: {mode: ISTIO_MUTUAL}\n";
+
+    #[test]
+    fn field_order_and_file_moves_are_not_changes() {
+        let old = files(&[("c1/istio/a.yaml", DR)]);
+        let reordered = "kind: DestinationRule\napiVersion: networking.istio.io/v1\nspec:\n  trafficPolicy:\n    tls: {mode: ISTIO_MUTUAL}\n  host: hello\nmetadata:\n  namespace: sample\n  name: hello\n";
+        let new = files(&[("c1/istio/b.yaml", reordered)]);
+        let report = compare(&old, &new);
+        assert!(!report.has_changes(), "{:?}", report.entries);
+        assert_eq!(report.rewritten, ["c1/istio/a.yaml", "c1/istio/b.yaml"]);
+    }
+
+    #[test]
+    fn a_changed_field_is_one_path_and_one_hunk() {
+        let old = files(&[("c1/istio/a.yaml", DR)]);
+        let new = files(&[("c1/istio/a.yaml", &DR.replace("ISTIO_MUTUAL", "DISABLE"))]);
+        let report = compare(&old, &new);
+        assert_eq!(report.entries.len(), 1);
+        let e = &report.entries[0];
+        assert_eq!(e.change, Change::Changed);
+        assert_eq!(e.paths, ["spec.trafficPolicy.tls.mode"]);
+        assert!(
+            e.lines
+                .contains(&Line::Removed("      mode: ISTIO_MUTUAL".into()))
+        );
+        assert!(e.lines.contains(&Line::Added("      mode: DISABLE".into())));
+    }
+
+    #[test]
+    fn paths_quote_keys_that_are_not_plain() {
+        let mut out = Vec::new();
+        changed_paths(
+            &json!({"metadata": {"labels": {"a.b/c": "1"}}, "l": [1, 2]}),
+            &json!({"metadata": {"labels": {"a.b/c": "2"}}, "l": [1]}),
+            "",
+            &mut out,
+        );
+        assert_eq!(out, ["l[1]", "metadata.labels[\"a.b/c\"]"]);
+        assert_eq!(secret_key("data[\"ca-key.pem\"]"), Some("ca-key.pem"));
+        assert_eq!(secret_key("stringData.c2"), Some("c2"));
+        assert_eq!(secret_key("metadata.name"), None);
+    }
+
+    #[test]
+    fn secret_values_are_described_and_changes_marked() {
+        let secret = |token: &str| {
+            format!(
+                "apiVersion: v1\nkind: Secret\nmetadata:\n  name: s\n  namespace: ns\ndata:\n  token: {}\n",
+                STANDARD.encode(token)
+            )
+        };
+        let old = files(&[("c1/s.yaml", &secret("sekret-one-value"))]);
+        let new = files(&[("c1/s.yaml", &secret("sekret-two-value"))]);
+        let report = compare(&old, &new);
+        let text = human(&report, false);
+        assert!(
+            !text.contains(&STANDARD.encode("sekret-one-value")),
+            "{text}"
+        );
+        assert!(text.contains("# changed keys: token"), "{text}");
+        assert!(text.contains("+  token: (hidden) (changed)"), "{text}");
+        assert_eq!(report.entries[0].paths, ["data.token"]);
+    }
+
+    #[test]
+    fn pending_material_is_added_without_contents() {
+        let pending = || Side {
+            files: Files::new(),
+            pending: ["c1".to_string()].into(),
+        };
+        let report = compare(&Side::default(), &pending());
+        assert_eq!(report.entries.len(), 1);
+        assert_eq!(report.entries[0].title(), "Secret istio-system/cacerts");
+        assert_eq!(report.entries[0].change, Change::Added);
+        assert!(matches!(&report.entries[0].lines[..], [Line::Note(_)]));
+        // Pending on both sides (no material in the store for either): nothing to report.
+        assert!(!compare(&pending(), &pending()).has_changes());
+        // Material on disk, none in the store: a build would make new material.
+        let on_disk = files(&[(
+            "c1/cacerts.yaml",
+            "apiVersion: v1\nkind: Secret\nmetadata: {name: cacerts, namespace: istio-system}\n",
+        )]);
+        let report = compare(&on_disk, &pending());
+        assert_eq!(report.entries[0].change, Change::Changed);
+    }
+
+    #[test]
+    fn markdown_fences_outgrow_the_content() {
+        assert_eq!(longest_backtick_run(&["a ```` b".to_string()]), 4);
+    }
+}
