@@ -978,6 +978,41 @@ mod tests {
     }
 
     #[test]
+    fn colour_only_when_asked() {
+        let old = files(&[("c1/istio/a.yaml", DR)]);
+        let new = files(&[("c1/istio/a.yaml", &DR.replace("ISTIO_MUTUAL", "DISABLE"))]);
+        let report = compare(&old, &new);
+        let coloured = human(&report, true);
+        assert!(
+            coloured.contains("\x1b[32m+      mode: DISABLE\x1b[0m"),
+            "{coloured}"
+        );
+        assert!(
+            coloured.contains("\x1b[31m-      mode: ISTIO_MUTUAL\x1b[0m"),
+            "{coloured}"
+        );
+        assert!(!human(&report, false).contains('\x1b'));
+    }
+
+    #[test]
+    fn a_file_that_is_not_yaml_is_compared_but_never_shown() {
+        let damaged = "data:\n  ca-key.pem: LS0tLS1CRUdJTiBQUklWQVRFIEtFWS0tLS0t\n  : [";
+        let old = files(&[("c1/cacerts.yaml", damaged)]);
+        let new = files(&[(
+            "c1/cacerts.yaml",
+            "apiVersion: v1\nkind: Secret\nmetadata: {name: cacerts, namespace: istio-system}\n",
+        )]);
+        let report = compare(&old, &new);
+        let text = human(&report, false) + &markdown(&report);
+        assert!(!text.contains("LS0t"), "{text}");
+        assert_eq!(report.entries.len(), 2, "{text}");
+        assert!(
+            text.contains("# 62 bytes, not YAML or text (contents not shown)"),
+            "{text}"
+        );
+    }
+
+    #[test]
     fn markdown_fences_outgrow_the_content() {
         assert_eq!(longest_backtick_run(&["a ```` b".to_string()]), 4);
     }
