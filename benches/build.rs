@@ -7,6 +7,9 @@
 //!   gets every Service of its mesh, so the tree grows with clusters × services (at 1000
 //!   clusters, about 280 MB of `services.yaml`): this measures the output's size as much as
 //!   meshc.
+//! - `diff/compare`: `meshc diff` on two renderings of that topology that differ in one
+//!   DestinationRule's weights: both trees taken apart into objects, compared, and the changed
+//!   one shown (the renderings themselves are `build/noop`'s work, done once outside).
 
 mod common;
 
@@ -97,5 +100,52 @@ fn noop(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, make, noop);
+fn compare(c: &mut Criterion) {
+    let mut group = c.benchmark_group("diff/compare");
+    group.sample_size(10);
+    let renderer = Renderer::new(None).expect("templates");
+    for clusters in [100, 300] {
+        let render = |text: String| {
+            let checked = compiler::check(Source::new("gen.yaml", "gen.yaml", text));
+            let m = model(&checked);
+            let store = Store::new("/nonexistent/meshc-bench-store");
+            let now = OffsetDateTime::now_utc();
+            let ins = pki::inspect(m, &store, std::path::Path::new("."), now);
+            let (material, _) = pki::complete(m, &store, ins, false, now).expect("made");
+            let plans = meshc::plan::plan(m);
+            let inputs = meshc::build::read_inputs(m, &plans, std::path::Path::new("."));
+            let output =
+                meshc::build::render(m, &plans, &material, &inputs, &renderer).expect("rendered");
+            // The key material differs between the two renderings: leave cacerts out.
+            meshc::diff::Side {
+                files: output
+                    .files
+                    .into_iter()
+                    .filter(|(path, _)| !path.ends_with("/cacerts.yaml"))
+                    .map(|(path, f)| (path, f.bytes))
+                    .collect(),
+                pending: std::collections::BTreeSet::new(),
+            }
+        };
+        let text = common::topology(clusters, "");
+        let changed =
+            text.replacen("\": 80, ", "\": 70, ", 1)
+                .replacen("/*\": 20}", "/*\": 30}", 1);
+        assert_ne!(text, changed);
+        let (old, new) = (render(text), render(changed));
+        let bytes: usize = new.files.values().map(Vec::len).sum();
+        let id = BenchmarkId::new("clusters", format!("{clusters} ({} MB)", bytes >> 20));
+        group.bench_function(id, |b| {
+            b.iter(|| {
+                let report = meshc::diff::compare(&old, &new);
+                // One changed DestinationRule on each config cluster (a primary per ten).
+                assert_eq!(report.entries.len(), clusters / 10);
+                meshc::diff::human(&report, false)
+            });
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, make, noop, compare);
 criterion_main!(benches);

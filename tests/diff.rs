@@ -559,3 +559,37 @@ fn build_check_prints_the_brief_diff() {
     assert_eq!(code(&out), 0);
     assert_eq!(stdout(&out), "[]\n");
 }
+
+#[test]
+fn the_readme_ci_recipe_checks_the_tree_and_posts_the_markdown_diff() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
+        .expect("README.md");
+    let section = readme
+        .split("## Review in pull requests\n")
+        .nth(1)
+        .expect("the section");
+    let yaml = section
+        .split("```yaml\n")
+        .nth(1)
+        .and_then(|s| s.split("\n```").next())
+        .expect("a yaml block");
+    let job: Value = serde_saphyr::from_str(yaml).expect("the recipe is YAML");
+    let runs: Vec<&str> = job["jobs"]["review"]["steps"]
+        .as_array()
+        .expect("steps")
+        .iter()
+        .filter_map(|s| s["run"].as_str())
+        .collect();
+    let all = runs.join("\n");
+    assert!(
+        all.contains("meshc build topology.yaml -o out/ --check --locked"),
+        "{all}"
+    );
+    assert!(all.contains("meshc diff --from"), "{all}");
+    assert!(all.contains("--format markdown"), "{all}");
+    assert!(all.contains("gh pr comment"), "{all}");
+    assert_eq!(
+        job["jobs"]["review"]["permissions"]["pull-requests"],
+        "write"
+    );
+}
