@@ -316,12 +316,15 @@ fn common(model: &Model, p: &ClusterPlan) -> Value {
     if ambient && p.multi_network {
         istiod_env.insert("AMBIENT_ENABLE_MULTI_NETWORK", "true");
     }
-    if p.peering {
+    // istiod's settings for Solo's peering, on the clusters that run istiod.
+    if p.peering && p.primary {
         istiod_env.insert("PILOT_ENABLE_IP_AUTOALLOCATE", "true");
     }
     let mut ztunnel_env = BTreeMap::new();
     if solo_ambient && distinct_trust_domains {
-        istiod_env.insert("PILOT_SKIP_VALIDATE_TRUST_DOMAIN", "true");
+        if p.primary {
+            istiod_env.insert("PILOT_SKIP_VALIDATE_TRUST_DOMAIN", "true");
+        }
         ztunnel_env.insert("SKIP_VALIDATE_TRUST_DOMAIN", "true");
     }
     let mut iop_pilot_env = istiod_env.clone();
@@ -856,6 +859,7 @@ fn render_ambient_gateways(
             "name": SOLO_EAST_WEST_NAME,
             "namespace": SOLO_GATEWAY_NAMESPACE,
             "class": "istio-eastwest",
+            "expose_istiod": p.primary,
             "labels": labels,
             "annotations": annotations,
             "infrastructure_annotations": infrastructure,
@@ -875,6 +879,7 @@ fn render_ambient_gateways(
             "name": "istio-eastwestgateway",
             "namespace": SYSTEM_NAMESPACE,
             "class": "istio-east-west",
+            "expose_istiod": false,
             "labels": labels,
             "annotations": annotations,
             "infrastructure_annotations": infrastructure,
