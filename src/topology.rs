@@ -477,13 +477,27 @@ pub struct Service {
 
 /// How far an ambient service is exposed: `false` (this cluster's endpoints), `true` (global),
 /// or `global-only` (solo: the Service's own name spans the clusters).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum Global {
     /// `true` or `false`.
     Flag(bool),
     /// `global-only`.
     Scope(GlobalScope),
+}
+
+/// One enum of the three values, so that a wrong value is reported as "not one of" them.
+impl JsonSchema for Global {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Global".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "`false`, `true` or `global-only`.",
+            "enum": [false, true, "global-only"]
+        })
+    }
 }
 
 impl Default for Global {
@@ -504,7 +518,7 @@ impl Global {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum GlobalScope {
     #[serde(rename = "global-only")]
     GlobalOnly,
@@ -515,11 +529,9 @@ pub enum TrafficDistribution {
     PreferClose,
     PreferSameZone,
     PreferSameNode,
-    /// Solo only: prefer endpoints on the caller's network.
+    // Solo only: prefer the caller's network; its region (and network); every endpoint alike.
     PreferNetwork,
-    /// Solo only: prefer the caller's region (and network).
     PreferRegion,
-    /// Solo only: every endpoint alike.
     Any,
 }
 
