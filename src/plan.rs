@@ -179,7 +179,8 @@ pub fn plan(model: &Model) -> Vec<ClusterPlan> {
                 .entry(t.istio_config[i].metadata.namespace.clone())
                 .or_insert(false);
         }
-        if peering {
+        let east_west_gateway = multi_network || serves_remotes;
+        if ambient && mesh.istio.distribution == Distribution::Solo && east_west_gateway {
             // Solo's east-west and istio-remote Gateways live in their own namespace.
             namespaces
                 .entry(crate::build::SOLO_GATEWAY_NAMESPACE.to_string())
@@ -196,7 +197,7 @@ pub fn plan(model: &Model) -> Vec<ClusterPlan> {
             served_by: info.primary.filter(|_| !info.is_primary),
             serves_remotes,
             multi_network,
-            east_west_gateway: multi_network || serves_remotes,
+            east_west_gateway,
             expose_services: multi_network && info.is_primary && !ambient,
             ambient,
             peering,

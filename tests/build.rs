@@ -233,9 +233,20 @@ fn every_cluster_directory_renders_with_kustomize() {
                 .expect("resources")
                 .len();
             assert!(rendered.len() >= listed, "{example}/{name}");
+            // Every namespace an object is in is created by the same directory.
+            let namespaces: Vec<&Value> = rendered
+                .iter()
+                .filter(|d| d["kind"] == "Namespace")
+                .map(|d| &d["metadata"]["name"])
+                .collect();
             for doc in &rendered {
                 let kind = doc["kind"].as_str().unwrap_or_default();
                 if kind != "Namespace" {
+                    assert!(
+                        namespaces.contains(&&doc["metadata"]["namespace"]),
+                        "{example}/{name}: {kind} {} is in a namespace the directory does not create",
+                        doc["metadata"]["name"]
+                    );
                     assert!(
                         doc["metadata"]["namespace"].is_string(),
                         "{example}/{name}: {kind} {} has no namespace",

@@ -157,7 +157,7 @@ pub fn run(m: &Model, r: &mut Reporter<'_>) {
             }
         }
 
-        if ambient && info.networks.len() > 1 {
+        if ambient && multicluster {
             east_west_annotations(m, r, mi);
         }
         if ambient && solo && info.networks.len() > 1 {
@@ -197,11 +197,19 @@ pub fn run(m: &Model, r: &mut Reporter<'_>) {
 /// annotations of the Service it deploys; the Gateway API allows at most 8 of them.
 fn east_west_annotations(m: &Model, r: &mut Reporter<'_>, mi: usize) {
     let t = &m.topology;
-    for &c in &m.meshes[mi].clusters {
+    let info = &m.meshes[mi];
+    for &c in &info.clusters {
         let Some(gw) = &t.clusters[c].east_west_gateway else {
             continue;
         };
-        if gw.annotations.len() > MAX_INFRASTRUCTURE_ANNOTATIONS {
+        // The clusters that get the Gateway: all of a multi-network mesh, and primaries that
+        // serve remotes (which reach istiod through it).
+        let serves = info
+            .clusters
+            .iter()
+            .any(|&o| m.clusters[o].primary == Some(c) && !m.clusters[o].is_primary);
+        let has_gateway = info.networks.len() > 1 || (m.clusters[c].is_primary && serves);
+        if has_gateway && gw.annotations.len() > MAX_INFRASTRUCTURE_ANNOTATIONS {
             r.report(Code::TooManyGatewayAnnotations, &path!("clusters", c, "eastWestGateway", "annotations"), format!("cluster `{}` has {} east-west gateway annotations; an ambient east-west Gateway carries at most {MAX_INFRASTRUCTURE_ANNOTATIONS}", t.clusters[c].name, gw.annotations.len()))
                 .label("more than 8 annotations")
                 .help("they become the Gateway's `spec.infrastructure.annotations`, which the Gateway API CRD limits to 8 entries: keep the load-balancer hints the cloud needs");
