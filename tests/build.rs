@@ -1233,3 +1233,41 @@ fn solo_links_each_primary_to_every_other_network() {
         .expect("api");
     assert_eq!(api["metadata"]["labels"]["solo.io/service-scope"], "global");
 }
+
+#[test]
+fn the_plan_links_solo_primaries_by_network_and_watches_only_remotes() {
+    let text = std::fs::read_to_string(repo("tests/data/topologies/solo-three-networks.yaml"))
+        .expect("read");
+    let checked = meshc::compiler::check(meshc::source::Source::new("t.yaml", "t.yaml", text));
+    let model = checked.model.expect("model");
+    let plans = meshc::plan::plan(&model);
+    let name = |c: usize| model.topology.clusters[c].name.as_str();
+    let by_name: BTreeMap<&str, &meshc::plan::ClusterPlan> =
+        plans.iter().map(|p| (p.name.as_str(), p)).collect();
+    for p in &plans {
+        assert!(p.ambient && p.peering && p.east_west_gateway, "{}", p.name);
+    }
+    let linked = |n: &str| {
+        by_name[n]
+            .linked
+            .iter()
+            .map(|&c| name(c))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(linked("east1"), ["west1", "north1"]);
+    assert_eq!(linked("west1"), ["east1", "north1"]);
+    assert_eq!(linked("north1"), ["east1", "west1"]);
+    assert!(linked("north2").is_empty(), "a remote links to nobody");
+    // Remote secrets only from a primary to the remotes it serves.
+    assert_eq!(
+        by_name["north1"]
+            .peers
+            .iter()
+            .map(|&c| name(c))
+            .collect::<Vec<_>>(),
+        ["north2"]
+    );
+    assert!(by_name["east1"].peers.is_empty() && by_name["west1"].peers.is_empty());
+    assert!(by_name["north2"].watched && !by_name["east1"].watched);
+    assert!(by_name["east1"].namespaces.contains_key("istio-gateways"));
+}
