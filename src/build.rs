@@ -26,6 +26,13 @@ use crate::topology::{Dataplane, Installer, Platform, SecretsMode};
 /// The namespace of the control plane; `cacerts` lives here.
 pub const SYSTEM_NAMESPACE: &str = "istio-system";
 
+/// Where Solo's east-west Gateway and the `istio-remote` Gateways of its peers live (the
+/// namespace of Solo's `istioctl multicluster expose --namespace istio-gateways`).
+pub const SOLO_GATEWAY_NAMESPACE: &str = "istio-gateways";
+
+/// The east-west Gateway of Solo's distribution (`istioctl multicluster expose`).
+pub const SOLO_EAST_WEST_NAME: &str = "istio-eastwest";
+
 /// The four keys of the `cacerts` Secret, in the order istiod documents them.
 pub const CACERTS_KEYS: [&str; 4] = [
     "ca-cert.pem",
@@ -301,9 +308,24 @@ fn common(model: &Model, p: &ClusterPlan) -> Value {
     let remote_pilot_address = primary
         .and_then(|s| s.east_west_gateway.as_ref())
         .and_then(|g| g.address.clone());
+    let solo_ambient = ambient && mesh.istio.distribution == crate::topology::Distribution::Solo;
+    // Another cluster of the mesh has another trust domain: listed as an alias everywhere, and
+    // on Solo's ambient distribution also not validated by istiod and ztunnel (its docs).
+    let distinct_trust_domains = !aliases.is_empty();
     let mut istiod_env = BTreeMap::new();
     if ambient && p.multi_network {
         istiod_env.insert("AMBIENT_ENABLE_MULTI_NETWORK", "true");
+    }
+    // istiod's settings for Solo's peering, on the clusters that run istiod.
+    if p.peering && p.primary {
+        istiod_env.insert("PILOT_ENABLE_IP_AUTOALLOCATE", "true");
+    }
+    let mut ztunnel_env = BTreeMap::new();
+    if solo_ambient && distinct_trust_domains {
+        if p.primary {
+            istiod_env.insert("PILOT_SKIP_VALIDATE_TRUST_DOMAIN", "true");
+        }
+        ztunnel_env.insert("SKIP_VALIDATE_TRUST_DOMAIN", "true");
     }
     let mut iop_pilot_env = istiod_env.clone();
     if p.serves_remotes {
@@ -356,6 +378,11 @@ fn common(model: &Model, p: &ClusterPlan) -> Value {
         "disable_default_ingress": !p.ingress_gateways.iter().any(|&g| t.ingress_gateways[g].name == "istio-ingressgateway"),
         "cni": needs_cni(mesh, cluster),
         "ingress_gateways": gateways,
+        "peering": p.peering,
+        "peering_enabled": p.peering && p.primary,
+        "ztunnel_env": ztunnel_env,
+        "ztunnel_network": p.peering.then_some(p.network.as_str()),
+        "cni_dns_capture": p.peering,
     })
 }
 
@@ -652,6 +679,9 @@ fn render_cluster(
         )?;
     }
 
+    // eastwest-gateway.yaml, peer-gateways.yaml (ambient)
+    render_ambient_gateways(model, p, &base, files)?;
+
     // istio/: one file per resource
     render_istio(model, p, &base, files)?;
 
@@ -707,6 +737,8 @@ fn render_cluster(
         "services.yaml",
         "expose-istiod.yaml",
         "expose-services.yaml",
+        "eastwest-gateway.yaml",
+        "peer-gateways.yaml",
     ];
     let mut resources: Vec<String> = order
         .iter()
@@ -758,9 +790,164 @@ fn render_cluster(
                 "install_commands": commands,
                 "resources": resources,
                 "notes": notes,
+                "gateway_api": files.has("eastwest-gateway.yaml") || files.has("peer-gateways.yaml"),
             }),
         ),
     )?;
+    Ok(())
+}
+
+/// A cluster's effective trust domain: its own, or its mesh's.
+fn trust_domain_of(model: &Model, c: ClusterId) -> String {
+    let t = &model.topology;
+    let mesh = model.clusters[c].mesh.map(|m| &t.meshes[m]);
+    t.clusters[c]
+        .trust_domain
+        .clone()
+        .filter(|s| !s.is_empty())
+        .or_else(|| mesh.map(|m| m.trust_domain.clone()))
+        .unwrap_or_default()
+}
+
+/// A Gateway API listener as the templates write it.
+fn listener(name: &str, port: u16, protocol: &str, mode: &str) -> Value {
+    json!({"name": name, "port": port, "protocol": protocol, "tls_mode": mode, "tls_options": {}})
+}
+
+/// The east-west Gateway istiod deploys for an ambient mesh (`eastwest-gateway.yaml`), and on
+/// Solo's distribution one `istio-remote` Gateway per linked network (`peer-gateways.yaml`).
+///
+/// Upstream: `gen-eastwest-gateway.sh --ambient` (class `istio-east-west`, listener `mesh`
+/// 15008 HBONE, TLS terminated as ISTIO_MUTUAL; `v1beta1` before 1.29). Solo: `istioctl
+/// multicluster expose --generate` and `istioctl multicluster link --generate`. The Service
+/// istiod creates for the Gateway takes its type from the `networking.istio.io/service-type`
+/// annotation and its annotations from `spec.infrastructure.annotations`.
+fn render_ambient_gateways(
+    model: &Model,
+    p: &ClusterPlan,
+    base: &Value,
+    files: &mut ClusterFiles<'_>,
+) -> Result<(), RenderError> {
+    if !(p.ambient && p.east_west_gateway) {
+        return Ok(());
+    }
+    let t = &model.topology;
+    let mesh = &t.meshes[p.mesh];
+    let cluster = &t.clusters[p.cluster];
+    let solo = mesh.istio.distribution == crate::topology::Distribution::Solo;
+    let east_west = cluster.east_west_gateway.as_ref();
+    let mut labels = BTreeMap::new();
+    labels.insert("topology.istio.io/network".to_string(), p.network.clone());
+    if !mesh.istio.revision.is_empty() {
+        labels.insert("istio.io/rev".to_string(), mesh.istio.revision.clone());
+    }
+    let mut annotations = BTreeMap::new();
+    annotations.insert(
+        "networking.istio.io/service-type".to_string(),
+        service_type(east_west.map(|g| g.service_type).unwrap_or_default()).to_string(),
+    );
+    let infrastructure = east_west.map(|g| g.annotations.clone()).unwrap_or_default();
+    let gateway = if solo {
+        let mut listeners = vec![listener("cross-network", 15008, "HBONE", "Passthrough")];
+        // Only a cluster with an istiod exposes it (xDS on 15012) to its peers and remotes.
+        if p.primary {
+            labels.insert("istio.io/expose-istiod".to_string(), "15012".to_string());
+            listeners.push(listener("xds-tls", 15012, "TLS", "Passthrough"));
+        }
+        json!({
+            "api_version": "gateway.networking.k8s.io/v1",
+            "name": SOLO_EAST_WEST_NAME,
+            "namespace": SOLO_GATEWAY_NAMESPACE,
+            "class": "istio-eastwest",
+            "expose_istiod": p.primary,
+            "labels": labels,
+            "annotations": annotations,
+            "infrastructure_annotations": infrastructure,
+            "addresses": [],
+            "listeners": listeners,
+        })
+    } else {
+        let mut mesh_listener = listener("mesh", 15008, "HBONE", "Terminate");
+        mesh_listener["tls_options"] =
+            json!({"gateway.istio.io/tls-terminate-mode": "ISTIO_MUTUAL"});
+        json!({
+            "api_version": if mesh.istio.version.minor() >= 29 {
+                "gateway.networking.k8s.io/v1"
+            } else {
+                "gateway.networking.k8s.io/v1beta1"
+            },
+            "name": "istio-eastwestgateway",
+            "namespace": SYSTEM_NAMESPACE,
+            "class": "istio-east-west",
+            "expose_istiod": false,
+            "labels": labels,
+            "annotations": annotations,
+            "infrastructure_annotations": infrastructure,
+            "addresses": [],
+            "listeners": [mesh_listener],
+        })
+    };
+    files.object(
+        "eastwest-gateway.yaml",
+        "eastwest-gateway.yaml.j2",
+        &with(base, json!({"gateway": gateway})),
+        false,
+    )?;
+
+    let mut peers = Vec::new();
+    for &l in &p.linked {
+        let peer = &t.clusters[l];
+        let Some(address) = peer
+            .east_west_gateway
+            .as_ref()
+            .and_then(|g| g.address.as_ref())
+        else {
+            continue;
+        };
+        let address = if address.parse::<std::net::IpAddr>().is_ok() {
+            json!({"type": "IPAddress", "value": address})
+        } else {
+            let host = address.trim_end_matches('.').to_ascii_lowercase();
+            json!({"type": "Hostname", "value": host})
+        };
+        let mut labels = BTreeMap::new();
+        labels.insert(
+            "topology.istio.io/network".to_string(),
+            peer.network.clone(),
+        );
+        let mut annotations = BTreeMap::new();
+        annotations.insert(
+            "gateway.istio.io/service-account".to_string(),
+            SOLO_EAST_WEST_NAME.to_string(),
+        );
+        annotations.insert(
+            "gateway.istio.io/trust-domain".to_string(),
+            trust_domain_of(model, l),
+        );
+        peers.push(json!({
+            "api_version": "gateway.networking.k8s.io/v1",
+            "name": format!("istio-remote-peer-{}", peer.network),
+            "namespace": SOLO_GATEWAY_NAMESPACE,
+            "class": "istio-remote",
+            "peer": peer.name,
+            "labels": labels,
+            "annotations": annotations,
+            "infrastructure_annotations": {},
+            "addresses": [address],
+            "listeners": [
+                listener("cross-network", 15008, "HBONE", "Passthrough"),
+                listener("xds-tls", 15012, "TLS", "Passthrough"),
+            ],
+        }));
+    }
+    if !peers.is_empty() {
+        files.object(
+            "peer-gateways.yaml",
+            "peer-gateways.yaml.j2",
+            &with(base, json!({"gateways": peers})),
+            false,
+        )?;
+    }
     Ok(())
 }
 
@@ -769,26 +956,26 @@ fn service_context(model: &Model, s: usize) -> Value {
     let svc = &t.services[s];
     let mesh = &t.meshes[model.services[s].mesh.unwrap_or_default()];
     let mut labels = BTreeMap::new();
-    if svc.global && mesh.dataplane == Dataplane::Ambient {
+    if svc.global.is_global() && mesh.dataplane == Dataplane::Ambient {
         match mesh.istio.distribution {
             crate::topology::Distribution::Upstream => {
                 labels.insert("istio.io/global".to_string(), "true".to_string());
             }
             crate::topology::Distribution::Solo => {
-                labels.insert("solo.io/service-scope".to_string(), "global".to_string());
+                let scope = if svc.global.is_global_only() {
+                    "global-only"
+                } else {
+                    "global"
+                };
+                labels.insert("solo.io/service-scope".to_string(), scope.to_string());
             }
         }
     }
     let mut annotations = BTreeMap::new();
     if let Some(td) = svc.traffic_distribution {
-        let value = match td {
-            crate::topology::TrafficDistribution::PreferClose => "PreferClose",
-            crate::topology::TrafficDistribution::PreferSameZone => "PreferSameZone",
-            crate::topology::TrafficDistribution::PreferSameNode => "PreferSameNode",
-        };
         annotations.insert(
             "networking.istio.io/traffic-distribution".to_string(),
-            value.to_string(),
+            td.as_str().to_string(),
         );
     }
     let selector = svc.selector.clone().unwrap_or_else(|| {

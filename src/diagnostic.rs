@@ -76,18 +76,26 @@ codes! {
     RemoteSecretConflict = "E023", "`remoteSecret` with both `tokenFile` and `externalSecret`";
     UnusedNetwork = "W024", "a network that no cluster uses";
     NotIstioResource = "E025", "an `istioConfig` entry that is not an Istio resource kind and version";
+    // Services.
+    GlobalOnlyNotSolo = "E026", "`global: global-only` on a service outside a solo ambient mesh";
+    SoloTrafficDistribution = "E027", "a `trafficDistribution` only the solo distribution understands, on another distribution";
+    // Solo peering.
+    PeerWithoutGatewayAddress = "E028", "a primary of a solo ambient mesh that its peers cannot link to: no `eastWestGateway.address`";
+    PrimariesShareNetwork = "E029", "two primaries of a solo ambient mesh on one network";
     // Networking.
     RemotePrimaryWithoutGateway = "E030", "a remote whose primary has no `eastWestGateway.address`";
     AmbientTopologyUnsupported = "E031", "upstream ambient multicluster that is not multi-primary multi-network";
-    AmbientVersionTooOld = "E032", "ambient multicluster with Istio older than 1.27";
+    AmbientVersionTooOld = "E032", "upstream ambient multicluster with Istio older than 1.27";
     EastWestL7Hint = "W033", "an east-west gateway annotation that terminates TLS or speaks L7";
     LoopbackApiServer = "E034", "an `apiServer.url` on loopback";
     InvalidApiServerUrl = "E035", "an `apiServer.url` that is not an https:// URL";
     ApiServerMissing = "E036", "a cluster that a primary must watch has no `apiServer.url`";
     ServiceNotEverywhere = "W037", "services deployed in some clusters only, resolvable everywhere";
     InvalidAddress = "E038", "an `eastWestGateway.address` that is neither an IP nor a DNS name";
+    TooManyGatewayAnnotations = "E039", "more than 8 annotations on an ambient east-west gateway";
     // Trust.
     TrustDomainMismatch = "W040", "clusters of one upstream mesh with different trust domains";
+    IstioctlPeering = "W041", "the `istioctl` installer for a solo ambient mesh that peers";
     // DestinationRules.
     DistributeAndFailover = "E050", "`distribute` and `failover` both set";
     FailoverWithTopologyPriority = "E051", "`failover` with a region/zone/subzone label in `failoverPriority`";

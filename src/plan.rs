@@ -32,6 +32,16 @@ pub struct ClusterPlan {
     pub east_west_gateway: bool,
     /// Config cluster of a multi-network sidecar mesh: `expose-services.yaml`.
     pub expose_services: bool,
+    /// Ambient data plane: the east-west gateway, where there is one, is a Gateway API Gateway
+    /// (`eastwest-gateway.yaml`) that istiod deploys.
+    pub ambient: bool,
+    /// Solo's ambient distribution on more than one network: primaries are linked through
+    /// their east-west gateways (peering) rather than by remote secrets.
+    pub peering: bool,
+    /// Peering, on a primary: for every other network of the mesh that has a primary, the
+    /// first such primary (topology order), whose east-west gateway this cluster's
+    /// `istio-remote` Gateway for that network points at.
+    pub linked: Vec<ClusterId>,
     /// The clusters this cluster's istiod discovers, each through a remote secret.
     pub peers: Vec<ClusterId>,
     /// The primaries whose istiod discovers this cluster (each holds a remote secret for it);
@@ -48,6 +58,23 @@ pub struct ClusterPlan {
     pub ingress_gateways: Vec<usize>,
     /// The mesh-wide PeerAuthentication, on config clusters of a mesh with `mtls`.
     pub peer_authentication: Option<MtlsMode>,
+}
+
+/// Whether `watcher`'s istiod discovers `watched` through a remote secret (and `watched`
+/// therefore needs an API server address and the reader token). Every primary discovers every
+/// other cluster of its mesh, except on Solo's ambient distribution, where primaries peer
+/// through their gateways and a primary discovers only the remotes it serves.
+pub fn discovers(model: &Model, watcher: ClusterId, watched: ClusterId) -> bool {
+    let (w, d) = (&model.clusters[watcher], &model.clusters[watched]);
+    if watcher == watched || !w.is_primary || w.duplicate || d.duplicate || w.mesh != d.mesh {
+        return false;
+    }
+    let Some(mesh) = w.mesh.map(|m| &model.topology.meshes[m]) else {
+        return false;
+    };
+    let peers_by_gateway =
+        mesh.dataplane == Dataplane::Ambient && mesh.istio.distribution == Distribution::Solo;
+    !peers_by_gateway || (!d.is_primary && d.primary == Some(watcher))
 }
 
 /// Plans every cluster, in topology order. Clusters the model could not place (no mesh, a
@@ -99,22 +126,31 @@ pub fn plan(model: &Model) -> Vec<ClusterPlan> {
                 .iter()
                 .any(|&m| model.clusters[m].primary == Some(c) && !model.clusters[m].is_primary);
         let ambient = mesh.dataplane == Dataplane::Ambient;
-        // Solo's ambient distribution peers through gateways, not remote secrets.
-        let peering = ambient && mesh.istio.distribution == Distribution::Solo;
-        let peers: Vec<ClusterId> = if info.is_primary && !peering {
-            members.iter().copied().filter(|&m| m != c).collect()
-        } else {
-            Vec::new()
-        };
-        let watchers: Vec<ClusterId> = if peering {
-            Vec::new()
-        } else {
-            members
-                .iter()
-                .copied()
-                .filter(|&m| m != c && model.clusters[m].is_primary)
-                .collect()
-        };
+        let peering = ambient && mesh.istio.distribution == Distribution::Solo && multi_network;
+        let peers: Vec<ClusterId> = members
+            .iter()
+            .copied()
+            .filter(|&m| discovers(model, c, m))
+            .collect();
+        let watchers: Vec<ClusterId> = members
+            .iter()
+            .copied()
+            .filter(|&w| discovers(model, w, c))
+            .collect();
+        let mut linked: Vec<ClusterId> = Vec::new();
+        if peering && info.is_primary {
+            for &m in &members {
+                let (Some(net), Some(own)) = (model.clusters[m].network, info.network) else {
+                    continue;
+                };
+                let seen = linked
+                    .iter()
+                    .any(|&l| model.clusters[l].network == Some(net));
+                if model.clusters[m].is_primary && net != own && !seen {
+                    linked.push(m);
+                }
+            }
+        }
 
         let services = services_of.get(&mi).cloned().unwrap_or_default();
         let on_c =
@@ -143,6 +179,13 @@ pub fn plan(model: &Model) -> Vec<ClusterPlan> {
                 .entry(t.istio_config[i].metadata.namespace.clone())
                 .or_insert(false);
         }
+        let east_west_gateway = multi_network || serves_remotes;
+        if ambient && mesh.istio.distribution == Distribution::Solo && east_west_gateway {
+            // Solo's east-west and istio-remote Gateways live in their own namespace.
+            namespaces
+                .entry(crate::build::SOLO_GATEWAY_NAMESPACE.to_string())
+                .or_insert(false);
+        }
         namespaces.remove(crate::build::SYSTEM_NAMESPACE);
 
         plans.push(ClusterPlan {
@@ -154,8 +197,11 @@ pub fn plan(model: &Model) -> Vec<ClusterPlan> {
             served_by: info.primary.filter(|_| !info.is_primary),
             serves_remotes,
             multi_network,
-            east_west_gateway: multi_network || serves_remotes,
+            east_west_gateway,
             expose_services: multi_network && info.is_primary && !ambient,
+            ambient,
+            peering,
+            linked,
             peers,
             watched: !watchers.is_empty(),
             watchers,

@@ -31,6 +31,18 @@ const EMBEDDED: &[(&str, &str)] = &[
         include_str!("../templates/expose-istiod.yaml.j2"),
     ),
     (
+        "eastwest-gateway.yaml.j2",
+        include_str!("../templates/eastwest-gateway.yaml.j2"),
+    ),
+    (
+        "gateway-api.yaml.j2",
+        include_str!("../templates/gateway-api.yaml.j2"),
+    ),
+    (
+        "peer-gateways.yaml.j2",
+        include_str!("../templates/peer-gateways.yaml.j2"),
+    ),
+    (
         "expose-services.yaml.j2",
         include_str!("../templates/expose-services.yaml.j2"),
     ),

@@ -462,12 +462,66 @@ pub struct Service {
     /// mesh.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub clusters: Vec<String>,
-    /// Ambient: expose across clusters (`istio.io/global`, or `solo.io/service-scope`).
+    /// Ambient: expose across clusters. `true`: the `istio.io/global: "true"` label
+    /// (upstream) or `solo.io/service-scope: global` (solo: a second name
+    /// `<name>.<namespace>.mesh.internal` with every cluster's endpoints). `global-only` (solo
+    /// only): `solo.io/service-scope: global-only`, the Service's own name gets every cluster's
+    /// endpoints.
     #[serde(default)]
-    pub global: bool,
-    /// The `networking.istio.io/traffic-distribution` annotation.
+    pub global: Global,
+    /// The `networking.istio.io/traffic-distribution` annotation. `PreferNetwork`,
+    /// `PreferRegion` and `Any` are understood by the solo distribution only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub traffic_distribution: Option<TrafficDistribution>,
+}
+
+/// How far an ambient service is exposed: `false` (this cluster's endpoints), `true` (global),
+/// or `global-only` (solo: the Service's own name spans the clusters).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Global {
+    /// `true` or `false`.
+    Flag(bool),
+    /// `global-only`.
+    Scope(GlobalScope),
+}
+
+/// One enum of the three values, so that a wrong value is reported as "not one of" them.
+impl JsonSchema for Global {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Global".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "`false`, `true` or `global-only`.",
+            "enum": [false, true, "global-only"]
+        })
+    }
+}
+
+impl Default for Global {
+    fn default() -> Self {
+        Global::Flag(false)
+    }
+}
+
+impl Global {
+    /// Exposed across clusters at all (`true` or `global-only`).
+    pub fn is_global(self) -> bool {
+        !matches!(self, Global::Flag(false))
+    }
+
+    /// `global-only`.
+    pub fn is_global_only(self) -> bool {
+        matches!(self, Global::Scope(GlobalScope::GlobalOnly))
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum GlobalScope {
+    #[serde(rename = "global-only")]
+    GlobalOnly,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -475,6 +529,33 @@ pub enum TrafficDistribution {
     PreferClose,
     PreferSameZone,
     PreferSameNode,
+    // Solo only: prefer the caller's network; its region (and network); every endpoint alike.
+    PreferNetwork,
+    PreferRegion,
+    Any,
+}
+
+impl TrafficDistribution {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TrafficDistribution::PreferClose => "PreferClose",
+            TrafficDistribution::PreferSameZone => "PreferSameZone",
+            TrafficDistribution::PreferSameNode => "PreferSameNode",
+            TrafficDistribution::PreferNetwork => "PreferNetwork",
+            TrafficDistribution::PreferRegion => "PreferRegion",
+            TrafficDistribution::Any => "Any",
+        }
+    }
+
+    /// Values only Solo's distribution understands (upstream Istio treats them as `Any`).
+    pub fn solo_only(self) -> bool {
+        matches!(
+            self,
+            TrafficDistribution::PreferNetwork
+                | TrafficDistribution::PreferRegion
+                | TrafficDistribution::Any
+        )
+    }
 }
 
 /// A Service port.

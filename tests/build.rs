@@ -31,10 +31,35 @@ struct Built {
     topology: Value,
 }
 
+/// The topologies under `tests/data/topologies/` (paths relative to the crate), for the
+/// shapes the examples do not show.
+fn test_topologies() -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(repo("tests/data/topologies"))
+        .expect("tests/data/topologies/")
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .map(|p| {
+            format!(
+                "tests/data/topologies/{}",
+                p.file_name().expect("name").to_string_lossy()
+            )
+        })
+        .collect();
+    names.sort();
+    names
+}
+
 impl Built {
     fn new(example: &str) -> Built {
+        Built::file(&format!("examples/{example}/topology.yaml"))
+    }
+
+    /// Any topology file, relative to the crate.
+    fn file(rel: &str) -> Built {
+        let example = rel;
         let dir = tempfile::tempdir().expect("tempdir");
-        let topology = repo(&format!("examples/{example}/topology.yaml"));
+        let topology = repo(rel);
         let out = Command::cargo_bin("meshc")
             .expect("binary")
             .arg("build")
@@ -180,8 +205,12 @@ fn every_cluster_directory_renders_with_kustomize() {
         kubectl.is_ok_and(|o| o.status.success()),
         "kubectl is needed (`.ci/run` installs Debian's kubernetes-client when it is missing)"
     );
-    for example in examples() {
-        let built = Built::new(&example);
+    let files = examples()
+        .into_iter()
+        .map(|e| format!("examples/{e}/topology.yaml"))
+        .chain(test_topologies());
+    for example in files {
+        let built = Built::file(&example);
         for cluster in built.clusters() {
             let name = cluster["name"].as_str().expect("name");
             let dir = built.out().join(name);
@@ -204,9 +233,20 @@ fn every_cluster_directory_renders_with_kustomize() {
                 .expect("resources")
                 .len();
             assert!(rendered.len() >= listed, "{example}/{name}");
+            // Every namespace an object is in is created by the same directory.
+            let namespaces: Vec<&Value> = rendered
+                .iter()
+                .filter(|d| d["kind"] == "Namespace")
+                .map(|d| &d["metadata"]["name"])
+                .collect();
             for doc in &rendered {
                 let kind = doc["kind"].as_str().unwrap_or_default();
                 if kind != "Namespace" {
+                    assert!(
+                        namespaces.contains(&&doc["metadata"]["namespace"]),
+                        "{example}/{name}: {kind} {} is in a namespace the directory does not create",
+                        doc["metadata"]["name"]
+                    );
                     assert!(
                         doc["metadata"]["namespace"].is_string(),
                         "{example}/{name}: {kind} {} has no namespace",
@@ -702,4 +742,532 @@ fn openshift_with_istioctl_installs_the_cni_and_one_ingress_gateway_entry() {
     )
     .expect("yaml");
     assert!(iop["spec"]["components"]["cni"].is_null());
+}
+
+/// The listeners of a Gateway API Gateway as `(name, port, protocol, tls mode)`.
+fn listeners(gw: &Value) -> Vec<(String, u64, String, String)> {
+    gw["spec"]["listeners"]
+        .as_array()
+        .expect("listeners")
+        .iter()
+        .map(|l| {
+            (
+                l["name"].as_str().unwrap_or_default().to_string(),
+                l["port"].as_u64().unwrap_or_default(),
+                l["protocol"].as_str().unwrap_or_default().to_string(),
+                l["tls"]["mode"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect()
+}
+
+fn resources(built: &Built, cluster: &str) -> Vec<String> {
+    built.doc(&format!("{cluster}/kustomization.yaml"))["resources"]
+        .as_array()
+        .expect("resources")
+        .iter()
+        .map(|r| r.as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+/// The README installs the Gateway API CRDs before Istio itself.
+fn assert_gateway_api_crds_first(built: &Built, cluster: &str) {
+    let readme =
+        std::fs::read_to_string(built.out().join(cluster).join("README.md")).expect("readme");
+    let crds = readme
+        .find("kubectl get crd gateways.gateway.networking.k8s.io")
+        .unwrap_or_else(|| panic!("{cluster}: no Gateway API CRDs step\n{readme}"));
+    let istio = readme.find("2. Istio").expect("Istio step");
+    assert!(
+        crds < istio,
+        "{cluster}: the CRDs come after Istio\n{readme}"
+    );
+    assert!(readme.contains("gateway-api/releases/download/v1.5.1/standard-install.yaml"));
+}
+
+#[test]
+fn upstream_ambient_gets_the_east_west_gateway_and_ambient_values() {
+    let built = Built::new("ambient-multi-network");
+    let clusters = built.clusters();
+    let names: Vec<&str> = clusters
+        .iter()
+        .map(|c| c["name"].as_str().expect("name"))
+        .collect();
+    for cluster in &clusters {
+        let name = cluster["name"].as_str().expect("name");
+        let network = cluster["network"].as_str().expect("network");
+        let gw = built.doc(&format!("{name}/eastwest-gateway.yaml"));
+        assert_eq!(gw["apiVersion"], "gateway.networking.k8s.io/v1", "1.30");
+        assert_eq!(gw["kind"], "Gateway");
+        assert_eq!(gw["metadata"]["name"], "istio-eastwestgateway");
+        assert_eq!(gw["metadata"]["namespace"], "istio-system");
+        assert_eq!(
+            gw["metadata"]["labels"]["topology.istio.io/network"],
+            network
+        );
+        assert_eq!(
+            gw["metadata"]["labels"]["app.kubernetes.io/managed-by"],
+            "meshc"
+        );
+        assert_eq!(
+            gw["metadata"]["annotations"]["networking.istio.io/service-type"],
+            "LoadBalancer"
+        );
+        assert_eq!(gw["spec"]["gatewayClassName"], "istio-east-west");
+        assert!(
+            gw["spec"]["addresses"].is_null(),
+            "istiod deploys it: no address"
+        );
+        assert_eq!(
+            listeners(&gw),
+            [(
+                "mesh".to_string(),
+                15008,
+                "HBONE".to_string(),
+                "Terminate".to_string()
+            )]
+        );
+        assert_eq!(
+            gw["spec"]["listeners"][0]["tls"]["options"]["gateway.istio.io/tls-terminate-mode"],
+            "ISTIO_MUTUAL"
+        );
+        assert!(resources(&built, name).contains(&"eastwest-gateway.yaml".to_string()));
+        assert!(!built.exists(&format!("{name}/peer-gateways.yaml")));
+        assert!(!built.exists(&format!("{name}/install/helm/eastwestgateway.values.yaml")));
+        assert!(!built.exists(&format!("{name}/expose-services.yaml")));
+        assert_gateway_api_crds_first(&built, name);
+
+        let istiod = built.doc(&format!("{name}/install/helm/istiod.values.yaml"));
+        assert_eq!(istiod["profile"], "ambient");
+        assert_eq!(istiod["env"]["AMBIENT_ENABLE_MULTI_NETWORK"], "true");
+        assert_eq!(istiod["global"]["meshID"], "ambient-mesh");
+        assert_eq!(istiod["global"]["multiCluster"]["clusterName"], name);
+        assert_eq!(istiod["global"]["network"], network);
+        assert_eq!(istiod["meshConfig"]["trustDomain"], "cluster.local");
+        assert!(
+            istiod["meshConfig"]["trustDomainAliases"].is_null(),
+            "one trust domain"
+        );
+        assert!(
+            istiod["platforms"].is_null()
+                && istiod["env"]["PILOT_SKIP_VALIDATE_TRUST_DOMAIN"].is_null()
+        );
+        let cni = built.doc(&format!("{name}/install/helm/cni.values.yaml"));
+        assert_eq!(cni["profile"], "ambient");
+        let ztunnel = built.doc(&format!("{name}/install/helm/ztunnel.values.yaml"));
+        assert_eq!(ztunnel["multiCluster"]["clusterName"], name);
+        assert_eq!(ztunnel["global"]["network"], network);
+        assert!(
+            ztunnel["env"].is_null(),
+            "upstream ztunnel has no SKIP_VALIDATE_TRUST_DOMAIN"
+        );
+
+        // Remote secrets both ways: every other primary with a token is discovered.
+        for peer in clusters.iter().filter(|c| c["name"] != cluster["name"]) {
+            let peer_name = peer["name"].as_str().expect("name");
+            let secret = built
+                .exists(&format!("{name}/remote-secrets.yaml"))
+                .then(|| {
+                    built.find(
+                        &format!("{name}/remote-secrets.yaml"),
+                        "Secret",
+                        &format!("istio-remote-secret-{peer_name}"),
+                    )
+                })
+                .flatten();
+            assert_eq!(
+                secret.is_some(),
+                peer["remoteSecret"]["tokenFile"].is_string(),
+                "{name} -> {peer_name}"
+            );
+        }
+    }
+    assert!(names.len() >= 3);
+    // Both US clusters hold each other's secret: discovery goes both ways.
+    assert!(
+        built
+            .find(
+                "prod-us-west1/remote-secrets.yaml",
+                "Secret",
+                "istio-remote-secret-prod-us-central1"
+            )
+            .is_some()
+    );
+    assert!(
+        built
+            .find(
+                "prod-us-central1/remote-secrets.yaml",
+                "Secret",
+                "istio-remote-secret-prod-us-west1"
+            )
+            .is_some()
+    );
+    // Global services: istio.io/global, never Solo's label.
+    let services = built.docs("prod-us-west1/services.yaml");
+    for svc in &services {
+        let labels = &svc["metadata"]["labels"];
+        let global = ["helloworld", "inventory"]
+            .contains(&svc["metadata"]["name"].as_str().unwrap_or_default());
+        assert_eq!(labels["istio.io/global"] == "true", global, "{svc}");
+        assert!(labels["solo.io/service-scope"].is_null());
+    }
+}
+
+#[test]
+fn solo_ambient_peers_through_istio_remote_gateways() {
+    let built = Built::new("ambient-solo");
+    let clusters = built.clusters();
+    for cluster in &clusters {
+        let name = cluster["name"].as_str().expect("name");
+        let network = cluster["network"].as_str().expect("network");
+        let gw = built.doc(&format!("{name}/eastwest-gateway.yaml"));
+        assert_eq!(gw["apiVersion"], "gateway.networking.k8s.io/v1");
+        assert_eq!(gw["metadata"]["name"], "istio-eastwest");
+        assert_eq!(gw["metadata"]["namespace"], "istio-gateways");
+        assert_eq!(gw["metadata"]["labels"]["istio.io/expose-istiod"], "15012");
+        assert_eq!(
+            gw["metadata"]["labels"]["topology.istio.io/network"],
+            network
+        );
+        assert_eq!(gw["spec"]["gatewayClassName"], "istio-eastwest");
+        let passthrough = |n: &str, p: u64, proto: &str| {
+            (
+                n.to_string(),
+                p,
+                proto.to_string(),
+                "Passthrough".to_string(),
+            )
+        };
+        assert_eq!(
+            listeners(&gw),
+            [
+                passthrough("cross-network", 15008, "HBONE"),
+                passthrough("xds-tls", 15012, "TLS")
+            ]
+        );
+        // Its annotations reach the Service istiod deploys.
+        assert_eq!(
+            gw["spec"]["infrastructure"]["annotations"],
+            cluster["eastWestGateway"]["annotations"]
+                .as_object()
+                .map_or(Value::Null, |a| Value::Object(a.clone()))
+        );
+        // The namespace exists, without a data-plane label.
+        let ns = built
+            .find(
+                &format!("{name}/namespaces.yaml"),
+                "Namespace",
+                "istio-gateways",
+            )
+            .expect("istio-gateways");
+        assert!(ns["metadata"]["labels"]["istio.io/dataplane-mode"].is_null());
+
+        // One istio-remote Gateway per peer network, at the peer's address.
+        let peers: Vec<&Value> = clusters
+            .iter()
+            .filter(|c| c["name"] != cluster["name"])
+            .collect();
+        let remotes = built.docs(&format!("{name}/peer-gateways.yaml"));
+        assert_eq!(remotes.len(), peers.len(), "{name}");
+        for peer in peers {
+            let peer_net = peer["network"].as_str().expect("network");
+            let remote = remotes
+                .iter()
+                .find(|r| r["metadata"]["name"] == format!("istio-remote-peer-{peer_net}").as_str())
+                .unwrap_or_else(|| panic!("{name}: no gateway for {peer_net}"));
+            assert_eq!(remote["apiVersion"], "gateway.networking.k8s.io/v1");
+            assert_eq!(remote["metadata"]["namespace"], "istio-gateways");
+            assert_eq!(remote["spec"]["gatewayClassName"], "istio-remote");
+            assert_eq!(
+                remote["metadata"]["labels"]["topology.istio.io/network"],
+                peer_net
+            );
+            assert_eq!(
+                remote["metadata"]["annotations"]["gateway.istio.io/trust-domain"],
+                peer["trustDomain"]
+            );
+            assert_eq!(
+                remote["metadata"]["annotations"]["gateway.istio.io/service-account"],
+                "istio-eastwest"
+            );
+            assert_eq!(remote["spec"]["addresses"][0]["type"], "IPAddress");
+            assert_eq!(
+                remote["spec"]["addresses"][0]["value"],
+                peer["eastWestGateway"]["address"]
+            );
+            assert_eq!(
+                listeners(remote),
+                [
+                    passthrough("cross-network", 15008, "HBONE"),
+                    passthrough("xds-tls", 15012, "TLS")
+                ]
+            );
+        }
+        let listed = resources(&built, name);
+        assert!(
+            listed.contains(&"eastwest-gateway.yaml".to_string())
+                && listed.contains(&"peer-gateways.yaml".to_string())
+        );
+        assert_gateway_api_crds_first(&built, name);
+        // Peering, not remote secrets.
+        assert!(!built.exists(&format!("{name}/remote-secrets.yaml")));
+        assert!(!built.exists(&format!("{name}/reader-token.yaml")));
+
+        // Solo's values; the two clusters have their own trust domains.
+        let other_td: Vec<&Value> = clusters
+            .iter()
+            .filter(|c| c["name"] != cluster["name"])
+            .map(|c| &c["trustDomain"])
+            .collect();
+        let istiod = built.doc(&format!("{name}/install/helm/istiod.values.yaml"));
+        assert_eq!(istiod["profile"], "ambient");
+        assert_eq!(istiod["platforms"]["peering"]["enabled"], true);
+        assert_eq!(istiod["env"]["PILOT_SKIP_VALIDATE_TRUST_DOMAIN"], "true");
+        assert_eq!(istiod["env"]["PILOT_ENABLE_IP_AUTOALLOCATE"], "true");
+        assert_eq!(istiod["meshConfig"]["trustDomain"], cluster["trustDomain"]);
+        assert_eq!(
+            istiod["meshConfig"]["trustDomainAliases"]
+                .as_array()
+                .expect("aliases")
+                .iter()
+                .collect::<Vec<_>>(),
+            other_td
+        );
+        let ztunnel = built.doc(&format!("{name}/install/helm/ztunnel.values.yaml"));
+        assert_eq!(ztunnel["env"]["SKIP_VALIDATE_TRUST_DOMAIN"], "true");
+        assert_eq!(ztunnel["network"], network);
+        assert_eq!(ztunnel["multiCluster"]["clusterName"], name);
+        let cni = built.doc(&format!("{name}/install/helm/cni.values.yaml"));
+        assert_eq!(cni["profile"], "ambient");
+        assert_eq!(cni["ambient"]["dnsCapture"], true);
+    }
+    let services = built.docs("gke-us-east1/services.yaml");
+    assert!(!services.is_empty());
+    for svc in &services {
+        assert_eq!(
+            svc["metadata"]["labels"]["solo.io/service-scope"], "global",
+            "{svc}"
+        );
+        assert!(svc["metadata"]["labels"]["istio.io/global"].is_null());
+    }
+}
+
+#[test]
+fn ambient_on_1_28_writes_v1beta1_and_the_istio_operator_for_ambient() {
+    let built = Built::file("tests/data/topologies/ambient-istioctl-1-28.yaml");
+    let gw = built.doc("c1/eastwest-gateway.yaml");
+    assert_eq!(gw["apiVersion"], "gateway.networking.k8s.io/v1beta1");
+    assert_eq!(gw["metadata"]["labels"]["istio.io/rev"], "stable");
+    // serviceType and annotations reach the Service istiod deploys for the Gateway.
+    assert_eq!(
+        gw["metadata"]["annotations"]["networking.istio.io/service-type"],
+        "NodePort"
+    );
+    assert_eq!(
+        gw["spec"]["infrastructure"]["annotations"]["service.beta.kubernetes.io/aws-load-balancer-type"],
+        "external"
+    );
+    assert_eq!(
+        built.doc("c2/eastwest-gateway.yaml")["metadata"]["annotations"]["networking.istio.io/service-type"],
+        "LoadBalancer"
+    );
+    assert!(built.doc("c2/eastwest-gateway.yaml")["spec"]["infrastructure"].is_null());
+
+    for (name, network, td, alias) in [
+        ("c1", "net1", "c1.local", "mesh1.local"),
+        ("c2", "net2", "mesh1.local", "c1.local"),
+    ] {
+        let spec = built.doc(&format!("{name}/install/istioctl/controlplane.yaml"))["spec"].clone();
+        assert_eq!(spec["profile"], "ambient");
+        assert_eq!(spec["revision"], "stable");
+        assert_eq!(spec["components"]["cni"]["enabled"], true);
+        assert_eq!(spec["components"]["ztunnel"]["enabled"], true);
+        assert_eq!(
+            spec["values"]["pilot"]["env"]["AMBIENT_ENABLE_MULTI_NETWORK"],
+            "true"
+        );
+        assert_eq!(
+            spec["values"]["ztunnel"]["multiCluster"]["clusterName"],
+            name
+        );
+        assert_eq!(spec["values"]["global"]["network"], network);
+        assert_eq!(spec["meshConfig"]["trustDomain"], td);
+        // The other cluster's trust domain, so its identities still verify.
+        assert_eq!(
+            spec["meshConfig"]["trustDomainAliases"],
+            serde_json::json!([alias])
+        );
+        let helm = built.doc(&format!("{name}/install/helm/istiod.values.yaml"));
+        assert_eq!(
+            helm["meshConfig"]["trustDomainAliases"],
+            serde_json::json!([alias])
+        );
+        assert!(
+            helm["env"]["PILOT_SKIP_VALIDATE_TRUST_DOMAIN"].is_null(),
+            "upstream: aliases, not skipping"
+        );
+    }
+    assert!(
+        built
+            .find("c1/remote-secrets.yaml", "Secret", "istio-remote-secret-c2")
+            .is_some()
+    );
+    assert!(
+        built
+            .find("c2/remote-secrets.yaml", "Secret", "istio-remote-secret-c1")
+            .is_some()
+    );
+}
+
+#[test]
+fn ambient_on_1_29_writes_gateway_api_v1() {
+    let text = std::fs::read_to_string(repo("tests/data/topologies/ambient-istioctl-1-28.yaml"))
+        .expect("read");
+    let env = Env::new(&text.replace("version: \"1.28\"", "version: \"1.29\""));
+    let out = env.build();
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let gw: Value = serde_saphyr::from_str(
+        &std::fs::read_to_string(env.path("out/c1/eastwest-gateway.yaml")).expect("gateway"),
+    )
+    .expect("yaml");
+    assert_eq!(gw["apiVersion"], "gateway.networking.k8s.io/v1");
+}
+
+#[test]
+fn solo_links_each_primary_to_every_other_network() {
+    let built = Built::file("tests/data/topologies/solo-three-networks.yaml");
+    let names = |rel: &str| -> Vec<String> {
+        built
+            .docs(rel)
+            .iter()
+            .map(|d| {
+                d["metadata"]["name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string()
+            })
+            .collect()
+    };
+    assert_eq!(
+        names("east1/peer-gateways.yaml"),
+        ["istio-remote-peer-west", "istio-remote-peer-north"]
+    );
+    assert_eq!(
+        names("north1/peer-gateways.yaml"),
+        ["istio-remote-peer-east", "istio-remote-peer-west"]
+    );
+    // A DNS name is a Hostname address (lower case, no trailing dot); IPv6 an IPAddress.
+    let west = built
+        .find(
+            "east1/peer-gateways.yaml",
+            "Gateway",
+            "istio-remote-peer-west",
+        )
+        .expect("west");
+    assert_eq!(
+        west["spec"]["addresses"][0],
+        serde_json::json!({"type": "Hostname", "value": "ew.west.example.com"})
+    );
+    let north = built
+        .find(
+            "east1/peer-gateways.yaml",
+            "Gateway",
+            "istio-remote-peer-north",
+        )
+        .expect("north");
+    assert_eq!(
+        north["spec"]["addresses"][0],
+        serde_json::json!({"type": "IPAddress", "value": "2001:db8::1"})
+    );
+    assert_eq!(
+        north["metadata"]["annotations"]["gateway.istio.io/trust-domain"],
+        "cluster.local"
+    );
+    // A remote links to nobody and exposes no istiod; its primary watches it by remote secret.
+    assert!(!built.exists("north2/peer-gateways.yaml"));
+    let gw = built.doc("north2/eastwest-gateway.yaml");
+    assert!(gw["metadata"]["labels"]["istio.io/expose-istiod"].is_null());
+    assert_eq!(listeners(&gw).len(), 1);
+    assert!(
+        built
+            .find(
+                "north1/remote-secrets.yaml",
+                "Secret",
+                "istio-remote-secret-north2"
+            )
+            .is_some()
+    );
+    assert!(!built.exists("east1/remote-secrets.yaml"));
+    assert!(built.exists("north2/reader-token.yaml"));
+    // One trust domain: nothing to skip, no aliases.
+    let istiod = built.doc("east1/install/helm/istiod.values.yaml");
+    assert!(istiod["env"]["PILOT_SKIP_VALIDATE_TRUST_DOMAIN"].is_null());
+    assert!(istiod["meshConfig"]["trustDomainAliases"].is_null());
+    assert!(built.doc("east1/install/helm/ztunnel.values.yaml")["env"].is_null());
+    assert!(
+        built.doc("north2/install/helm/istiod.values.yaml")["platforms"].is_null(),
+        "a remote runs no istiod"
+    );
+    // The IstioOperator carries the same peering values.
+    let iop = built.doc("east1/install/istioctl/controlplane.yaml");
+    assert_eq!(
+        iop["spec"]["values"]["platforms"]["peering"]["enabled"],
+        true
+    );
+    assert_eq!(iop["spec"]["values"]["ztunnel"]["network"], "east");
+    assert_eq!(iop["spec"]["values"]["cni"]["ambient"]["dnsCapture"], true);
+    // global-only and Solo's traffic distribution values.
+    let web = built
+        .find("east1/services.yaml", "Service", "web")
+        .expect("web");
+    assert_eq!(
+        web["metadata"]["labels"]["solo.io/service-scope"],
+        "global-only"
+    );
+    assert_eq!(
+        web["metadata"]["annotations"]["networking.istio.io/traffic-distribution"],
+        "PreferRegion"
+    );
+    let api = built
+        .find("east1/services.yaml", "Service", "api")
+        .expect("api");
+    assert_eq!(api["metadata"]["labels"]["solo.io/service-scope"], "global");
+}
+
+#[test]
+fn the_plan_links_solo_primaries_by_network_and_watches_only_remotes() {
+    let text = std::fs::read_to_string(repo("tests/data/topologies/solo-three-networks.yaml"))
+        .expect("read");
+    let checked = meshc::compiler::check(meshc::source::Source::new("t.yaml", "t.yaml", text));
+    let model = checked.model.expect("model");
+    let plans = meshc::plan::plan(&model);
+    let name = |c: usize| model.topology.clusters[c].name.as_str();
+    let by_name: BTreeMap<&str, &meshc::plan::ClusterPlan> =
+        plans.iter().map(|p| (p.name.as_str(), p)).collect();
+    for p in &plans {
+        assert!(p.ambient && p.peering && p.east_west_gateway, "{}", p.name);
+    }
+    let linked = |n: &str| {
+        by_name[n]
+            .linked
+            .iter()
+            .map(|&c| name(c))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(linked("east1"), ["west1", "north1"]);
+    assert_eq!(linked("west1"), ["east1", "north1"]);
+    assert_eq!(linked("north1"), ["east1", "west1"]);
+    assert!(linked("north2").is_empty(), "a remote links to nobody");
+    // Remote secrets only from a primary to the remotes it serves.
+    assert_eq!(
+        by_name["north1"]
+            .peers
+            .iter()
+            .map(|&c| name(c))
+            .collect::<Vec<_>>(),
+        ["north2"]
+    );
+    assert!(by_name["east1"].peers.is_empty() && by_name["west1"].peers.is_empty());
+    assert!(by_name["north2"].watched && !by_name["east1"].watched);
+    assert!(by_name["east1"].namespaces.contains_key("istio-gateways"));
 }

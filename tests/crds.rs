@@ -238,16 +238,29 @@ fn every_example_builds_to_documents_the_crds_accept() {
         "expected at least six examples, found {}",
         examples.len()
     );
+    // And the test topologies: ambient on 1.28 (Gateway API v1beta1) with both installers,
+    // Solo on three networks.
+    let mut extra: Vec<PathBuf> = std::fs::read_dir(root.join("tests/data/topologies"))
+        .expect("tests/data/topologies/")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    extra.sort();
+    assert!(extra.len() >= 2, "the test topologies");
+    examples.extend(extra);
+    let mut api_versions = std::collections::BTreeSet::new();
 
     let mut failures = Vec::new();
     let mut validated = 0;
     let mut any_istio_dir = false;
     for topology in &examples {
-        let name = topology
-            .parent()
-            .and_then(Path::file_name)
-            .expect("name")
-            .to_string_lossy();
+        let name = if topology.ends_with("topology.yaml") {
+            topology.parent().and_then(Path::file_name)
+        } else {
+            topology.file_stem()
+        }
+        .expect("name")
+        .to_string_lossy();
         let tmp = tempfile::tempdir().expect("tempdir");
         let out = tmp.path().join("out");
         let run = Command::cargo_bin("meshc")
@@ -293,6 +306,9 @@ fn every_example_builds_to_documents_the_crds_accept() {
                     continue;
                 }
                 validated += 1;
+                if kind == "Gateway" {
+                    api_versions.insert(api_version.to_string());
+                }
                 if let Err(errs) = crds.validate(&doc) {
                     let object = doc["metadata"]["name"].as_str().unwrap_or("?");
                     for e in errs {
@@ -312,6 +328,16 @@ fn every_example_builds_to_documents_the_crds_accept() {
         failures.len(),
         failures.join("\n")
     );
+    // Both Gateway API versions meshc writes were checked: v1beta1 (ambient before 1.29) and v1.
+    for v in [
+        "gateway.networking.k8s.io/v1",
+        "gateway.networking.k8s.io/v1beta1",
+    ] {
+        assert!(
+            api_versions.contains(v),
+            "no {v} Gateway validated: {api_versions:?}"
+        );
+    }
     if any_istio_dir {
         assert!(
             validated > 0,

@@ -23,5 +23,6 @@ pub fn run(model: &Model, r: &mut Reporter<'_>) {
     structure::run(model, r);
     trust::run(model, r);
     networking::run(model, r);
+    networking::services(model, r);
     destination_rules::run(model, r);
 }

@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use crate::diagnostic::{Code, Reporter};
 use crate::model::Model;
 use crate::path;
-use crate::topology::{Dataplane, Distribution};
+use crate::topology::{Dataplane, Distribution, Installer};
 
 /// Annotation keys (or key fragments) that make a cloud load balancer terminate TLS or
 /// speak HTTP. The east-west gateway must pass TLS through untouched (`AUTO_PASSTHROUGH`
@@ -103,36 +103,33 @@ pub fn run(m: &Model, r: &mut Reporter<'_>) {
         let info = &m.meshes[mi];
         let multicluster = info.clusters.len() > 1;
 
-        // Every primary watches every other cluster of its mesh (a remote secret each), so
-        // each of those needs an API server address. The solo distribution peers through
-        // gateways instead.
-        let peers_by_gateway =
-            mesh.dataplane == Dataplane::Ambient && mesh.istio.distribution == Distribution::Solo;
-        if !peers_by_gateway {
-            for &c in &info.clusters {
-                // (Two clusters with one name are E020 already; not a watcher of itself.)
-                // A duplicate name (E020) cannot be told from its twin: skip both roles.
-                let watcher_of = |p: usize| p != c && !m.clusters[p].duplicate;
-                let watched =
-                    !m.clusters[c].duplicate && info.primaries.iter().any(|&p| watcher_of(p));
-                if watched && t.clusters[c].api_server.is_none() {
-                    let watcher = info
-                        .primaries
-                        .iter()
-                        .find(|&&p| watcher_of(p))
-                        .map_or("", |&p| t.clusters[p].name.as_str());
-                    r.report(Code::ApiServerMissing, &path!("clusters", c, "name"), format!("cluster `{}` is watched by primary `{watcher}` but has no `apiServer`", t.clusters[c].name))
-                        .label("no API server address")
-                        .help("add `apiServer: {url: https://<host>:6443}`: the primary's istiod reads this cluster's endpoints through it (remote secret)");
-                }
+        // A primary discovers the clusters it watches through their API servers (a remote
+        // secret each): every other cluster of its mesh, or on Solo's ambient distribution,
+        // which peers through gateways, only the remotes it serves.
+        for &c in &info.clusters {
+            let watcher = info
+                .primaries
+                .iter()
+                .copied()
+                .find(|&p| crate::plan::discovers(m, p, c));
+            if let Some(w) = watcher
+                && t.clusters[c].api_server.is_none()
+            {
+                let watcher = t.clusters[w].name.as_str();
+                r.report(Code::ApiServerMissing, &path!("clusters", c, "name"), format!("cluster `{}` is watched by primary `{watcher}` but has no `apiServer`", t.clusters[c].name))
+                    .label("no API server address")
+                    .help("add `apiServer: {url: https://<host>:6443}`: the primary's istiod reads this cluster's endpoints through it (remote secret)");
             }
         }
 
-        if mesh.dataplane == Dataplane::Ambient && multicluster {
-            if mesh.istio.version.minor() < 27 {
+        let ambient = mesh.dataplane == Dataplane::Ambient;
+        let solo = mesh.istio.distribution == Distribution::Solo;
+        if ambient && multicluster {
+            // Solo's peering predates the upstream east-west class: its docs need 1.24.3-solo.
+            if !solo && mesh.istio.version.minor() < 27 {
                 r.report(Code::AmbientVersionTooOld, &path!("meshes", mi, "istio", "version"), format!("ambient multicluster needs Istio 1.27 or later; mesh `{}` targets {}", mesh.name, mesh.istio.version))
                     .label("too old for ambient multicluster")
-                    .help("set `istio.version` to \"1.27\" or later (the istio-east-west gateway class and multi-network ambient arrived in 1.27)");
+                    .help("set `istio.version` to \"1.27\" or later (the istio-east-west gateway class and multi-network ambient arrived in 1.27), or use `distribution: solo`");
             }
             if mesh.istio.distribution == Distribution::Upstream {
                 for &c in &info.clusters {
@@ -160,6 +157,13 @@ pub fn run(m: &Model, r: &mut Reporter<'_>) {
             }
         }
 
+        if ambient && multicluster {
+            east_west_annotations(m, r, mi);
+        }
+        if ambient && solo && info.networks.len() > 1 {
+            peering(m, r, mi);
+        }
+
         // Services deployed in only some clusters still resolve everywhere, because meshc
         // writes each Service to every cluster of the mesh (namespace sameness). Said once
         // per mesh, as information.
@@ -185,6 +189,119 @@ pub fn run(m: &Model, r: &mut Reporter<'_>) {
                     .label("deployed in some clusters only")
                     .help("this is information: calls from clusters without the workloads go to the clusters that run them. Set `dns.capture: true` on the mesh to have the sidecar DNS proxy answer instead");
             }
+        }
+    }
+}
+
+/// Istio turns an ambient east-west Gateway's `spec.infrastructure.annotations` into the
+/// annotations of the Service it deploys; the Gateway API allows at most 8 of them.
+fn east_west_annotations(m: &Model, r: &mut Reporter<'_>, mi: usize) {
+    let t = &m.topology;
+    let info = &m.meshes[mi];
+    for &c in &info.clusters {
+        let Some(gw) = &t.clusters[c].east_west_gateway else {
+            continue;
+        };
+        // The clusters that get the Gateway: all of a multi-network mesh, and primaries that
+        // serve remotes (which reach istiod through it).
+        let serves = info
+            .clusters
+            .iter()
+            .any(|&o| m.clusters[o].primary == Some(c) && !m.clusters[o].is_primary);
+        let has_gateway = info.networks.len() > 1 || (m.clusters[c].is_primary && serves);
+        if has_gateway && gw.annotations.len() > MAX_INFRASTRUCTURE_ANNOTATIONS {
+            r.report(Code::TooManyGatewayAnnotations, &path!("clusters", c, "eastWestGateway", "annotations"), format!("cluster `{}` has {} east-west gateway annotations; an ambient east-west Gateway carries at most {MAX_INFRASTRUCTURE_ANNOTATIONS}", t.clusters[c].name, gw.annotations.len()))
+                .label("more than 8 annotations")
+                .help("they become the Gateway's `spec.infrastructure.annotations`, which the Gateway API CRD limits to 8 entries: keep the load-balancer hints the cloud needs");
+        }
+    }
+}
+
+/// The Gateway API's limit on `spec.infrastructure.annotations` (`maxProperties`).
+pub const MAX_INFRASTRUCTURE_ANNOTATIONS: usize = 8;
+
+/// Solo's peering: every primary links to one east-west gateway per other network
+/// (`istio-remote-peer-<network>`), so each network holds one primary, and each primary that
+/// another network links to has an address.
+fn peering(m: &Model, r: &mut Reporter<'_>, mi: usize) {
+    let t = &m.topology;
+    let info = &m.meshes[mi];
+    let mesh = &t.meshes[mi];
+    let primaries: Vec<usize> = info
+        .clusters
+        .iter()
+        .copied()
+        .filter(|&c| m.clusters[c].is_primary && !m.clusters[c].duplicate)
+        .collect();
+    let mut seen: Vec<(usize, usize)> = Vec::new();
+    for &c in &primaries {
+        let Some(n) = m.clusters[c].network else {
+            continue;
+        };
+        if let Some(&(_, other)) = seen.iter().find(|(net, _)| *net == n) {
+            let span = r.span(&path!("clusters", other, "network"));
+            r.report(Code::PrimariesShareNetwork, &path!("clusters", c, "network"), format!("primaries `{}` and `{}` of solo ambient mesh `{}` share network `{}`", t.clusters[other].name, t.clusters[c].name, mesh.name, t.networks[n].name))
+                .label("second primary on this network")
+                .also(span, "first primary on it")
+                .help("Solo's peering links networks (one `istio-remote-peer-<network>` Gateway each): put each primary on its own network, as Solo recommends (network named after the cluster)");
+        } else {
+            seen.push((n, c));
+        }
+    }
+    for &c in &primaries {
+        let net = m.clusters[c].network;
+        let linkers: Vec<&str> = primaries
+            .iter()
+            .filter(|&&p| m.clusters[p].network != net)
+            .map(|&p| t.clusters[p].name.as_str())
+            .collect();
+        let gateway = t.clusters[c].east_west_gateway.as_ref();
+        if linkers.is_empty() || gateway.and_then(|g| g.address.as_ref()).is_some() {
+            continue;
+        }
+        let at = if gateway.is_some() {
+            path!("clusters", c, "eastWestGateway")
+        } else {
+            path!("clusters", c, "name")
+        };
+        r.report(Code::PeerWithoutGatewayAddress, &at, format!("primary `{}` of solo ambient mesh `{}` has no east-west gateway address, and {} link to it", t.clusters[c].name, mesh.name, linkers.join(", ")))
+            .label("no `eastWestGateway.address`")
+            .help(format!("add `eastWestGateway: {{address: <IP or DNS name>}}` to cluster `{}`: the load balancer address of its istio-eastwest Gateway, which each peer's istio-remote Gateway names in `spec.addresses`", t.clusters[c].name));
+    }
+    if mesh.istio.installers.contains(&Installer::Istioctl) {
+        r.report(Code::IstioctlPeering, &path!("meshes", mi, "istio", "installers"), format!("mesh `{}` peers on the solo distribution, whose setup Solo documents for its Helm charts", mesh.name))
+            .label("IstioOperator input for a peering mesh")
+            .help("meshc writes `values.platforms.peering.enabled` into the IstioOperator too, but only Solo's istiod chart is documented to read it: prefer `installers: [helm]`, or check the IstioOperator against Solo's istioctl before relying on it");
+    }
+}
+
+/// Service exposure values that only Solo's ambient distribution understands.
+pub fn services(m: &Model, r: &mut Reporter<'_>) {
+    let t = &m.topology;
+    for (s, svc) in t.services.iter().enumerate() {
+        let Some(mi) = m.services[s].mesh else {
+            continue;
+        };
+        let mesh = &t.meshes[mi];
+        let solo = mesh.istio.distribution == Distribution::Solo;
+        let ambient = mesh.dataplane == Dataplane::Ambient;
+        if svc.global.is_global_only() && !(solo && ambient) {
+            let why = if ambient {
+                "upstream Istio has no service scope that changes a Service's own name"
+            } else {
+                "a sidecar mesh has no service scopes"
+            };
+            r.report(Code::GlobalOnlyNotSolo, &path!("services", s, "global"), format!("service `{}/{}` asks for `global-only` in mesh `{}`: {why}", svc.namespace, svc.name, mesh.name))
+                .label("solo ambient only")
+                .help("`global-only` is Solo's `solo.io/service-scope: global-only`: use `global: true` here, or `distribution: solo` with `dataplane: ambient`");
+        }
+        if let Some(td) = svc.traffic_distribution
+            && td.solo_only()
+            && !solo
+        {
+            r.report(Code::SoloTrafficDistribution, &path!("services", s, "trafficDistribution"), format!("service `{}/{}` asks for traffic distribution `{}`, which only the solo distribution understands", svc.namespace, svc.name, td.as_str()))
+                .label("not an upstream Istio value")
+                .help("upstream Istio accepts `PreferClose` (= `PreferSameZone`) and `PreferSameNode`, and treats anything else as `Any` with a warning");
         }
     }
 }
