@@ -37,6 +37,10 @@ pub enum Command {
         /// Treat warnings as errors (exit 2 when there are any).
         #[arg(long)]
         deny_warnings: bool,
+        /// Also check DestinationRules and `istioConfig` specs against these CRDs (Istio's
+        /// crd-all.gen.yaml, a Gateway API bundle); repeatable.
+        #[arg(long = "istio-crds", value_name = "FILE")]
+        istio_crds: Vec<PathBuf>,
     },
     /// Validate, then write one manifest directory per cluster (and any missing key material).
     Build {
@@ -59,6 +63,10 @@ pub enum Command {
         /// Treat warnings as errors.
         #[arg(long)]
         deny_warnings: bool,
+        /// Also check DestinationRules and `istioConfig` specs against these CRDs (Istio's
+        /// crd-all.gen.yaml, a Gateway API bundle); repeatable.
+        #[arg(long = "istio-crds", value_name = "FILE")]
+        istio_crds: Vec<PathBuf>,
     },
     /// Inspect or rotate the key material of the PKI store.
     #[command(subcommand)]
@@ -173,7 +181,8 @@ fn execute(command: Command) -> Exit {
             topology,
             format,
             deny_warnings,
-        } => validate(&topology, format, deny_warnings),
+            istio_crds,
+        } => validate(&topology, format, deny_warnings, &istio_crds),
         Command::Build {
             topology,
             out,
@@ -182,6 +191,7 @@ fn execute(command: Command) -> Exit {
             check,
             templates,
             deny_warnings,
+            istio_crds,
         } => build(&BuildArgs {
             topology: &topology,
             out: &out,
@@ -190,6 +200,7 @@ fn execute(command: Command) -> Exit {
             check,
             templates: templates.as_deref(),
             deny_warnings,
+            istio_crds: &istio_crds,
         }),
         Command::Pki(PkiCommand::Status {
             topology,
@@ -215,11 +226,14 @@ fn load(path: &Path) -> Result<Checked, Exit> {
     })
 }
 
-fn validate(path: &Path, format: Format, deny_warnings: bool) -> Exit {
+fn validate(path: &Path, format: Format, deny_warnings: bool, istio_crds: &[PathBuf]) -> Exit {
     let mut checked = match load(path) {
         Ok(c) => c,
         Err(exit) => return exit,
     };
+    if let Err(exit) = check_crds(&mut checked, istio_crds) {
+        return exit;
+    }
     // Bring-your-own roots are part of the topology: validate reads them (and nothing else).
     if let (Some(model), Some(tree)) = (&checked.model, &checked.tree) {
         let findings =
@@ -231,6 +245,35 @@ fn validate(path: &Path, format: Format, deny_warnings: bool) -> Exit {
     let valid = errors == 0 && !(deny_warnings && warnings > 0);
     report(&checked, format, deny_warnings, valid);
     if valid { Exit::Success } else { Exit::Invalid }
+}
+
+/// `--istio-crds`: checks the topology's Istio resources against the CRD files and adds what
+/// they refuse to the diagnostics. A CRD file that cannot be used is an environment error.
+fn check_crds(checked: &mut Checked, files: &[PathBuf]) -> Result<(), Exit> {
+    if files.is_empty() {
+        return Ok(());
+    }
+    let found = crate::crds::Crds::load(files).and_then(|crds| {
+        for note in crds.notes() {
+            eprintln!("note: {note}");
+        }
+        match (&checked.model, &checked.tree) {
+            (Some(model), Some(tree)) => {
+                crate::crds::check(model, tree, &checked.source, &crds, &checked.diagnostics)
+            }
+            _ => Ok(Vec::new()),
+        }
+    });
+    match found {
+        Ok(extra) => {
+            merge(checked, extra);
+            Ok(())
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            Err(Exit::Environment)
+        }
+    }
 }
 
 fn merge(checked: &mut Checked, extra: Vec<Diagnostic>) {
@@ -289,8 +332,10 @@ fn load_for_build(
     store: &StoreArgs,
     deny_warnings: bool,
     now: OffsetDateTime,
+    istio_crds: &[PathBuf],
 ) -> Result<Loaded, Exit> {
     let (mut checked, store) = load_valid(topology, store, deny_warnings)?;
+    check_crds(&mut checked, istio_crds)?;
     let (Some(model), Some(tree)) = (&checked.model, &checked.tree) else {
         return Err(Exit::Invalid);
     };
@@ -307,7 +352,7 @@ fn load_for_build(
     merge(&mut checked, extra);
     let warnings = diagnostic::counts(&checked.diagnostics).1;
     print_diagnostics(&checked, deny_warnings);
-    if topology_failed || (deny_warnings && warnings > 0) {
+    if topology_failed || checked.has_errors() || (deny_warnings && warnings > 0) {
         return Err(Exit::Invalid);
     }
     if store_failed {
@@ -334,6 +379,7 @@ struct BuildArgs<'a> {
     check: bool,
     templates: Option<&'a Path>,
     deny_warnings: bool,
+    istio_crds: &'a [PathBuf],
 }
 
 fn build(args: &BuildArgs<'_>) -> Exit {
@@ -344,7 +390,13 @@ fn build(args: &BuildArgs<'_>) -> Exit {
         inspection,
         plans,
         inputs,
-    } = match load_for_build(args.topology, args.store, args.deny_warnings, now) {
+    } = match load_for_build(
+        args.topology,
+        args.store,
+        args.deny_warnings,
+        now,
+        args.istio_crds,
+    ) {
         Ok(loaded) => loaded,
         Err(exit) => return exit,
     };
