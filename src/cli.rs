@@ -257,23 +257,12 @@ fn check_crds(checked: &mut Checked, files: &[PathBuf]) -> Result<(), Exit> {
         for note in crds.notes() {
             eprintln!("note: {note}");
         }
-        match (&checked.model, &checked.tree) {
-            (Some(model), Some(tree)) => {
-                crate::crds::check(model, tree, &checked.source, &crds, &checked.diagnostics)
-            }
-            _ => Ok(Vec::new()),
-        }
+        compiler::check_crds(checked, &crds)
     });
-    match found {
-        Ok(extra) => {
-            merge(checked, extra);
-            Ok(())
-        }
-        Err(e) => {
-            eprintln!("error: {e}");
-            Err(Exit::Environment)
-        }
-    }
+    found.map_err(|e| {
+        eprintln!("error: {e}");
+        Exit::Environment
+    })
 }
 
 fn merge(checked: &mut Checked, extra: Vec<Diagnostic>) {

@@ -14,7 +14,9 @@ fn yaml(text: &str) -> Value {
 }
 
 fn errors(doc: &Value) -> Vec<String> {
-    crds::validate(crds::shared(), doc).err().unwrap_or_default()
+    crds::validate(crds::shared(), doc)
+        .err()
+        .unwrap_or_default()
 }
 
 #[test]
@@ -190,8 +192,7 @@ fn top_level_fields_are_checked() {
     });
     let errs = errors(&doc);
     assert!(
-        errs.iter()
-            .any(|e| e == "/extra: unknown field `extra`"),
+        errs.iter().any(|e| e == "/extra: unknown field `extra`"),
         "{errs:#?}"
     );
 }

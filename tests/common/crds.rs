@@ -37,8 +37,7 @@ pub fn shared() -> &'static Crds {
 
 /// Validates one Kubernetes document against its CRD; every problem as `path: message`.
 pub fn validate(crds: &Crds, doc: &Value) -> Result<(), Vec<String>> {
-    let (Some(api_version), Some(kind)) = (doc["apiVersion"].as_str(), doc["kind"].as_str())
-    else {
+    let (Some(api_version), Some(kind)) = (doc["apiVersion"].as_str(), doc["kind"].as_str()) else {
         return Err(vec!["/: apiVersion and kind must be strings".to_owned()]);
     };
     let verdict = crds.validate(doc).unwrap_or_else(|e| panic!("{e}"));
