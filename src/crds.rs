@@ -331,7 +331,7 @@ impl Crds {
         entry
             .compiled
             .get_or_init(|| {
-                let schema = top_level(strict(&entry.raw, true, 0));
+                let schema = top_level(strict(&entry.raw, true, 0))?;
                 let built = jsonschema::draft7::options()
                     .should_validate_formats(true)
                     .build(&schema);
@@ -651,36 +651,37 @@ fn strict(schema: &Value, structural: bool, depth: usize) -> Value {
     Value::Object(out)
 }
 
-/// The top level: what Kubernetes adds to every object, whatever the CRD describes.
-fn top_level(schema: Value) -> Value {
-    let mut map = match schema {
-        Value::Object(map) => map,
-        _ => Map::new(),
+/// The top level: what Kubernetes adds to every object, whatever the CRD describes. A top
+/// level that is not an object schema is refused (the API server would not have taken the CRD).
+fn top_level(schema: Value) -> Result<Value, String> {
+    let Value::Object(mut map) = schema else {
+        return Err("openAPIV3Schema is not a schema object".to_string());
     };
+    match map.get("type") {
+        None => {}
+        Some(Value::String(t)) if t == "object" => {}
+        Some(other) => return Err(format!("openAPIV3Schema has type {other}, not \"object\"")),
+    }
     map.insert("type".to_owned(), json!("object"));
     let props = map.entry("properties").or_insert_with(|| json!({}));
-    if !props.is_object() {
-        *props = json!({});
-    }
-    if let Some(props) = props.as_object_mut() {
-        props.insert("apiVersion".to_owned(), json!({ "type": "string" }));
-        props.insert("kind".to_owned(), json!({ "type": "string" }));
-        props.insert("metadata".to_owned(), json!({ "type": "object" }));
-    }
+    let Some(props) = props.as_object_mut() else {
+        return Err("openAPIV3Schema.properties is not a mapping".to_string());
+    };
+    props.insert("apiVersion".to_owned(), json!({ "type": "string" }));
+    props.insert("kind".to_owned(), json!({ "type": "string" }));
+    props.insert("metadata".to_owned(), json!({ "type": "object" }));
     let required = map.entry("required").or_insert_with(|| json!([]));
-    if !required.is_array() {
-        *required = json!([]);
-    }
-    if let Some(required) = required.as_array_mut() {
-        for key in ["apiVersion", "kind"] {
-            if !required.contains(&json!(key)) {
-                required.push(json!(key));
-            }
+    let Some(required) = required.as_array_mut() else {
+        return Err("openAPIV3Schema.required is not a list".to_string());
+    };
+    for key in ["apiVersion", "kind"] {
+        if !required.contains(&json!(key)) {
+            required.push(json!(key));
         }
     }
     map.entry("additionalProperties")
         .or_insert(Value::Bool(false));
-    Value::Object(map)
+    Ok(Value::Object(map))
 }
 
 /// Structural defaulting, as the API server does before validating: a missing property whose
