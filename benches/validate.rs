@@ -90,6 +90,14 @@ fn bench_crds(c: &mut Criterion) {
             checked.diagnostics.first()
         );
         group.throughput(Throughput::Bytes(text.len() as u64));
+        // The same topology without `--istio-crds`, for comparison.
+        group.bench_with_input(
+            BenchmarkId::new("without-crds-clusters", n),
+            &text,
+            |b, text| {
+                b.iter(|| compiler::check(Source::new("gen.yaml", "gen.yaml", text.clone())));
+            },
+        );
         // Validators compiled (first use, above); the cost of every later check.
         group.bench_with_input(BenchmarkId::new("check-clusters", n), &text, |b, text| {
             b.iter(|| check_with(&crds, text));

@@ -351,6 +351,11 @@ impl Crds {
     /// Checks one Kubernetes object (`apiVersion`, `kind`, `metadata`, `spec`) against the
     /// CRD that serves it. The error is a schema that cannot be compiled.
     pub fn validate(&self, doc: &Value) -> Result<Verdict, CrdError> {
+        on_big_stack(|| self.validate_here(doc))
+    }
+
+    /// [`Crds::validate`] on the calling thread, whose stack must be sized for [`MAX_DEPTH`].
+    fn validate_here(&self, doc: &Value) -> Result<Verdict, CrdError> {
         let api_version = doc["apiVersion"].as_str().unwrap_or_default();
         let kind = doc["kind"].as_str().unwrap_or_default();
         let (group, version) = split(api_version);
@@ -371,34 +376,30 @@ impl Crds {
             );
         };
         let compiled = self.compiled(&key, entry)?;
-        let doc = doc.clone();
-        let violations = on_big_stack(move || {
-            let mut doc = doc;
-            apply_defaults(&compiled.schema, &mut doc, 0);
-            let mut out = Vec::new();
-            for err in compiled.validator.iter_errors(&doc) {
-                let path = Path(
-                    err.instance_path()
-                        .iter()
-                        .map(|s| match s {
-                            LocationSegment::Property(p) => Seg::Key(p.into_owned()),
-                            LocationSegment::Index(i) => Seg::Index(i),
-                        })
-                        .collect(),
-                );
-                let schema_here = compiled.schema.pointer(err.schema_path().as_str());
-                out.extend(problems(
-                    &compiled.schema,
-                    &path,
-                    err.kind(),
-                    schema_here,
-                    doc.pointer(err.instance_path().as_str()),
-                    &err.to_string(),
-                ));
-            }
-            out.dedup();
-            out
-        });
+        let mut doc = doc.clone();
+        apply_defaults(&compiled.schema, &mut doc, 0);
+        let mut violations = Vec::new();
+        for err in compiled.validator.iter_errors(&doc) {
+            let path = Path(
+                err.instance_path()
+                    .iter()
+                    .map(|s| match s {
+                        LocationSegment::Property(p) => Seg::Key(p.into_owned()),
+                        LocationSegment::Index(i) => Seg::Index(i),
+                    })
+                    .collect(),
+            );
+            let schema_here = compiled.schema.pointer(err.schema_path().as_str());
+            violations.extend(problems(
+                &compiled.schema,
+                &path,
+                err.kind(),
+                schema_here,
+                doc.pointer(err.instance_path().as_str()),
+                &err.to_string(),
+            ));
+        }
+        violations.dedup();
         Ok(Verdict::Checked(violations))
     }
 }
@@ -766,7 +767,26 @@ pub fn check(
     crds: &Crds,
     reported: &[Diagnostic],
 ) -> Result<Vec<Diagnostic>, CrdError> {
+    on_big_stack(|| check_here(model, tree, source, crds, reported))
+}
+
+fn check_here(
+    model: &Model,
+    tree: &Node,
+    source: &Source,
+    crds: &Crds,
+    reported: &[Diagnostic],
+) -> Result<Vec<Diagnostic>, CrdError> {
     let t = &model.topology;
+    // istioConfig entries E025 has reported: it has said what is wrong with their kind.
+    let not_istio: BTreeSet<usize> = reported
+        .iter()
+        .filter(|d| d.code == Code::NotIstioResource)
+        .filter_map(|d| {
+            let rest = d.path.as_deref()?.strip_prefix("/istioConfig/")?;
+            rest.split('/').next()?.parse().ok()
+        })
+        .collect();
     let mut out = Vec::new();
     let (group, version) = split(DESTINATION_RULE_API_VERSION);
     for (i, dr) in t.destination_rules.iter().enumerate() {
@@ -780,7 +800,7 @@ pub fn check(
             "spec": crate::build::destination_rule_spec(dr),
         });
         let entry = Entry::DestinationRule(i);
-        match crds.validate(&doc)? {
+        match crds.validate_here(&doc)? {
             Verdict::Unknown => {}
             Verdict::Checked(violations) => {
                 out.extend(
@@ -811,11 +831,7 @@ pub fn check(
         }
     }
     for (i, res) in t.istio_config.iter().enumerate() {
-        let prefix = format!("/istioConfig/{i}/");
-        if reported.iter().any(|d| {
-            d.code == Code::NotIstioResource
-                && d.path.as_deref().is_some_and(|p| p.starts_with(&prefix))
-        }) {
+        if not_istio.contains(&i) {
             continue;
         }
         let mut metadata = json!({
@@ -835,7 +851,7 @@ pub fn check(
             "spec": res.spec,
         });
         let entry = Entry::IstioConfig(i);
-        match crds.validate(&doc)? {
+        match crds.validate_here(&doc)? {
             Verdict::Unknown => {}
             Verdict::Checked(violations) => {
                 out.extend(
@@ -1018,5 +1034,194 @@ fn show(v: &Value) -> String {
     match v {
         Value::String(s) => format!("`{s}`"),
         other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One CRD of group `example.io`, kind `Widget`, served as v1 with `schema` (YAML, indented
+    /// for `openAPIV3Schema:`), and v2 not served.
+    fn widget(schema: &str) -> Crds {
+        let text = format!(
+            "apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {{ name: widgets.example.io }}
+spec:
+  group: example.io
+  names: {{ kind: Widget, plural: widgets }}
+  scope: Namespaced
+  versions:
+    - name: v2
+      served: false
+      schema: {{ openAPIV3Schema: {{ type: object }} }}
+    - name: v1
+      served: true
+      schema:
+        openAPIV3Schema:
+{schema}"
+        );
+        let mut crds = Crds::new();
+        crds.add_file("widget.yaml", &text).expect("loads");
+        crds
+    }
+
+    /// Sorted (the validator's order is not the document's); by value, to read like `json!`.
+    #[allow(clippy::needless_pass_by_value)]
+    fn violations(crds: &Crds, spec: Value) -> Vec<String> {
+        let mut found = checked(crds, &spec);
+        found.sort();
+        found
+    }
+
+    fn checked(crds: &Crds, spec: &Value) -> Vec<String> {
+        let doc = json!({
+            "apiVersion": "example.io/v1", "kind": "Widget", "metadata": { "name": "w" }, "spec": spec
+        });
+        match crds.validate(&doc).expect("compiles") {
+            Verdict::Checked(v) => v.iter().map(ToString::to_string).collect(),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    const SPEC: &str = "          type: object
+          properties:
+            spec:
+              type: object
+              properties:
+                size: { type: integer, nullable: true }
+                port: { x-kubernetes-int-or-string: true }
+                free: { type: object, x-kubernetes-preserve-unknown-fields: true, properties: { a: { type: string } } }
+                labels: { type: object, additionalProperties: { type: string } }
+                mode: { type: string, enum: [A, B], default: A }
+                tls:
+                  type: object
+                  properties: { mode: { type: string } }
+                  x-kubernetes-validations: [{ rule: 'self.mode != \"\"', message: never evaluated }]
+";
+
+    #[test]
+    fn strict_field_validation_as_the_api_server_does_it() {
+        let crds = widget(SPEC);
+        assert_eq!(violations(&crds, json!({})), Vec::<String>::new());
+        assert_eq!(
+            violations(
+                &crds,
+                json!({ "size": null, "port": "http", "free": { "any": 1 },
+                "labels": { "x": "y" }, "tls": { "mode": "" } })
+            ),
+            Vec::<String>::new(),
+            "nullable, int-or-string, preserve-unknown-fields, maps; CEL not evaluated"
+        );
+        assert_eq!(
+            violations(&crds, json!({ "port": 80 })),
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            violations(
+                &crds,
+                json!({ "sise": 1, "tls": { "mode": "x", "extra": true } })
+            ),
+            [
+                "/spec/sise: unknown field `sise`",
+                "/spec/tls/extra: unknown field `extra`"
+            ]
+        );
+        assert_eq!(
+            violations(&crds, json!({ "port": true, "labels": { "x": 1 } })),
+            [
+                "/spec/labels/x: expected string",
+                "/spec/port: expected integer or string"
+            ]
+        );
+    }
+
+    #[test]
+    fn defaults_are_applied_before_validating() {
+        // A default the enum refuses shows that defaulting happened first.
+        let crds = widget(&SPEC.replace("default: A", "default: C"));
+        assert_eq!(
+            violations(&crds, json!({})),
+            ["/spec/mode: not one of `A`, `B`"]
+        );
+        assert_eq!(
+            violations(&crds, json!({ "mode": "B" })),
+            Vec::<String>::new()
+        );
+    }
+
+    #[test]
+    fn unknown_fields_know_the_fields_of_their_object() {
+        let crds = widget(SPEC);
+        let doc = json!({ "apiVersion": "example.io/v1", "kind": "Widget", "spec": { "sise": 1 } });
+        let Ok(Verdict::Checked(v)) = crds.validate(&doc) else {
+            panic!("checked");
+        };
+        let Problem::UnknownField { known, .. } = &v[0].problem else {
+            panic!("{v:?}");
+        };
+        assert!(known.iter().any(|k| k == "size"), "{known:?}");
+    }
+
+    #[test]
+    fn versions_kinds_and_groups_that_are_not_served() {
+        let crds = widget(SPEC);
+        let verdict = |api_version: &str, kind: &str| {
+            crds.validate(&json!({ "apiVersion": api_version, "kind": kind, "spec": {} }))
+                .expect("compiles")
+        };
+        assert_eq!(
+            verdict("example.io/v2", "Widget"),
+            Verdict::NotServed {
+                served: vec!["v1".to_string()]
+            }
+        );
+        assert_eq!(
+            verdict("example.io/v1", "Gadget"),
+            Verdict::NoKind {
+                group: "example.io".to_string()
+            }
+        );
+        assert_eq!(verdict("other.io/v1", "Widget"), Verdict::Unknown);
+    }
+
+    #[test]
+    fn a_destination_rule_version_the_crds_do_not_serve_is_shown_at_its_name() {
+        // CRDs from before Istio 1.22, which served DestinationRule as v1beta1 and v1alpha3.
+        let old = "apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: { name: destinationrules.networking.istio.io }
+spec:
+  group: networking.istio.io
+  names: { kind: DestinationRule, plural: destinationrules }
+  versions:
+    - { name: v1alpha3, served: true, schema: { openAPIV3Schema: { type: object } } }
+    - { name: v1beta1, served: true, schema: { openAPIV3Schema: { type: object } } }
+";
+        let mut crds = Crds::new();
+        crds.add_file("old.yaml", old).expect("loads");
+        let text = "apiVersion: meshc/v1alpha1
+kind: Topology
+meshes: [{ name: mesh1 }]
+networks: [{ name: network1 }]
+clusters: [{ name: cluster1, network: network1, controlPlane: primary }]
+services: [{ name: web, namespace: shop, ports: [{ name: http, port: 8080 }] }]
+destinationRules:
+  - name: web
+    host: web
+";
+        let mut checked = crate::compiler::check(Source::new("t.yaml", "t.yaml", text.into()));
+        assert!(checked.diagnostics.is_empty(), "{:?}", checked.diagnostics);
+        crate::compiler::check_crds(&mut checked, &crds).expect("compiles");
+        let d = &checked.diagnostics;
+        assert_eq!(d.len(), 1, "{d:?}");
+        assert_eq!(d[0].code, Code::CrdNotServed);
+        assert_eq!(d[0].line_col(&checked.source), (8, 11));
+        assert!(
+            d[0].message.contains("served: v1alpha3, v1beta1"),
+            "{}",
+            d[0].message
+        );
     }
 }
