@@ -325,6 +325,8 @@ fn load_for_build(
 ) -> Result<Loaded, Exit> {
     let (mut checked, store) = load_valid(topology, store, deny_warnings)?;
     check_crds(&mut checked, istio_crds)?;
+    // load_valid let no error through: any error now is one the CRDs found.
+    let crds_failed = checked.has_errors();
     let (Some(model), Some(tree)) = (&checked.model, &checked.tree) else {
         return Err(Exit::Invalid);
     };
@@ -341,7 +343,7 @@ fn load_for_build(
     merge(&mut checked, extra);
     let warnings = diagnostic::counts(&checked.diagnostics).1;
     print_diagnostics(&checked, deny_warnings);
-    if topology_failed || checked.has_errors() || (deny_warnings && warnings > 0) {
+    if topology_failed || crds_failed || (deny_warnings && warnings > 0) {
         return Err(Exit::Invalid);
     }
     if store_failed {
