@@ -501,3 +501,20 @@ spec:
         stderr(&out)
     );
 }
+
+#[test]
+fn a_damaged_store_is_still_an_environment_error_with_the_crds() {
+    let env = Env::new(&topology(""));
+    assert_eq!(code(&env.build()), 0);
+    std::fs::write(env.path("pki/mesh1/root-cert.pem"), "not a certificate\n").expect("write");
+    let out = env.meshc(&[
+        "build",
+        "topology.yaml",
+        "-o",
+        "out",
+        "--istio-crds",
+        &istio(),
+    ]);
+    assert_eq!(code(&out), 3, "{}", stderr(&out));
+    assert!(stderr(&out).contains("root-cert.pem"), "{}", stderr(&out));
+}
