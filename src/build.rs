@@ -1008,6 +1008,36 @@ fn service_context(model: &Model, s: usize) -> Value {
 
 /// DestinationRules, `istioConfig` and the mesh-wide PeerAuthentication, one file each:
 /// `istio/<kind>-<namespace>-<name>.yaml`.
+/// The `spec` of the DestinationRule meshc writes for a topology entry: `host`,
+/// `trafficPolicy`, `subsets`, `exportTo` and `workloadSelector`, verbatim. One place, so that
+/// what `--istio-crds` checks is what is written.
+pub fn destination_rule_spec(dr: &crate::topology::DestinationRule) -> Value {
+    let mut spec = serde_json::Map::new();
+    spec.insert("host".into(), json!(dr.host));
+    if let Some(tp) = &dr.traffic_policy {
+        spec.insert(
+            "trafficPolicy".into(),
+            serde_json::to_value(tp).unwrap_or_default(),
+        );
+    }
+    if !dr.subsets.is_empty() {
+        spec.insert(
+            "subsets".into(),
+            serde_json::to_value(&dr.subsets).unwrap_or_default(),
+        );
+    }
+    if let Some(e) = &dr.export_to {
+        spec.insert("exportTo".into(), json!(e));
+    }
+    if let Some(w) = &dr.workload_selector {
+        spec.insert(
+            "workloadSelector".into(),
+            serde_json::to_value(w).unwrap_or_default(),
+        );
+    }
+    Value::Object(spec)
+}
+
 fn render_istio(
     model: &Model,
     p: &ClusterPlan,
@@ -1021,29 +1051,6 @@ fn render_istio(
         let Some(namespace) = model.destination_rules[d].namespace.clone() else {
             continue;
         };
-        let mut spec = serde_json::Map::new();
-        spec.insert("host".into(), json!(dr.host));
-        if let Some(tp) = &dr.traffic_policy {
-            spec.insert(
-                "trafficPolicy".into(),
-                serde_json::to_value(tp).unwrap_or_default(),
-            );
-        }
-        if !dr.subsets.is_empty() {
-            spec.insert(
-                "subsets".into(),
-                serde_json::to_value(&dr.subsets).unwrap_or_default(),
-            );
-        }
-        if let Some(e) = &dr.export_to {
-            spec.insert("exportTo".into(), json!(e));
-        }
-        if let Some(w) = &dr.workload_selector {
-            spec.insert(
-                "workloadSelector".into(),
-                serde_json::to_value(w).unwrap_or_default(),
-            );
-        }
         objects.push((
             format!("istio/destinationrule-{namespace}-{}.yaml", dr.name),
             json!({
@@ -1053,7 +1060,7 @@ fn render_istio(
                 "namespace": namespace,
                 "labels": {},
                 "annotations": {},
-                "spec": Value::Object(spec),
+                "spec": destination_rule_spec(dr),
             }),
         ));
     }

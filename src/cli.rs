@@ -37,6 +37,8 @@ pub enum Command {
         /// Treat warnings as errors (exit 2 when there are any).
         #[arg(long)]
         deny_warnings: bool,
+        #[command(flatten)]
+        crds: CrdArgs,
     },
     /// Validate, then write one manifest directory per cluster (and any missing key material).
     Build {
@@ -59,6 +61,8 @@ pub enum Command {
         /// Treat warnings as errors.
         #[arg(long)]
         deny_warnings: bool,
+        #[command(flatten)]
+        crds: CrdArgs,
     },
     /// What a build would change, object by object: against OUT, or between two topologies.
     ///
@@ -85,6 +89,8 @@ pub enum Command {
         /// A directory of templates that replace the built-in ones of the same name.
         #[arg(long, value_name = "DIR")]
         templates: Option<PathBuf>,
+        #[command(flatten)]
+        crds: CrdArgs,
     },
     /// Inspect or rotate the key material of the PKI store.
     #[command(subcommand)]
@@ -115,6 +121,14 @@ pub enum PkiCommand {
         #[command(flatten)]
         store: StoreArgs,
     },
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct CrdArgs {
+    /// Also check DestinationRules and `istioConfig` specs against these CRDs (Istio's
+    /// crd-all.gen.yaml, a Gateway API bundle); repeatable.
+    #[arg(long = "istio-crds", value_name = "FILE")]
+    pub istio_crds: Vec<PathBuf>,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -211,7 +225,8 @@ fn execute(command: Command) -> Exit {
             topology,
             format,
             deny_warnings,
-        } => validate(&topology, format, deny_warnings),
+            crds,
+        } => validate(&topology, format, deny_warnings, &crds.istio_crds),
         Command::Build {
             topology,
             out,
@@ -220,6 +235,7 @@ fn execute(command: Command) -> Exit {
             check,
             templates,
             deny_warnings,
+            crds,
         } => build(&BuildArgs {
             topology: &topology,
             out: &out,
@@ -228,6 +244,7 @@ fn execute(command: Command) -> Exit {
             check,
             templates: templates.as_deref(),
             deny_warnings,
+            istio_crds: &crds.istio_crds,
         }),
         Command::Diff {
             topology,
@@ -236,6 +253,7 @@ fn execute(command: Command) -> Exit {
             store,
             format,
             templates,
+            crds,
         } => diff(&DiffArgs {
             topology: &topology,
             out: out.as_deref(),
@@ -243,6 +261,7 @@ fn execute(command: Command) -> Exit {
             store: &store,
             format,
             templates: templates.as_deref(),
+            istio_crds: &crds.istio_crds,
         }),
         Command::Pki(PkiCommand::Status {
             topology,
@@ -268,11 +287,14 @@ fn load(path: &Path) -> Result<Checked, Exit> {
     })
 }
 
-fn validate(path: &Path, format: Format, deny_warnings: bool) -> Exit {
+fn validate(path: &Path, format: Format, deny_warnings: bool, istio_crds: &[PathBuf]) -> Exit {
     let mut checked = match load(path) {
         Ok(c) => c,
         Err(exit) => return exit,
     };
+    if let Err(exit) = check_crds(&mut checked, istio_crds) {
+        return exit;
+    }
     // Bring-your-own roots are part of the topology: validate reads them (and nothing else).
     if let (Some(model), Some(tree)) = (&checked.model, &checked.tree) {
         let findings =
@@ -284,6 +306,24 @@ fn validate(path: &Path, format: Format, deny_warnings: bool) -> Exit {
     let valid = errors == 0 && !(deny_warnings && warnings > 0);
     report(&checked, format, deny_warnings, valid);
     if valid { Exit::Success } else { Exit::Invalid }
+}
+
+/// `--istio-crds`: checks the topology's Istio resources against the CRD files and adds what
+/// they refuse to the diagnostics. A CRD file that cannot be used is an environment error.
+fn check_crds(checked: &mut Checked, files: &[PathBuf]) -> Result<(), Exit> {
+    if files.is_empty() {
+        return Ok(());
+    }
+    let found = crate::crds::Crds::load(files).and_then(|crds| {
+        for note in crds.notes() {
+            eprintln!("note: {note}");
+        }
+        compiler::check_crds(checked, &crds)
+    });
+    found.map_err(|e| {
+        eprintln!("error: {e}");
+        Exit::Environment
+    })
 }
 
 fn merge(checked: &mut Checked, extra: Vec<Diagnostic>) {
@@ -351,8 +391,12 @@ fn load_for_build(
     deny_warnings: bool,
     quiet: bool,
     now: OffsetDateTime,
+    istio_crds: &[PathBuf],
 ) -> Result<Loaded, Exit> {
     let (mut checked, store) = load_valid(topology, in_place_of, store, deny_warnings)?;
+    check_crds(&mut checked, istio_crds)?;
+    // load_valid let no error through: any error now is one the CRDs found.
+    let crds_failed = checked.has_errors();
     let (Some(model), Some(tree)) = (&checked.model, &checked.tree) else {
         return Err(Exit::Invalid);
     };
@@ -368,11 +412,11 @@ fn load_for_build(
     let extra: Vec<Diagnostic> = findings().map(|f| f.to_diagnostic(tree)).collect();
     merge(&mut checked, extra);
     let warnings = diagnostic::counts(&checked.diagnostics).1;
-    let failed = topology_failed || store_failed || (deny_warnings && warnings > 0);
-    if failed || !quiet {
+    let failed = topology_failed || crds_failed || (deny_warnings && warnings > 0);
+    if failed || store_failed || !quiet {
         print_diagnostics(&checked, deny_warnings);
     }
-    if topology_failed || (deny_warnings && warnings > 0) {
+    if failed {
         return Err(Exit::Invalid);
     }
     if store_failed {
@@ -399,6 +443,7 @@ struct BuildArgs<'a> {
     check: bool,
     templates: Option<&'a Path>,
     deny_warnings: bool,
+    istio_crds: &'a [PathBuf],
 }
 
 fn build(args: &BuildArgs<'_>) -> Exit {
@@ -416,6 +461,7 @@ fn build(args: &BuildArgs<'_>) -> Exit {
         args.deny_warnings,
         false,
         now,
+        args.istio_crds,
     ) {
         Ok(loaded) => loaded,
         Err(exit) => return exit,
@@ -543,6 +589,7 @@ struct DiffArgs<'a> {
     store: &'a StoreArgs,
     format: DiffFormat,
     templates: Option<&'a Path>,
+    istio_crds: &'a [PathBuf],
 }
 
 fn diff(args: &DiffArgs<'_>) -> Exit {
@@ -601,7 +648,15 @@ fn compile_side(
         inspection,
         plans,
         inputs,
-    } = load_for_build(topology, in_place_of, args.store, false, quiet, now)?;
+    } = load_for_build(
+        topology,
+        in_place_of,
+        args.store,
+        false,
+        quiet,
+        now,
+        args.istio_crds,
+    )?;
     let Some(model) = &checked.model else {
         return Err(Exit::Invalid);
     };

@@ -42,6 +42,22 @@ pub enum LoadError {
     Unreadable(#[source] ReadError),
 }
 
+/// Adds what the CRDs refuse (`--istio-crds`, [`crate::crds`]) to a checked topology's
+/// diagnostics, in order. A topology without a model has nothing to check.
+pub fn check_crds(
+    checked: &mut Checked,
+    crds: &crate::crds::Crds,
+) -> Result<(), crate::crds::CrdError> {
+    let (Some(model), Some(tree)) = (&checked.model, &checked.tree) else {
+        return Ok(());
+    };
+    let found = crate::crds::check(model, tree, &checked.source, crds, &checked.diagnostics)?;
+    checked.diagnostics.extend(found);
+    diagnostic::sort(&mut checked.diagnostics);
+    checked.diagnostics.dedup();
+    Ok(())
+}
+
 /// Reads and checks a topology file. Files that are too large or not UTF-8 are diagnostics
 /// (the topology is invalid); files that cannot be read are a [`LoadError`].
 pub fn check_file(path: &Path) -> Result<Checked, LoadError> {

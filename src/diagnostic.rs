@@ -131,6 +131,10 @@ codes! {
     // Build inputs.
     RemoteSecretSkipped = "W080", "a remote secret skipped: no reader token for the watched cluster";
     RemoteSecretWithoutCa = "W081", "a watched cluster without `apiServer.caFile`";
+    // Istio's CRD schemas (`--istio-crds`).
+    CrdUnknownField = "E090", "a field the resource's CRD schema does not have (`--istio-crds`)";
+    CrdInvalidValue = "E091", "a value the resource's CRD schema refuses, or a required field missing (`--istio-crds`)";
+    CrdNotServed = "E092", "a kind or version the loaded CRDs do not serve (`--istio-crds`)";
 }
 
 impl Code {

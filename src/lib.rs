@@ -7,6 +7,7 @@
 pub mod build;
 pub mod cli;
 pub mod compiler;
+pub mod crds;
 pub mod diagnostic;
 pub mod diff;
 pub mod emit;

@@ -5,7 +5,9 @@ use crate::diagnostic::{Code, Reporter};
 use crate::model::Model;
 use crate::path;
 
-/// Istio's resource kinds and the API versions the 1.26–1.30 CRDs serve.
+/// Istio's resource kinds and the API versions the 1.26–1.30 CRDs serve; and the Gateway API
+/// kinds Istio implements (ambient waypoints and gateways are configured with them), with the
+/// versions of the Gateway API bundle Istio 1.30 is tested with (v1.5.1).
 const ISTIO_KINDS: &[(&str, &str, &[&str])] = &[
     (
         "networking.istio.io",
@@ -62,6 +64,30 @@ const ISTIO_KINDS: &[(&str, &str, &[&str])] = &[
     ("telemetry.istio.io", "Telemetry", &["v1", "v1alpha1"]),
     ("extensions.istio.io", "WasmPlugin", &["v1alpha1"]),
     ("extensions.istio.io", "TrafficExtension", &["v1alpha1"]),
+    (
+        "gateway.networking.k8s.io",
+        "GatewayClass",
+        &["v1", "v1beta1"],
+    ),
+    ("gateway.networking.k8s.io", "Gateway", &["v1", "v1beta1"]),
+    ("gateway.networking.k8s.io", "HTTPRoute", &["v1", "v1beta1"]),
+    ("gateway.networking.k8s.io", "GRPCRoute", &["v1"]),
+    ("gateway.networking.k8s.io", "TCPRoute", &["v1alpha2"]),
+    (
+        "gateway.networking.k8s.io",
+        "TLSRoute",
+        &["v1", "v1alpha3", "v1alpha2"],
+    ),
+    (
+        "gateway.networking.k8s.io",
+        "ReferenceGrant",
+        &["v1", "v1beta1"],
+    ),
+    (
+        "gateway.networking.k8s.io",
+        "BackendTLSPolicy",
+        &["v1", "v1alpha3"],
+    ),
 ];
 
 /// Kinds that newer Istio minors introduced: (kind, first minor).
@@ -195,7 +221,7 @@ pub fn run(m: &Model, r: &mut Reporter<'_>) {
                 let help = match (elsewhere, crate::suggest::did_you_mean(&res.kind, kinds.iter().copied())) {
                     (Some((g, _, versions)), _) => format!("{} is in the `{g}` group: use `{g}/{}`", res.kind, versions[0]),
                     (None, Some(k)) => format!("did you mean `{k}`?"),
-                    (None, None) => "istioConfig holds Istio resources (networking.istio.io, security.istio.io, telemetry.istio.io, extensions.istio.io)".to_string(),
+                    (None, None) => "istioConfig holds Istio resources (networking.istio.io, security.istio.io, telemetry.istio.io, extensions.istio.io) and the Gateway API resources Istio implements (gateway.networking.k8s.io)".to_string(),
                 };
                 r.report(
                     Code::NotIstioResource,
