@@ -146,7 +146,11 @@ impl fmt::Display for Violation {
             Problem::Enum { options } => write!(
                 f,
                 "not one of {}",
-                options.iter().map(show).collect::<Vec<_>>().join(", ")
+                options
+                    .iter()
+                    .map(crate::schema::show_json)
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
             Problem::OneOf { fields } => write!(
                 f,
@@ -968,7 +972,10 @@ fn diagnostic(tree: &Node, source: &Source, entry: Entry, kind: &str, v: &Violat
             format!("add `{field}:`"),
         ),
         Problem::Type { expected } => {
-            let words: Vec<&str> = expected.iter().map(|t| type_word(t)).collect();
+            let words: Vec<&str> = expected
+                .iter()
+                .map(|t| crate::schema::type_word(t))
+                .collect();
             let expected = words.join(" or ");
             let mut help = format!("write {expected} here");
             let unquoted = raw.trim_matches(|c| c == '"' || c == '\'');
@@ -983,7 +990,7 @@ fn diagnostic(tree: &Node, source: &Source, entry: Entry, kind: &str, v: &Violat
             invalid(format!("{what}: expected {expected}, found {found}"), help)
         }
         Problem::Enum { options } => {
-            let opts: Vec<String> = options.iter().map(show).collect();
+            let opts: Vec<String> = options.iter().map(crate::schema::show_json).collect();
             let bare: Vec<&str> = options.iter().filter_map(Value::as_str).collect();
             let help = here
                 .and_then(|n| match &n.value {
@@ -1014,26 +1021,6 @@ fn diagnostic(tree: &Node, source: &Source, entry: Entry, kind: &str, v: &Violat
             format!("{what} {message}"),
             format!("see the {kind} reference on istio.io (or the CRD's openAPIV3Schema)"),
         ),
-    }
-}
-
-fn type_word(t: &str) -> &str {
-    match t {
-        "string" => "a string",
-        "integer" => "an integer",
-        "number" => "a number",
-        "boolean" => "a boolean (true or false)",
-        "object" => "a mapping",
-        "array" => "a list",
-        "null" => "null",
-        other => other,
-    }
-}
-
-fn show(v: &Value) -> String {
-    match v {
-        Value::String(s) => format!("`{s}`"),
-        other => other.to_string(),
     }
 }
 

@@ -331,7 +331,8 @@ fn found<'s>(source: &'s Source, node: Option<&Node>) -> (&'static str, &'s str)
     }
 }
 
-fn type_word(t: &str) -> &str {
+/// The type of a JSON Schema in words, for a message.
+pub(crate) fn type_word(t: &str) -> &str {
     match t {
         "string" => "a string",
         "integer" => "an integer",
@@ -344,7 +345,8 @@ fn type_word(t: &str) -> &str {
     }
 }
 
-fn show_json(v: &Json) -> String {
+/// A value as a message quotes it: strings in backticks.
+pub(crate) fn show_json(v: &Json) -> String {
     match v {
         Json::String(s) => format!("`{s}`"),
         other => other.to_string(),
