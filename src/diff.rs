@@ -442,7 +442,7 @@ fn changed(id: &Id, old: &Item, new: &Item) -> Entry {
 fn shown(content: &Content) -> String {
     match content {
         Content::Yaml(v) => yaml_text(&secret_views(v, v).1),
-        Content::Text(t) => t.clone(),
+        Content::Text(t) => scrub_text(t),
         Content::Opaque(_) | Content::Pending => String::new(),
     }
 }
@@ -535,8 +535,52 @@ fn secret_key(path: &str) -> Option<&str> {
     Some(plain.split(['.', '[']).next().unwrap_or(plain))
 }
 
+/// A Secret, whatever its apiVersion says (a hand edit must not unmask it).
 fn is_secret(v: &Value) -> bool {
-    v["kind"] == "Secret" && v["apiVersion"] == "v1"
+    v["kind"]
+        .as_str()
+        .is_some_and(|k| k.eq_ignore_ascii_case("secret"))
+}
+
+/// Whether a string is, or encodes, a private key: the last guard for key material that a
+/// hand edit moved out of a Secret's values.
+fn holds_key(s: &str) -> bool {
+    if s.contains("PRIVATE KEY") {
+        return true;
+    }
+    let t = s.trim();
+    t.len() >= 40
+        && t.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'=' | b'\n' | b'\r'))
+        && STANDARD
+            .decode(t.replace(['\n', '\r'], ""))
+            .is_ok_and(|d| String::from_utf8_lossy(&d).contains("PRIVATE KEY"))
+}
+
+/// Every string anywhere in `v` that holds a private key, replaced.
+fn scrub(v: &mut Value) {
+    match v {
+        Value::String(s) if holds_key(s) => *s = "(private key)".to_string(),
+        Value::Object(m) => m.values_mut().for_each(scrub),
+        Value::Array(a) => a.iter_mut().for_each(scrub),
+        _ => {}
+    }
+}
+
+/// A text file's lines, with every PEM block and any line that holds a key replaced.
+fn scrub_text(t: &str) -> String {
+    let mut out = String::with_capacity(t.len());
+    let mut in_pem = false;
+    for line in t.split_inclusive('\n') {
+        in_pem |= line.contains("-----BEGIN ");
+        if in_pem || holds_key(line) || line.split_whitespace().any(holds_key) {
+            out.push_str("(hidden: key material)\n");
+        } else {
+            out.push_str(line);
+        }
+        in_pem &= !line.contains("-----END ");
+    }
+    out
 }
 
 /// Both sides with keys sorted and, for a Secret, every value described instead of shown; a
@@ -577,6 +621,8 @@ fn secret_views(old: &Value, new: &Value) -> (Value, Value) {
             }
         }
     }
+    scrub(&mut a);
+    scrub(&mut b);
     (a, b)
 }
 
@@ -1019,6 +1065,37 @@ mod tests {
             text.contains("# 62 bytes, not YAML or text (contents not shown)"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn key_material_moved_by_a_hand_edit_is_still_hidden() {
+        let pem = "-----BEGIN PRIVATE KEY-----\nMIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQg\n-----END PRIVATE KEY-----\n";
+        let b64 = STANDARD.encode(pem);
+        let new = files(&[
+            (
+                "c1/cacerts.yaml",
+                &format!(
+                    "apiVersion: v2\nkind: Secret\nmetadata: {{name: cacerts, namespace: istio-system}}\ndata:\n  ca-key.pem: {b64}\n  token: c2VjcmV0LXRva2VuLXZhbHVl\n"
+                ),
+            ),
+            (
+                "c1/cm.yaml",
+                &format!(
+                    "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: x, namespace: ns}}\ndata:\n  key: {b64}\n  pem: {pem:?}\n"
+                ),
+            ),
+            ("c1/README.md", &format!("# notes\n{pem}the key: {b64}\n")),
+        ]);
+        let report = compare(&Side::default(), &new);
+        let text = human(&report, false) + &markdown(&report) + &json(&report);
+        assert_eq!(report.entries.len(), 3, "{text}");
+        assert!(!text.contains("PRIVATE KEY"), "{text}");
+        assert!(!text.contains(&b64[..40]), "{text}");
+        assert!(!text.contains("MIGHAgEA"), "{text}");
+        assert!(!text.contains("c2VjcmV0"), "{text}");
+        assert!(text.contains("+  ca-key.pem: (private key)"), "{text}");
+        assert!(text.contains("+  key: (private key)"), "{text}");
+        assert!(text.contains("+# notes"), "{text}");
     }
 
     #[test]
