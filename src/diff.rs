@@ -280,7 +280,12 @@ fn items(side: &Side, skip: &BTreeSet<&String>) -> BTreeMap<Id, Item> {
                 found.push(object_item(cluster, file, object));
             }
         } else if let Some(docs) = yaml_documents(file, bytes) {
-            found.push(file_item(Content::Yaml(docs)));
+            // A Secret that is not a well-formed object (a hand edit) is never shown.
+            if mentions_secret(&docs) {
+                found.push(file_item(Content::Opaque(bytes.clone())));
+            } else {
+                found.push(file_item(Content::Yaml(docs)));
+            }
         } else if let Ok(text) = std::str::from_utf8(bytes)
             && !is_yaml(file)
         {
@@ -542,6 +547,15 @@ fn is_secret(v: &Value) -> bool {
         .is_some_and(|k| k.eq_ignore_ascii_case("secret"))
 }
 
+/// Whether any mapping anywhere in `v` is a Secret.
+fn mentions_secret(v: &Value) -> bool {
+    match v {
+        Value::Object(m) => is_secret(v) || m.values().any(mentions_secret),
+        Value::Array(a) => a.iter().any(mentions_secret),
+        _ => false,
+    }
+}
+
 /// Whether a string is, or encodes, a private key: the last guard for key material that a
 /// hand edit moved out of a Secret's values.
 fn holds_key(s: &str) -> bool {
@@ -588,6 +602,15 @@ fn scrub_text(t: &str) -> String {
 fn secret_views(old: &Value, new: &Value) -> (Value, Value) {
     let (mut a, mut b) = (sorted(old), sorted(new));
     for field in ["data", "stringData"] {
+        // Values of any other shape than a mapping are hidden whole.
+        for (view, raw) in [(&mut a, old), (&mut b, new)] {
+            if is_secret(raw)
+                && let Some(v) = view.get_mut(field)
+                && !v.is_object()
+            {
+                *v = json!("(hidden)");
+            }
+        }
         let encoded = field == "data";
         let raw = |v: &Value, key: &str| v[field].get(key).cloned();
         let keys: Vec<String> = b
@@ -692,25 +715,55 @@ fn certificate(c: &crate::pki::Cert) -> Value {
 /// A kubeconfig with its credentials hidden and its CA described.
 fn kubeconfig(config: &Value) -> Value {
     let mut v = sorted(config);
-    if let Some(clusters) = v.get_mut("clusters").and_then(Value::as_array_mut) {
-        for c in clusters {
-            if let Some(data) = c
-                .get_mut("cluster")
-                .and_then(|c| c.get_mut("certificate-authority-data"))
-            {
-                let bytes = secret_bytes(data, true);
-                *data = std::str::from_utf8(&bytes).map_or(json!("(hidden)"), certificates);
-            }
-        }
-    }
-    if let Some(users) = v.get_mut("users").and_then(Value::as_array_mut) {
-        for u in users {
-            if let Some(user) = u.get_mut("user") {
-                *user = json!("(credentials)");
-            }
+    let Some(top) = v.as_object_mut() else {
+        return json!("(hidden)");
+    };
+    // Only what says where the kubeconfig points is shown; anything else is hidden whole.
+    for (key, value) in top.iter_mut() {
+        match key.as_str() {
+            "apiVersion" | "kind" | "current-context" | "contexts" => {}
+            "clusters" => match value.as_array_mut() {
+                Some(clusters) => clusters.iter_mut().for_each(kubeconfig_cluster),
+                None => *value = json!("(hidden)"),
+            },
+            "users" => match value.as_array_mut() {
+                Some(users) => {
+                    for u in users {
+                        match u.as_object_mut() {
+                            Some(user) => {
+                                user.retain(|k, _| k == "name");
+                                user.insert("user".into(), json!("(credentials)"));
+                            }
+                            None => *u = json!("(credentials)"),
+                        }
+                    }
+                }
+                None => *value = json!("(credentials)"),
+            },
+            _ => *value = json!("(hidden)"),
         }
     }
     v
+}
+
+/// One `clusters[]` entry: server and TLS settings shown, the CA described.
+fn kubeconfig_cluster(entry: &mut Value) {
+    let Some(cluster) = entry.get_mut("cluster").and_then(Value::as_object_mut) else {
+        if let Some(m) = entry.as_object_mut() {
+            m.retain(|k, _| k == "name");
+        }
+        return;
+    };
+    for (key, value) in cluster.iter_mut() {
+        match key.as_str() {
+            "server" | "tls-server-name" | "insecure-skip-tls-verify" | "proxy-url" => {}
+            "certificate-authority-data" => {
+                let bytes = secret_bytes(value, true);
+                *value = std::str::from_utf8(&bytes).map_or(json!("(hidden)"), certificates);
+            }
+            _ => *value = json!("(hidden)"),
+        }
+    }
 }
 
 /// Marks a described value as changed where the description itself did not change.
@@ -1096,6 +1149,38 @@ mod tests {
         assert!(text.contains("+  ca-key.pem: (private key)"), "{text}");
         assert!(text.contains("+  key: (private key)"), "{text}");
         assert!(text.contains("+# notes"), "{text}");
+    }
+
+    #[test]
+    fn a_secret_that_is_not_a_well_formed_object_is_never_shown() {
+        let secret = "apiVersion: v1\nkind: Secret\nmetadata: {name: s, namespace: ns}\ndata:\n  token: c2VjcmV0LXRva2VuLXZhbHVl\n";
+        for edited in [
+            secret.replace("apiVersion: v1\n", ""),
+            secret.replace("apiVersion: v1", "apiVersion: V1"),
+            format!("{secret}---\nnote: hand\n"),
+            secret.replace(
+                "  token: c2VjcmV0LXRva2VuLXZhbHVl\n",
+                "  - c2VjcmV0LXRva2VuLXZhbHVl\n",
+            ),
+        ] {
+            let old = files(&[("c1/s.yaml", secret)]);
+            let new = files(&[("c1/s.yaml", &edited)]);
+            let report = compare(&old, &new);
+            let text = human(&report, false) + &markdown(&report) + &json(&report);
+            assert!(report.has_changes(), "{edited}");
+            assert!(!text.contains("c2VjcmV0"), "{edited}\n{text}");
+        }
+    }
+
+    #[test]
+    fn a_kubeconfig_shows_where_it_points_and_nothing_else() {
+        let config = "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster: {server: \"https://a:6443\", client-key-data: a2V5LWRhdGEtaGVyZQ==}\nusers: {c: {token: dG9rZW4tdmFsdWU=}}\npreferences: {secret: cHJlZnM=}\n";
+        let v = describe(config.as_bytes());
+        let text = yaml_text(&v);
+        assert!(text.contains("server: https://a:6443"), "{text}");
+        for hidden in ["a2V5", "dG9r", "cHJl"] {
+            assert!(!text.contains(hidden), "{text}");
+        }
     }
 
     #[test]
