@@ -545,11 +545,10 @@ fn build(args: &BuildArgs<'_>) -> Exit {
         if summary.changed() {
             match crate::emit::read_tree(args.out, output.files.keys()) {
                 Ok(files) => {
-                    let old = crate::diff::Side {
-                        files,
-                        pending: BTreeSet::new(),
-                    };
-                    let report = crate::diff::compare(&old, &side(output, BTreeSet::new()));
+                    let report = crate::diff::compare(
+                        &crate::diff::Side::on_disk(files),
+                        &crate::diff::Side::rendered(output, BTreeSet::new()),
+                    );
                     eprint!("{}", crate::diff::brief(&report));
                 }
                 Err(e) => {
@@ -570,18 +569,6 @@ fn build(args: &BuildArgs<'_>) -> Exit {
     Exit::Success
 }
 
-/// The files of an output, as one side of a comparison.
-fn side(output: crate::emit::Output, pending: BTreeSet<String>) -> crate::diff::Side {
-    crate::diff::Side {
-        files: output
-            .files
-            .into_iter()
-            .map(|(path, f)| (path, f.bytes))
-            .collect(),
-        pending,
-    }
-}
-
 struct DiffArgs<'a> {
     topology: &'a Path,
     out: Option<&'a Path>,
@@ -599,10 +586,7 @@ fn diff(args: &DiffArgs<'_>) -> Exit {
     };
     let old = match (args.out, args.from) {
         (Some(out), _) => match crate::emit::read_tree(out, new.files.keys()) {
-            Ok(files) => crate::diff::Side {
-                files,
-                pending: BTreeSet::new(),
-            },
+            Ok(files) => crate::diff::Side::on_disk(files),
             Err(e) => {
                 eprintln!("error: {e}");
                 return Exit::Environment;
@@ -660,31 +644,22 @@ fn compile_side(
     let Some(model) = &checked.model else {
         return Err(Exit::Invalid);
     };
-    let mut pending = BTreeSet::new();
-    for m in &inspection.missing {
-        match *m {
-            pki::Missing::Root(mi) => {
-                for p in plans.iter().filter(|p| p.mesh == mi) {
-                    pending.insert(p.name.clone());
-                }
-            }
-            pki::Missing::Intermediate(_, c) => {
-                pending.extend(
-                    plans
-                        .iter()
-                        .filter(|p| p.cluster == c)
-                        .map(|p| p.name.clone()),
-                );
-            }
-            pki::Missing::Chain(..) => {}
-        }
-    }
-    pending.retain(|name| {
-        plans.iter().any(|p| {
-            &p.name == name
-                && model.topology.meshes[p.mesh].ca.secrets == crate::topology::SecretsMode::Plain
+    // The clusters whose cacerts a build would fill with material it has yet to make.
+    let makes_material = |p: &crate::plan::ClusterPlan| {
+        inspection.missing.iter().any(|m| match *m {
+            pki::Missing::Root(mi) => mi == p.mesh,
+            pki::Missing::Intermediate(_, c) => c == p.cluster,
+            pki::Missing::Chain(..) => false,
         })
-    });
+    };
+    let pending: BTreeSet<String> = plans
+        .iter()
+        .filter(|p| {
+            model.topology.meshes[p.mesh].ca.secrets == crate::topology::SecretsMode::Plain
+                && makes_material(p)
+        })
+        .map(|p| p.name.clone())
+        .collect();
     let environment = |e: &dyn std::fmt::Display| {
         eprintln!("error: {e}");
         Exit::Environment
@@ -694,7 +669,7 @@ fn compile_side(
     let renderer = crate::render::Renderer::new(args.templates).map_err(|e| environment(&e))?;
     let output = crate::build::render(model, &plans, &material, &inputs, &renderer)
         .map_err(|e| environment(&e))?;
-    Ok(side(output, pending))
+    Ok(crate::diff::Side::rendered(output, pending))
 }
 
 fn pki_status(topology: &Path, store: &StoreArgs, format: Format) -> Exit {

@@ -34,6 +34,28 @@ pub struct Side {
     pub pending: BTreeSet<String>,
 }
 
+impl Side {
+    /// A tree read from disk: its key material is what it is, nothing pends.
+    pub fn on_disk(files: Files) -> Side {
+        Side {
+            files,
+            pending: BTreeSet::new(),
+        }
+    }
+
+    /// What a build renders, with the clusters whose key material it would still make.
+    pub fn rendered(output: crate::emit::Output, pending: BTreeSet<String>) -> Side {
+        Side {
+            files: output
+                .files
+                .into_iter()
+                .map(|(path, f)| (path, f.bytes))
+                .collect(),
+            pending,
+        }
+    }
+}
+
 /// Files that are meshc's own bookkeeping, not output: never compared.
 const BOOKKEEPING: &str = ".meshc/";
 
@@ -211,12 +233,8 @@ pub fn compare(old: &Side, new: &Side) -> Report {
     let mut touched: BTreeSet<String> = BTreeSet::new();
     for id in ids {
         let entry = match (old_items.get(id), new_items.get(id)) {
-            (Some(a), Some(b)) if a.content == b.content && b.content != Content::Pending => None,
-            (Some(a), Some(b))
-                if a.content == Content::Pending && b.content == Content::Pending =>
-            {
-                None
-            }
+            // Pending on both sides is no change: neither has material to compare.
+            (Some(a), Some(b)) if a.content == b.content => None,
             (Some(a), Some(b)) => Some(changed(id, a, b)),
             (None, Some(b)) => Some(whole(id, b, Change::Added)),
             (Some(a), None) => Some(whole(id, a, Change::Removed)),
@@ -274,25 +292,27 @@ fn items(side: &Side, skip: &BTreeSet<&String>) -> BTreeMap<Id, Item> {
                 },
             )
         };
-        let mut found = Vec::new();
-        if let Some(objects) = objects(file, bytes) {
-            for object in objects {
-                found.push(object_item(cluster, file, object));
-            }
-        } else if let Some(docs) = yaml_documents(file, bytes) {
+        let found: Vec<(Id, Item)> = match parse_yaml(file, bytes) {
+            Some(docs) if !docs.is_empty() && docs.iter().all(is_object) => docs
+                .into_iter()
+                .map(|object| object_item(cluster, file, object))
+                .collect(),
             // A Secret that is not a well-formed object (a hand edit) is never shown.
-            if mentions_secret(&docs) {
-                found.push(file_item(Content::Opaque(bytes.clone())));
-            } else {
-                found.push(file_item(Content::Yaml(docs)));
+            Some(docs) if docs.iter().any(mentions_secret) => {
+                vec![file_item(Content::Opaque(bytes.clone()))]
             }
-        } else if let Ok(text) = std::str::from_utf8(bytes)
-            && !is_yaml(file)
-        {
-            found.push(file_item(Content::Text(text.to_string())));
-        } else {
-            found.push(file_item(Content::Opaque(bytes.clone())));
-        }
+            // A YAML file that holds no objects (Helm values, a Kustomization): its documents
+            // as one value.
+            Some(mut docs) => vec![file_item(Content::Yaml(if docs.len() == 1 {
+                docs.remove(0)
+            } else {
+                Value::Array(docs)
+            }))],
+            None => match std::str::from_utf8(bytes) {
+                Ok(text) if !is_yaml(file) => vec![file_item(Content::Text(text.to_string()))],
+                _ => vec![file_item(Content::Opaque(bytes.clone()))],
+            },
+        };
         for (id, item) in found {
             // An identity repeated in one tree (a hand-made copy): the first file wins.
             out.entry(id).or_insert(item);
@@ -307,24 +327,9 @@ fn is_yaml(file: &str) -> bool {
         .is_some_and(|e| e.eq_ignore_ascii_case("yaml") || e.eq_ignore_ascii_case("yml"))
 }
 
-/// The documents of a YAML file, when every one is a Kubernetes object (apiVersion, kind and
-/// metadata.name are strings).
-fn objects(file: &str, bytes: &[u8]) -> Option<Vec<Value>> {
-    let docs = parse_yaml(file, bytes)?;
-    let is_object = |d: &Value| {
-        d["apiVersion"].is_string() && d["kind"].is_string() && d["metadata"]["name"].is_string()
-    };
-    (!docs.is_empty() && docs.iter().all(is_object)).then_some(docs)
-}
-
-/// A YAML file that holds no objects (Helm values, a Kustomization): its documents as one value.
-fn yaml_documents(file: &str, bytes: &[u8]) -> Option<Value> {
-    let mut docs = parse_yaml(file, bytes)?;
-    Some(if docs.len() == 1 {
-        docs.remove(0)
-    } else {
-        Value::Array(docs)
-    })
+/// A Kubernetes object: apiVersion, kind and metadata.name are strings.
+fn is_object(d: &Value) -> bool {
+    d["apiVersion"].is_string() && d["kind"].is_string() && d["metadata"]["name"].is_string()
 }
 
 fn parse_yaml(file: &str, bytes: &[u8]) -> Option<Vec<Value>> {
@@ -446,7 +451,7 @@ fn changed(id: &Id, old: &Item, new: &Item) -> Entry {
 /// The text a reviewer reads for one item: canonical YAML, secret values described.
 fn shown(content: &Content) -> String {
     match content {
-        Content::Yaml(v) => yaml_text(&secret_views(v, v).1),
+        Content::Yaml(v) => yaml_text(&view(v)),
         Content::Text(t) => scrub_text(t),
         Content::Opaque(_) | Content::Pending => String::new(),
     }
@@ -597,55 +602,51 @@ fn scrub_text(t: &str) -> String {
     out
 }
 
-/// Both sides with keys sorted and, for a Secret, every value described instead of shown; a
-/// value that changed where its description did not is marked `(changed)` on the new side.
+/// What a reviewer may see of one side: keys sorted and, for a Secret, every value of `data`
+/// and `stringData` described instead of shown (any other shape of them hidden whole); key
+/// material anywhere else hidden too.
+fn view(v: &Value) -> Value {
+    let mut out = sorted(v);
+    if is_secret(v) {
+        for field in ["data", "stringData"] {
+            let Some(values) = out.get_mut(field) else {
+                continue;
+            };
+            match values.as_object_mut() {
+                Some(map) => {
+                    for value in map.values_mut() {
+                        *value = describe(&secret_bytes(value, field == "data"));
+                    }
+                }
+                None => *values = json!("(hidden)"),
+            }
+        }
+    }
+    scrub(&mut out);
+    out
+}
+
+/// Both sides' views; a Secret value that changed where its description did not (a key, a
+/// token) is marked `(changed)` on the new side.
 fn secret_views(old: &Value, new: &Value) -> (Value, Value) {
-    let (mut a, mut b) = (sorted(old), sorted(new));
-    for field in ["data", "stringData"] {
-        // Values of any other shape than a mapping are hidden whole.
-        for (view, raw) in [(&mut a, old), (&mut b, new)] {
-            if is_secret(raw)
-                && let Some(v) = view.get_mut(field)
-                && !v.is_object()
-            {
-                *v = json!("(hidden)");
-            }
-        }
-        let encoded = field == "data";
-        let raw = |v: &Value, key: &str| v[field].get(key).cloned();
-        let keys: Vec<String> = b
-            .get(field)
-            .and_then(Value::as_object)
-            .map(|m| m.keys().cloned().collect())
-            .unwrap_or_default();
-        if is_secret(old)
-            && let Some(map) = a.get_mut(field).and_then(Value::as_object_mut)
-        {
-            for value in map.values_mut() {
-                *value = describe(&secret_bytes(value, encoded));
-            }
-        }
-        if is_secret(new)
-            && let Some(map) = b.get_mut(field).and_then(Value::as_object_mut)
-        {
-            for value in map.values_mut() {
-                *value = describe(&secret_bytes(value, encoded));
-            }
-            for key in keys {
-                let (before, after) = (raw(old, &key), raw(new, &key));
-                let same_view = a[field].get(&key) == map.get(&key);
-                if before.is_some()
-                    && before != after
-                    && same_view
-                    && let Some(v) = map.get_mut(&key)
+    let (a, mut b) = (view(old), view(new));
+    if is_secret(new) {
+        for field in ["data", "stringData"] {
+            let (Some(before), Some(after)) = (old[field].as_object(), new[field].as_object())
+            else {
+                continue;
+            };
+            for (key, raw) in after {
+                let changed = before.get(key).is_some_and(|r| r != raw);
+                if changed
+                    && a[field].get(key) == b[field].get(key)
+                    && let Some(v) = b[field].get_mut(key)
                 {
                     mark_changed(v);
                 }
             }
         }
     }
-    scrub(&mut a);
-    scrub(&mut b);
     (a, b)
 }
 

@@ -264,16 +264,12 @@ pub fn read_tree<'a>(
     for rel in paths.iter().filter(|p| is_plain_relative(p)) {
         check_inside(&root, out, rel)?;
         let path = out.join(rel);
-        match fs::symlink_metadata(&path) {
-            Ok(meta) if meta.is_file() || meta.file_type().is_symlink() => match fs::read(&path) {
-                Ok(bytes) => {
-                    tree.insert(rel.clone(), bytes);
-                }
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(e) => return Err(io_err(&path)(e)),
-            },
-            Ok(_) => {}
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        match fs::read(&path) {
+            Ok(bytes) => {
+                tree.insert(rel.clone(), bytes);
+            }
+            // Nothing there (or a directory where a file would go): nothing to compare.
+            Err(e) if e.kind() == io::ErrorKind::NotFound || path.is_dir() => {}
             Err(e) => return Err(io_err(&path)(e)),
         }
     }
