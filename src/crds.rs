@@ -29,7 +29,6 @@ use std::path::{Path as FsPath, PathBuf};
 use std::sync::OnceLock;
 
 use jsonschema::error::{TypeKind, ValidationErrorKind};
-use jsonschema::paths::LocationSegment;
 use serde_json::{Map, Value, json};
 
 use crate::diagnostic::{Code, Diagnostic};
@@ -384,15 +383,7 @@ impl Crds {
         apply_defaults(&compiled.schema, &mut doc, 0);
         let mut violations = Vec::new();
         for err in compiled.validator.iter_errors(&doc) {
-            let path = Path(
-                err.instance_path()
-                    .iter()
-                    .map(|s| match s {
-                        LocationSegment::Property(p) => Seg::Key(p.into_owned()),
-                        LocationSegment::Index(i) => Seg::Index(i),
-                    })
-                    .collect(),
-            );
+            let path = crate::schema::instance_path(&err);
             let schema_here = compiled.schema.pointer(err.schema_path().as_str());
             violations.extend(problems(
                 &compiled.schema,

@@ -123,15 +123,7 @@ pub fn check(source: &Source, tree: &Node, doc: &Json) -> SchemaCheck {
     let mut rejected = Vec::new();
     let mut seen = std::collections::BTreeSet::new();
     for err in validator().iter_errors(doc) {
-        let path = Path(
-            err.instance_path()
-                .iter()
-                .map(|s| match s {
-                    LocationSegment::Property(p) => Seg::Key(p.into_owned()),
-                    LocationSegment::Index(i) => Seg::Index(i),
-                })
-                .collect(),
-        );
+        let path = instance_path(&err);
         for d in describe(source, tree, &path, err.kind(), &err.to_string()) {
             // One diagnostic per value: `1.30` fails both `type` and `enum`; say it once.
             let key = match d.code {
@@ -329,6 +321,19 @@ fn found<'s>(source: &'s Source, node: Option<&Node>) -> (&'static str, &'s str)
         }
         None => ("nothing", ""),
     }
+}
+
+/// Where in the document a schema error is, as a [`Path`].
+pub(crate) fn instance_path(err: &jsonschema::ValidationError<'_>) -> Path {
+    Path(
+        err.instance_path()
+            .iter()
+            .map(|s| match s {
+                LocationSegment::Property(p) => Seg::Key(p.into_owned()),
+                LocationSegment::Index(i) => Seg::Index(i),
+            })
+            .collect(),
+    )
 }
 
 /// The type of a JSON Schema in words, for a message.
