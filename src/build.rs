@@ -285,18 +285,11 @@ fn common(model: &Model, p: &ClusterPlan) -> Value {
     let t = &model.topology;
     let mesh = &t.meshes[p.mesh];
     let cluster = &t.clusters[p.cluster];
-    let effective = |c: ClusterId| {
-        t.clusters[c]
-            .trust_domain
-            .clone()
-            .filter(|s| !s.is_empty())
-            .unwrap_or_else(|| mesh.trust_domain.clone())
-    };
-    let trust_domain = effective(p.cluster);
+    let trust_domain = model.trust_domain(p.cluster).to_string();
     let mut aliases: Vec<String> = model.meshes[p.mesh]
         .clusters
         .iter()
-        .map(|&c| effective(c))
+        .map(|&c| model.trust_domain(c).to_string())
         .filter(|d| *d != trust_domain)
         .collect();
     aliases.sort();
@@ -797,18 +790,6 @@ fn render_cluster(
     Ok(())
 }
 
-/// A cluster's effective trust domain: its own, or its mesh's.
-fn trust_domain_of(model: &Model, c: ClusterId) -> String {
-    let t = &model.topology;
-    let mesh = model.clusters[c].mesh.map(|m| &t.meshes[m]);
-    t.clusters[c]
-        .trust_domain
-        .clone()
-        .filter(|s| !s.is_empty())
-        .or_else(|| mesh.map(|m| m.trust_domain.clone()))
-        .unwrap_or_default()
-}
-
 /// A Gateway API listener as the templates write it.
 fn listener(name: &str, port: u16, protocol: &str, mode: &str) -> Value {
     json!({"name": name, "port": port, "protocol": protocol, "tls_mode": mode, "tls_options": {}})
@@ -922,7 +903,7 @@ fn render_ambient_gateways(
         );
         annotations.insert(
             "gateway.istio.io/trust-domain".to_string(),
-            trust_domain_of(model, l),
+            model.trust_domain(l).to_string(),
         );
         peers.push(json!({
             "api_version": "gateway.networking.k8s.io/v1",

@@ -42,6 +42,24 @@ pub struct Model {
     pub catalogue: Catalogue,
 }
 
+impl Model {
+    /// A cluster's trust domain: its own override, or else its mesh's (empty for a cluster
+    /// whose mesh did not resolve).
+    pub fn trust_domain(&self, c: ClusterId) -> &str {
+        let t = &self.topology;
+        t.clusters[c]
+            .trust_domain
+            .as_deref()
+            .filter(|s| !s.is_empty())
+            .or_else(|| {
+                self.clusters[c]
+                    .mesh
+                    .map(|m| t.meshes[m].trust_domain.as_str())
+            })
+            .unwrap_or_default()
+    }
+}
+
 /// What the model knows about a mesh.
 #[derive(Debug, Clone, Default)]
 pub struct MeshInfo {

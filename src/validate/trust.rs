@@ -33,15 +33,8 @@ pub fn run(m: &Model, r: &mut Reporter<'_>) {
         if mesh.istio.distribution != Distribution::Upstream {
             continue;
         }
-        let effective = |c: usize| {
-            t.clusters[c]
-                .trust_domain
-                .as_deref()
-                .filter(|s| !s.is_empty())
-                .unwrap_or(&mesh.trust_domain)
-        };
         let clusters = &m.meshes[mi].clusters;
-        let mut domains: Vec<&str> = clusters.iter().map(|&c| effective(c)).collect();
+        let mut domains: Vec<&str> = clusters.iter().map(|&c| m.trust_domain(c)).collect();
         domains.sort_unstable();
         domains.dedup();
         if domains.len() < 2 {
@@ -49,7 +42,7 @@ pub fn run(m: &Model, r: &mut Reporter<'_>) {
         }
         // The clusters disagree: point at every override that makes them.
         for &c in clusters {
-            let td = effective(c);
+            let td = m.trust_domain(c);
             if t.clusters[c]
                 .trust_domain
                 .as_deref()
