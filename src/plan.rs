@@ -77,6 +77,28 @@ pub fn discovers(model: &Model, watcher: ClusterId, watched: ClusterId) -> bool 
     !peers_by_gateway || (!d.is_primary && d.primary == Some(watcher))
 }
 
+/// Whether `c` is a primary that serves remotes of its mesh (which reach its istiod through its
+/// east-west gateway).
+pub fn serves_remotes(model: &Model, c: ClusterId) -> bool {
+    let Some(mi) = model.clusters[c].mesh else {
+        return false;
+    };
+    model.clusters[c].is_primary
+        && model.meshes[mi].clusters.iter().any(|&m| {
+            let member = &model.clusters[m];
+            !member.duplicate && member.primary == Some(c) && !member.is_primary
+        })
+}
+
+/// Whether `c` runs an east-west gateway: every cluster of a multi-network mesh, and primaries
+/// that serve remotes.
+pub fn has_east_west_gateway(model: &Model, c: ClusterId) -> bool {
+    let multi_network = model.clusters[c]
+        .mesh
+        .is_some_and(|mi| model.meshes[mi].networks.len() > 1);
+    multi_network || serves_remotes(model, c)
+}
+
 /// Plans every cluster, in topology order. Clusters the model could not place (no mesh, a
 /// repeated name) get nothing: validation has already reported them.
 pub fn plan(model: &Model) -> Vec<ClusterPlan> {
@@ -121,10 +143,7 @@ pub fn plan(model: &Model) -> Vec<ClusterPlan> {
             .filter(|&m| !model.clusters[m].duplicate)
             .collect();
         let multi_network = mesh_info.networks.len() > 1;
-        let serves_remotes = info.is_primary
-            && members
-                .iter()
-                .any(|&m| model.clusters[m].primary == Some(c) && !model.clusters[m].is_primary);
+        let serves_remotes = serves_remotes(model, c);
         let ambient = mesh.dataplane == Dataplane::Ambient;
         let peering = ambient && mesh.istio.distribution == Distribution::Solo && multi_network;
         let peers: Vec<ClusterId> = members
@@ -179,7 +198,7 @@ pub fn plan(model: &Model) -> Vec<ClusterPlan> {
                 .entry(t.istio_config[i].metadata.namespace.clone())
                 .or_insert(false);
         }
-        let east_west_gateway = multi_network || serves_remotes;
+        let east_west_gateway = has_east_west_gateway(model, c);
         if ambient && mesh.istio.distribution == Distribution::Solo && east_west_gateway {
             // Solo's east-west and istio-remote Gateways live in their own namespace.
             namespaces

@@ -202,14 +202,9 @@ fn east_west_annotations(m: &Model, r: &mut Reporter<'_>, mi: usize) {
         let Some(gw) = &t.clusters[c].east_west_gateway else {
             continue;
         };
-        // The clusters that get the Gateway: all of a multi-network mesh, and primaries that
-        // serve remotes (which reach istiod through it).
-        let serves = info
-            .clusters
-            .iter()
-            .any(|&o| m.clusters[o].primary == Some(c) && !m.clusters[o].is_primary);
-        let has_gateway = info.networks.len() > 1 || (m.clusters[c].is_primary && serves);
-        if has_gateway && gw.annotations.len() > MAX_INFRASTRUCTURE_ANNOTATIONS {
+        if crate::plan::has_east_west_gateway(m, c)
+            && gw.annotations.len() > MAX_INFRASTRUCTURE_ANNOTATIONS
+        {
             r.report(Code::TooManyGatewayAnnotations, &path!("clusters", c, "eastWestGateway", "annotations"), format!("cluster `{}` has {} east-west gateway annotations; an ambient east-west Gateway carries at most {MAX_INFRASTRUCTURE_ANNOTATIONS}", t.clusters[c].name, gw.annotations.len()))
                 .label("more than 8 annotations")
                 .help("they become the Gateway's `spec.infrastructure.annotations`, which the Gateway API CRD limits to 8 entries: keep the load-balancer hints the cloud needs");
