@@ -13,9 +13,12 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use time::OffsetDateTime;
 
+use crate::compile::{self, Compiled, Options, compile};
 use crate::compiler::{self, Checked};
 use crate::diagnostic::{self, Diagnostic, Severity};
-use crate::pki::{self, Inspection, Origin, Store};
+use crate::emit::Summary;
+use crate::output::Scope;
+use crate::pki::{self, Origin, Store};
 
 /// Compile one declarative multi-cluster Istio topology into per-cluster manifests.
 #[derive(Debug, Parser)]
@@ -201,8 +204,39 @@ impl From<Exit> for ExitCode {
     }
 }
 
+/// Why a command stopped. Everything a command cannot finish ends here and is printed in one
+/// place, [`run`].
+#[derive(Debug)]
+pub enum Fail {
+    /// Already reported (diagnostics printed): exit with this code.
+    Reported(Exit),
+    /// An environment problem (exit 3), printed as `error: ...`.
+    Environment(String),
+    /// SIGINT or SIGTERM (exit 130), printed as `interrupted: ...`.
+    Interrupted(String),
+}
+
+impl From<Exit> for Fail {
+    fn from(exit: Exit) -> Fail {
+        Fail::Reported(exit)
+    }
+}
+
+impl From<crate::emit::EmitError> for Fail {
+    fn from(e: crate::emit::EmitError) -> Fail {
+        match e {
+            crate::emit::EmitError::Interrupted { .. } => Fail::Interrupted(e.to_string()),
+            e => Fail::Environment(e.to_string()),
+        }
+    }
+}
+
+/// The exit code of an interrupted command (128 + SIGINT), as shells report it.
+const INTERRUPTED: u8 = 130;
+
 /// Parses the process arguments and runs the command.
 pub fn run() -> ExitCode {
+    crate::interrupt::install();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
@@ -216,17 +250,27 @@ pub fn run() -> ExitCode {
             .into();
         }
     };
-    execute(cli.command).into()
+    match execute(cli.command) {
+        Ok(exit) | Err(Fail::Reported(exit)) => exit.into(),
+        Err(Fail::Environment(message)) => {
+            eprintln!("error: {message}");
+            Exit::Environment.into()
+        }
+        Err(Fail::Interrupted(message)) => {
+            eprintln!("interrupted: {message}");
+            ExitCode::from(INTERRUPTED)
+        }
+    }
 }
 
-fn execute(command: Command) -> Exit {
+fn execute(command: Command) -> Result<Exit, Fail> {
     match command {
         Command::Validate {
             topology,
             format,
             deny_warnings,
             crds,
-        } => validate(&topology, format, deny_warnings, &crds.istio_crds),
+        } => Ok(validate(&topology, format, deny_warnings, &crds.istio_crds)),
         Command::Build {
             topology,
             out,
@@ -240,11 +284,13 @@ fn execute(command: Command) -> Exit {
             topology: &topology,
             out: &out,
             store: &store,
-            locked,
             check,
-            templates: templates.as_deref(),
-            deny_warnings,
-            istio_crds: &crds.istio_crds,
+            common: CompileArgs {
+                templates: templates.as_deref(),
+                istio_crds: &crds.istio_crds,
+                deny_warnings,
+                locked,
+            },
         }),
         Command::Diff {
             topology,
@@ -260,22 +306,26 @@ fn execute(command: Command) -> Exit {
             from: from.as_deref(),
             store: &store,
             format,
-            templates: templates.as_deref(),
-            istio_crds: &crds.istio_crds,
+            common: CompileArgs {
+                templates: templates.as_deref(),
+                istio_crds: &crds.istio_crds,
+                deny_warnings: false,
+                locked: false,
+            },
         }),
         Command::Pki(PkiCommand::Status {
             topology,
             store,
             format,
-        }) => pki_status(&topology, &store, format),
+        }) => Ok(pki_status(&topology, &store, format)),
         Command::Pki(PkiCommand::Rotate {
             topology,
             cluster,
             store,
-        }) => pki_rotate(&topology, &cluster, &store),
+        }) => Ok(pki_rotate(&topology, &cluster, &store)),
         Command::Schema => {
             print_stdout(crate::schema::schema_text());
-            Exit::Success
+            Ok(Exit::Success)
         }
     }
 }
@@ -372,146 +422,127 @@ fn load_valid(
     Ok((checked, store))
 }
 
-/// Everything a build reads before it writes anything.
-struct Loaded {
-    checked: Checked,
-    store: Store,
-    inspection: Inspection,
-    plans: Vec<crate::plan::ClusterPlan>,
-    inputs: crate::build::Inputs,
-}
-
-/// Loads a topology and its PKI store and checks both. On failure the diagnostics are printed
-/// and the exit code returned: 2 for the topology (bring-your-own roots included), 3 for the
-/// store. Warnings are printed unless `quiet`.
-fn load_for_build(
+/// Loads a valid topology (with the CRD check), opens its store and compiles it, printing the
+/// diagnostics (warnings unless `quiet`). Errors in the topology, in the files it names or
+/// with `--deny-warnings` are exit 2; a damaged store is exit 3.
+fn load_and_compile(
     topology: &Path,
     in_place_of: Option<&Path>,
     store: &StoreArgs,
-    deny_warnings: bool,
+    common: &CompileArgs<'_>,
     quiet: bool,
-    now: OffsetDateTime,
-    istio_crds: &[PathBuf],
-) -> Result<Loaded, Exit> {
-    let (mut checked, store) = load_valid(topology, in_place_of, store, deny_warnings)?;
-    check_crds(&mut checked, istio_crds)?;
+) -> Result<(Checked, Store, Compiled), Fail> {
+    let (mut checked, store) = load_valid(topology, in_place_of, store, common.deny_warnings)?;
+    check_crds(&mut checked, common.istio_crds)?;
     // load_valid let no error through: any error now is one the CRDs found.
     let crds_failed = checked.has_errors();
-    let (Some(model), Some(tree)) = (&checked.model, &checked.tree) else {
-        return Err(Exit::Invalid);
+    if crds_failed {
+        print_diagnostics(&checked, common.deny_warnings);
+        return Err(Fail::Reported(Exit::Invalid));
+    }
+    let options = Options {
+        templates: common.templates,
+        locked: common.locked,
+        now: OffsetDateTime::now_utc(),
     };
-    let base_dir = checked.source.base_dir().to_path_buf();
-    let inspection = pki::inspect(model, &store, &base_dir, now);
-    let plans = crate::plan::plan(model);
-    let inputs = crate::build::read_inputs(model, &plans, &base_dir);
-    let findings = || inspection.findings.iter().chain(&inputs.findings);
+    let (compiled, findings) = match compile(&checked, &store, &options) {
+        Ok(compiled) => {
+            let findings = compiled.findings.clone();
+            (Some(compiled), findings)
+        }
+        Err(compile::Failure::Findings(findings)) => (None, findings),
+        Err(compile::Failure::Invalid) => {
+            print_diagnostics(&checked, common.deny_warnings);
+            return Err(Fail::Reported(Exit::Invalid));
+        }
+        Err(compile::Failure::Environment(message)) => return Err(Fail::Environment(message)),
+    };
     let failing = |origin: Origin| {
-        findings().any(|f| f.origin == origin && f.code.severity() == Severity::Error)
+        findings
+            .iter()
+            .any(|f| f.origin == origin && f.code.severity() == Severity::Error)
     };
     let (topology_failed, store_failed) = (failing(Origin::Topology), failing(Origin::Store));
-    let extra: Vec<Diagnostic> = findings().map(|f| f.to_diagnostic(tree)).collect();
-    merge(&mut checked, extra);
+    if let Some(tree) = &checked.tree {
+        let extra: Vec<Diagnostic> = findings.iter().map(|f| f.to_diagnostic(tree)).collect();
+        merge(&mut checked, extra);
+    }
     let warnings = diagnostic::counts(&checked.diagnostics).1;
-    let failed = topology_failed || crds_failed || (deny_warnings && warnings > 0);
+    let failed = topology_failed || (common.deny_warnings && warnings > 0);
     if failed || store_failed || !quiet {
-        print_diagnostics(&checked, deny_warnings);
+        print_diagnostics(&checked, common.deny_warnings);
     }
     if failed {
-        return Err(Exit::Invalid);
+        return Err(Fail::Reported(Exit::Invalid));
     }
-    if store_failed {
-        eprintln!(
-            "error: the PKI store {} is damaged: nothing was written",
+    match compiled {
+        Some(compiled) if !store_failed => Ok((checked, store, compiled)),
+        _ => Err(Fail::Environment(format!(
+            "the PKI store {} is damaged: nothing was written",
             store.dir.display()
-        );
-        return Err(Exit::Environment);
+        ))),
     }
-    Ok(Loaded {
-        checked,
-        store,
-        inspection,
-        plans,
-        inputs,
-    })
+}
+
+/// What `build` and `diff` share.
+struct CompileArgs<'a> {
+    templates: Option<&'a Path>,
+    istio_crds: &'a [PathBuf],
+    deny_warnings: bool,
+    locked: bool,
 }
 
 struct BuildArgs<'a> {
     topology: &'a Path,
     out: &'a Path,
     store: &'a StoreArgs,
-    locked: bool,
     check: bool,
-    templates: Option<&'a Path>,
-    deny_warnings: bool,
-    istio_crds: &'a [PathBuf],
+    common: CompileArgs<'a>,
 }
 
-fn build(args: &BuildArgs<'_>) -> Exit {
-    let now = OffsetDateTime::now_utc();
-    let Loaded {
-        checked,
-        store,
-        inspection,
-        plans,
-        inputs,
-    } = match load_for_build(
-        args.topology,
-        None,
-        args.store,
-        args.deny_warnings,
-        false,
-        now,
-        args.istio_crds,
-    ) {
-        Ok(loaded) => loaded,
-        Err(exit) => return exit,
-    };
-    let Some(model) = &checked.model else {
-        return Exit::Invalid;
-    };
-    if args.check && !inspection.missing.is_empty() {
-        eprintln!(
-            "{}: stale: the PKI store {} lacks material a build would create",
-            args.out.display(),
-            store.dir.display()
-        );
-        return Exit::Differences;
+/// How a scope's line of the emit summary names it.
+fn scope_label(out: &Path, scope: &Scope) -> String {
+    match scope {
+        Scope::Cluster(c) => out.join(c).display().to_string(),
+        Scope::Mesh(m) => format!("{} (mesh {m})", out.display()),
+        Scope::Tree => format!("{} (top level)", out.display()),
     }
-    let (material, new_files) = match pki::complete(model, &store, inspection, args.locked, now) {
-        Ok(done) => done,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return Exit::Environment;
-        }
+}
+
+fn build(args: &BuildArgs<'_>) -> Result<Exit, Fail> {
+    let (_, store, compiled) =
+        load_and_compile(args.topology, None, args.store, &args.common, false)?;
+    if args.check {
+        return check(args.out, &compiled);
+    }
+    let recovery = crate::emit::recover(args.out)?;
+    if recovery.rolled_forward || !recovery.removed.is_empty() {
+        eprintln!(
+            "note: {}: repaired what an interrupted build left ({}{} temporary files removed)",
+            args.out.display(),
+            if recovery.rolled_forward {
+                "its renames finished, "
+            } else {
+                ""
+            },
+            recovery.removed.len()
+        );
+    }
+    let plan = crate::emit::compare(args.out, &compiled.output, &compiled.digest)?;
+    // Stage out/ first: an output directory that cannot be written costs no key.
+    let staged = if plan.is_noop() {
+        None
+    } else {
+        Some(plan.stage()?)
     };
-    let renderer = match crate::render::Renderer::new(args.templates) {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return Exit::Environment;
-        }
-    };
-    let output = match crate::build::render(model, &plans, &material, &inputs, &renderer) {
-        Ok(o) => o,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return Exit::Environment;
-        }
-    };
-    let digest = crate::emit::digest(checked.source.text.as_bytes());
-    if !args.check && !new_files.is_empty() {
-        // Find out whether the output can be written before any key material is made.
-        if let Err(e) = crate::emit::emit(args.out, &output, &digest, true) {
-            eprintln!("error: {e}");
-            return Exit::Environment;
-        }
-        if let Err(e) = store.add(&new_files) {
-            eprintln!("error: {e}");
-            return Exit::Environment;
-        }
+    let summary_now = staged.is_none().then(|| plan_summary(args.out, &compiled));
+    if !compiled.new_material.is_empty() {
+        store
+            .add(&compiled.new_material)
+            .map_err(Fail::Environment)?;
         // One line per directory, naming the files made there (never their contents).
         let mut created: BTreeMap<PathBuf, Vec<String>> = BTreeMap::new();
-        for f in &new_files {
+        for f in &compiled.new_material {
             let dir = f.path.parent().map(Path::to_path_buf).unwrap_or_default();
             let name = f.path.file_name().map(|n| n.to_string_lossy().to_string());
             created.entry(dir).or_default().extend(name);
@@ -522,51 +553,74 @@ fn build(args: &BuildArgs<'_>) -> Exit {
         }
         print_stdout(&text);
     }
-    let summary = match crate::emit::emit(args.out, &output, &digest, args.check) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return Exit::Environment;
-        }
+    let summary = match staged {
+        Some(staged) => staged.commit()?,
+        None => summary_now.unwrap_or_else(|| Ok(Summary::default()))?,
     };
     let mut lines = String::new();
-    for (dir, c) in &summary.dirs {
+    for (scope, c) in &summary.scopes {
         let _ = writeln!(
             lines,
             "{}: {} created, {} changed, {} removed, {} unchanged",
-            args.out.join(dir).display(),
+            scope_label(args.out, scope),
             c.created,
             c.changed,
             c.removed,
             c.unchanged
         );
     }
-    if args.check {
-        if summary.changed() {
-            match crate::emit::read_tree(args.out, output.files.keys()) {
-                Ok(files) => {
-                    let report = crate::diff::compare(
-                        &crate::diff::Side::on_disk(files),
-                        &crate::diff::Side::rendered(output, BTreeSet::new()),
-                    );
-                    eprint!("{}", crate::diff::brief(&report));
-                }
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    return Exit::Environment;
-                }
-            }
-            eprintln!(
-                "{}: stale: run `meshc build` and commit the result",
-                args.out.display()
-            );
-            return Exit::Differences;
-        }
-        print_stdout(&format!("{}: up to date\n", args.out.display()));
-        return Exit::Success;
-    }
     print_stdout(&lines);
-    Exit::Success
+    if crate::interrupt::requested() {
+        return Err(Fail::Interrupted(format!(
+            "{} was completed before stopping",
+            args.out.display()
+        )));
+    }
+    Ok(Exit::Success)
+}
+
+/// The summary of a build that writes nothing.
+fn plan_summary(out: &Path, compiled: &Compiled) -> Result<Summary, Fail> {
+    Ok(
+        crate::emit::compare(out, &compiled.output, &compiled.digest)?
+            .summary()
+            .clone(),
+    )
+}
+
+/// `build --check`: exit 1 when a build would change anything (with the brief diff).
+fn check(out: &Path, compiled: &Compiled) -> Result<Exit, Fail> {
+    if let Some(left) = crate::emit::interrupted(out)? {
+        eprintln!(
+            "{}: stale: an interrupted build left {}; run `meshc build` to repair it",
+            out.display(),
+            left.display()
+        );
+        return Ok(Exit::Differences);
+    }
+    if !compiled.new_material.is_empty() {
+        eprintln!(
+            "{}: stale: the PKI store lacks material a build would create",
+            out.display()
+        );
+        return Ok(Exit::Differences);
+    }
+    let plan = crate::emit::compare(out, &compiled.output, &compiled.digest)?;
+    if !plan.summary().changed() {
+        print_stdout(&format!("{}: up to date\n", out.display()));
+        return Ok(Exit::Success);
+    }
+    let files = crate::emit::read_tree(out, &compiled.output.scopes())?;
+    let report = crate::diff::compare(
+        &crate::diff::Side::on_disk(files),
+        &crate::diff::Side::borrowed(&compiled.output, BTreeSet::new()),
+    );
+    eprint!("{}", crate::diff::brief(&report));
+    eprintln!(
+        "{}: stale: run `meshc build` and commit the result",
+        out.display()
+    );
+    Ok(Exit::Differences)
 }
 
 struct DiffArgs<'a> {
@@ -575,28 +629,28 @@ struct DiffArgs<'a> {
     from: Option<&'a Path>,
     store: &'a StoreArgs,
     format: DiffFormat,
-    templates: Option<&'a Path>,
-    istio_crds: &'a [PathBuf],
+    common: CompileArgs<'a>,
 }
 
-fn diff(args: &DiffArgs<'_>) -> Exit {
-    let new = match compile_side(args.topology, None, args, false) {
-        Ok(side) => side,
-        Err(exit) => return exit,
-    };
+fn diff(args: &DiffArgs<'_>) -> Result<Exit, Fail> {
+    let new = compile_side(args.topology, None, args, false)?;
     let old = match (args.out, args.from) {
-        (Some(out), _) => match crate::emit::read_tree(out, new.files.keys()) {
-            Ok(files) => crate::diff::Side::on_disk(files),
-            Err(e) => {
-                eprintln!("error: {e}");
-                return Exit::Environment;
+        (Some(out), _) => {
+            if let Some(left) = crate::emit::interrupted(out)? {
+                eprintln!(
+                    "warning: an interrupted build left {}; `meshc build` repairs it",
+                    left.display()
+                );
             }
-        },
-        (None, Some(from)) => match compile_side(from, Some(args.topology), args, true) {
-            Ok(side) => side,
-            Err(exit) => return exit,
-        },
-        (None, None) => return Exit::Invalid,
+            let scopes = new
+                .files
+                .iter()
+                .map(|(path, (scope, _))| (path.clone(), scope.clone()))
+                .collect();
+            crate::diff::Side::on_disk(crate::emit::read_tree(out, &scopes)?)
+        }
+        (None, Some(from)) => compile_side(from, Some(args.topology), args, true)?,
+        (None, None) => return Ok(Exit::Invalid),
     };
     let report = crate::diff::compare(&old, &new);
     let text = match args.format {
@@ -609,11 +663,11 @@ fn diff(args: &DiffArgs<'_>) -> Exit {
         DiffFormat::Json => crate::diff::json(&report),
     };
     print_stdout(&text);
-    if report.has_changes() {
+    Ok(if report.has_changes() {
         Exit::Differences
     } else {
         Exit::Success
-    }
+    })
 }
 
 /// What a topology compiles to, in memory: nothing is written, to the store or anywhere. Key
@@ -624,52 +678,13 @@ fn compile_side(
     in_place_of: Option<&Path>,
     args: &DiffArgs<'_>,
     quiet: bool,
-) -> Result<crate::diff::Side, Exit> {
-    let now = OffsetDateTime::now_utc();
-    let Loaded {
-        checked,
-        store,
-        inspection,
-        plans,
-        inputs,
-    } = load_for_build(
-        topology,
-        in_place_of,
-        args.store,
-        false,
-        quiet,
-        now,
-        args.istio_crds,
-    )?;
-    let Some(model) = &checked.model else {
-        return Err(Exit::Invalid);
-    };
-    // The clusters whose cacerts a build would fill with material it has yet to make.
-    let makes_material = |p: &crate::plan::ClusterPlan| {
-        inspection.missing.iter().any(|m| match *m {
-            pki::Missing::Root(mi) => mi == p.mesh,
-            pki::Missing::Intermediate(_, c) => c == p.cluster,
-            pki::Missing::Chain(..) => false,
-        })
-    };
-    let pending: BTreeSet<String> = plans
-        .iter()
-        .filter(|p| {
-            model.topology.meshes[p.mesh].ca.secrets == crate::topology::SecretsMode::Plain
-                && makes_material(p)
-        })
-        .map(|p| p.name.clone())
-        .collect();
-    let environment = |e: &dyn std::fmt::Display| {
-        eprintln!("error: {e}");
-        Exit::Environment
-    };
-    let (material, _never_stored) =
-        pki::complete(model, &store, inspection, false, now).map_err(|e| environment(&e))?;
-    let renderer = crate::render::Renderer::new(args.templates).map_err(|e| environment(&e))?;
-    let output = crate::build::render(model, &plans, &material, &inputs, &renderer)
-        .map_err(|e| environment(&e))?;
-    Ok(crate::diff::Side::rendered(output, pending))
+) -> Result<crate::diff::Side, Fail> {
+    let (_, _, compiled) =
+        load_and_compile(topology, in_place_of, args.store, &args.common, quiet)?;
+    Ok(crate::diff::Side::rendered(
+        compiled.output,
+        compiled.pending,
+    ))
 }
 
 fn pki_status(topology: &Path, store: &StoreArgs, format: Format) -> Exit {

@@ -792,7 +792,7 @@ fn check_here(
                 "name": dr.name,
                 "namespace": model.destination_rules[i].namespace,
             },
-            "spec": crate::build::destination_rule_spec(dr),
+            "spec": crate::istio::destination_rule_spec(dr),
         });
         let entry = Entry::DestinationRule(i);
         match crds.validate_here(&doc)? {

@@ -17,14 +17,18 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
+use std::sync::Arc;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 
-/// A tree of output files: path relative to the output directory (`cluster/file`) → bytes.
-pub type Files = BTreeMap<String, Vec<u8>>;
+use crate::output::Scope;
+
+/// A tree of output files: path relative to the output directory → the scope the file
+/// belongs to and its bytes.
+pub type Files = BTreeMap<String, (Scope, Arc<[u8]>)>;
 
 /// One side of a comparison: the files, and the clusters whose `cacerts` Secret a build would
 /// write once it has made their key material (not in the PKI store yet, so not in `files`).
@@ -36,20 +40,35 @@ pub struct Side {
 
 impl Side {
     /// A tree read from disk: its key material is what it is, nothing pends.
-    pub fn on_disk(files: Files) -> Side {
+    pub fn on_disk(files: BTreeMap<String, (Scope, Vec<u8>)>) -> Side {
         Side {
-            files,
+            files: files
+                .into_iter()
+                .map(|(path, (scope, bytes))| (path, (scope, Arc::from(bytes))))
+                .collect(),
             pending: BTreeSet::new(),
         }
     }
 
+    /// A rendered output, still owned by its caller (the bytes are shared, not copied).
+    pub fn borrowed(output: &crate::output::Output, pending: BTreeSet<String>) -> Side {
+        Side {
+            files: output
+                .files
+                .iter()
+                .map(|(path, f)| (path.clone(), (f.scope.clone(), Arc::clone(&f.bytes))))
+                .collect(),
+            pending,
+        }
+    }
+
     /// What a build renders, with the clusters whose key material it would still make.
-    pub fn rendered(output: crate::emit::Output, pending: BTreeSet<String>) -> Side {
+    pub fn rendered(output: crate::output::Output, pending: BTreeSet<String>) -> Side {
         Side {
             files: output
                 .files
                 .into_iter()
-                .map(|(path, f)| (path, f.bytes))
+                .map(|(path, f)| (path, (f.scope, f.bytes)))
                 .collect(),
             pending,
         }
@@ -104,8 +123,10 @@ enum Content {
 
 #[derive(Debug, Clone)]
 struct Item {
-    /// The path within the cluster's directory.
+    /// The path within the cluster's directory (within the tree, for other scopes).
     file: String,
+    /// The path within the output directory.
+    path: String,
     content: Content,
 }
 
@@ -243,7 +264,7 @@ pub fn compare(old: &Side, new: &Side) -> Report {
         if let Some(entry) = entry {
             for side in [&old_items, &new_items] {
                 if let Some(item) = side.get(id) {
-                    touched.insert(format!("{}/{}", id.cluster, item.file));
+                    touched.insert(item.path.clone());
                 }
             }
             report.entries.push(entry);
@@ -255,7 +276,7 @@ pub fn compare(old: &Side, new: &Side) -> Report {
         if path.starts_with(BOOKKEEPING) || touched.contains(path.as_str()) {
             continue;
         }
-        if path.contains('/') && old.get(path) != new.get(path) {
+        if old.get(path) != new.get(path) {
             report.rewritten.push(path.clone());
         }
     }
@@ -266,16 +287,20 @@ pub fn compare(old: &Side, new: &Side) -> Report {
 fn items(side: &Side, skip: &BTreeSet<&String>) -> BTreeMap<Id, Item> {
     let mut out: BTreeMap<Id, Item> = BTreeMap::new();
     for cluster in &side.pending {
-        let (id, item) = pending_item(cluster, "cacerts.yaml");
+        let (id, item) = pending_item(cluster, "cacerts.yaml", &format!("{cluster}/cacerts.yaml"));
         out.insert(id, item);
     }
-    for (path, bytes) in &side.files {
+    for (path, (scope, bytes)) in &side.files {
         if path.starts_with(BOOKKEEPING) || skip.contains(path) {
             continue;
         }
-        let Some((cluster, file)) = path.split_once('/') else {
-            continue;
-        };
+        let cluster = scope.to_string();
+        let file = scope
+            .cluster()
+            .and_then(|c| path.strip_prefix(c))
+            .and_then(|rest| rest.strip_prefix('/'))
+            .unwrap_or(path);
+        let cluster = cluster.as_str();
         let file_item = |content: Content| {
             (
                 Id {
@@ -288,6 +313,7 @@ fn items(side: &Side, skip: &BTreeSet<&String>) -> BTreeMap<Id, Item> {
                 },
                 Item {
                     file: file.to_string(),
+                    path: path.clone(),
                     content,
                 },
             )
@@ -295,11 +321,11 @@ fn items(side: &Side, skip: &BTreeSet<&String>) -> BTreeMap<Id, Item> {
         let found: Vec<(Id, Item)> = match parse_yaml(file, bytes) {
             Some(docs) if !docs.is_empty() && docs.iter().all(is_object) => docs
                 .into_iter()
-                .map(|object| object_item(cluster, file, object))
+                .map(|object| object_item(cluster, file, path, object))
                 .collect(),
             // A Secret that is not a well-formed object (a hand edit) is never shown.
             Some(docs) if docs.iter().any(mentions_secret) => {
-                vec![file_item(Content::Opaque(bytes.clone()))]
+                vec![file_item(Content::Opaque(bytes.to_vec()))]
             }
             // A YAML file that holds no objects (Helm values, a Kustomization): its documents
             // as one value.
@@ -310,7 +336,7 @@ fn items(side: &Side, skip: &BTreeSet<&String>) -> BTreeMap<Id, Item> {
             }))],
             None => match std::str::from_utf8(bytes) {
                 Ok(text) if !is_yaml(file) => vec![file_item(Content::Text(text.to_string()))],
-                _ => vec![file_item(Content::Opaque(bytes.clone()))],
+                _ => vec![file_item(Content::Opaque(bytes.to_vec()))],
             },
         };
         for (id, item) in found {
@@ -337,11 +363,11 @@ fn parse_yaml(file: &str, bytes: &[u8]) -> Option<Vec<Value>> {
         return None;
     }
     let text = std::str::from_utf8(bytes).ok()?;
-    let docs: Vec<Value> = serde_saphyr::from_multiple(text).ok()?;
+    let docs: Vec<Value> = crate::yaml::documents(text).ok()?;
     Some(docs.into_iter().filter(|d| !d.is_null()).collect())
 }
 
-fn object_item(cluster: &str, file: &str, object: Value) -> (Id, Item) {
+fn object_item(cluster: &str, file: &str, path: &str, object: Value) -> (Id, Item) {
     let text = |v: &Value| v.as_str().unwrap_or_default().to_string();
     (
         Id {
@@ -354,24 +380,26 @@ fn object_item(cluster: &str, file: &str, object: Value) -> (Id, Item) {
         },
         Item {
             file: file.to_string(),
+            path: path.to_string(),
             content: Content::Yaml(object),
         },
     )
 }
 
 /// The cacerts Secret a build would write once it has made the key material.
-fn pending_item(cluster: &str, file: &str) -> (Id, Item) {
+fn pending_item(cluster: &str, file: &str, path: &str) -> (Id, Item) {
     (
         Id {
             cluster: cluster.to_string(),
             file_item: false,
             kind: "Secret".to_string(),
-            namespace: crate::build::SYSTEM_NAMESPACE.to_string(),
+            namespace: crate::istio::SYSTEM_NAMESPACE.to_string(),
             name: "cacerts".to_string(),
             api_version: "v1".to_string(),
         },
         Item {
             file: file.to_string(),
+            path: path.to_string(),
             content: Content::Pending,
         },
     )
@@ -994,7 +1022,10 @@ mod tests {
         Side {
             files: entries
                 .iter()
-                .map(|(p, t)| ((*p).to_string(), t.as_bytes().to_vec()))
+                .map(|(p, t)| {
+                    let scope = Scope::Cluster(p.split('/').next().unwrap_or(p).to_string());
+                    ((*p).to_string(), (scope, Arc::from(t.as_bytes())))
+                })
                 .collect(),
             pending: BTreeSet::new(),
         }

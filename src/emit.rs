@@ -1,13 +1,31 @@
-//! The emit stage: the output tree on disk, changed only where it must change.
+//! The emit stage: the output tree on disk, changed only where it must change, and never left
+//! half-written.
 //!
 //! `out/` is committed to a GitOps repository and applied by Argo CD or Flux, so the rules are
 //! strict (OUTPUT.md): only paths under `out/` are written; a file whose bytes do not change is
 //! not touched (contents and mtime), so a rebuild that changes nothing writes nothing; files
 //! meshc wrote before and no longer produces are removed, files it never wrote are never
-//! touched; nothing is written through a symlink leading out of `out/`. Every new file is
-//! written in full beside its target before the first one is renamed into place, so a build
-//! that fails while writing (a full disk, a permission) leaves the previous tree as it was;
-//! the renames that follow are single system calls on one file system. `out/.meshc/manifest.json` records what meshc owns.
+//! touched; nothing is written through a symlink leading out of `out/`.
+//!
+//! A build writes in three steps ([`compare`], [`Plan::stage`], [`Staged::commit`]):
+//!
+//! 1. **Stage.** Every new file is written in full beside its target under a temporary name
+//!    (`.NAME.meshc-PID-N`), and the new manifest too. A failure or an interrupt here removes
+//!    the temporary files: the tree is as it was. The caller adds key material to the PKI store
+//!    only after this step, so an output directory that cannot be written costs no key.
+//! 2. **Commit point.** `.meshc/journal.json` is written (itself staged and renamed): every
+//!    rename and removal still to do. From here on the build rolls forward.
+//! 3. **Apply.** The renames, the removals and the manifest's rename, then the journal is
+//!    removed and the file system is synced once.
+//!
+//! Every later run starts with [`recover`]: a journal left by a killed build is finished, and
+//! temporary files a killed build left before its commit point are removed. Read-only commands
+//! use [`interrupted`] to say that the tree needs that repair instead of doing it. So an
+//! interrupted build leaves every file old or new, never torn, and the next build repairs the
+//! tree and the manifest whatever instant it was killed at. The tree is derived from the
+//! topology and the store, so it is not synced file by file (12,000 fsyncs are most of a large
+//! build): one sync at the end makes a finished build durable; the PKI store, which holds the
+//! only state that cannot be rebuilt, syncs every write (`pki/store.rs`).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
@@ -16,36 +34,13 @@ use std::path::{Component, Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::files::{self, Staged};
+use crate::files::{self, Staged as StagedFile};
+use crate::output::{OutFile, Output, Scope};
 
 /// Where the manifest lives, relative to the output directory.
 pub const MANIFEST: &str = ".meshc/manifest.json";
-
-/// One file to write, by its path relative to the output directory (`/`-separated).
-#[derive(Clone)]
-pub struct OutFile {
-    pub bytes: Vec<u8>,
-    /// Holds key material: written owner-only.
-    pub private: bool,
-}
-
-impl std::fmt::Debug for OutFile {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "OutFile({} bytes)", self.bytes.len())
-    }
-}
-
-/// The whole output tree, as the build wants it.
-#[derive(Debug, Default)]
-pub struct Output {
-    pub files: BTreeMap<String, OutFile>,
-}
-
-impl Output {
-    pub fn add(&mut self, path: String, bytes: Vec<u8>, private: bool) {
-        self.files.insert(path, OutFile { bytes, private });
-    }
-}
+/// The list of renames and removals of a build past its commit point.
+pub const JOURNAL: &str = ".meshc/journal.json";
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
@@ -58,13 +53,37 @@ struct Manifest {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 struct ManifestEntry {
     path: String,
+    /// `cluster/NAME`, `mesh/NAME` or `tree` ([`Scope::key`]); absent in manifests written
+    /// before scopes existed, where the first path segment was the cluster.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    scope: Option<String>,
     sha256: String,
 }
 
-/// What happened to each file, by top-level directory (the cluster).
+impl ManifestEntry {
+    fn scope(&self) -> Scope {
+        self.scope
+            .as_deref()
+            .and_then(Scope::parse)
+            .unwrap_or_else(|| match self.path.split_once('/') {
+                Some((cluster, _)) => Scope::Cluster(cluster.to_string()),
+                None => Scope::Tree,
+            })
+    }
+}
+
+/// What a killed build still had to do, written at its commit point.
+#[derive(Debug, Serialize, Deserialize)]
+struct Journal {
+    /// `(temporary, target)`, relative to the output directory.
+    renames: Vec<(String, String)>,
+    removals: Vec<String>,
+}
+
+/// What happened (or would happen) to the files of each scope.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Summary {
-    pub dirs: BTreeMap<String, Counts>,
+    pub scopes: BTreeMap<Scope, Counts>,
 }
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -76,14 +95,13 @@ pub struct Counts {
 }
 
 impl Summary {
-    fn count(&mut self, path: &str) -> &mut Counts {
-        let dir = path.split('/').next().unwrap_or(path).to_string();
-        self.dirs.entry(dir).or_default()
+    fn count(&mut self, scope: &Scope) -> &mut Counts {
+        self.scopes.entry(scope.clone()).or_default()
     }
 
     /// Whether anything was (or would be) created, changed or removed.
     pub fn changed(&self) -> bool {
-        self.dirs
+        self.scopes
             .values()
             .any(|c| c.created + c.changed + c.removed > 0)
     }
@@ -109,6 +127,8 @@ pub enum EmitError {
         "{path} is damaged ({reason}); delete it to start over (files it listed will then be kept, not pruned)"
     )]
     Manifest { path: PathBuf, reason: String },
+    #[error("interrupted: {out} was left as it was")]
+    Interrupted { out: PathBuf },
 }
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> EmitError + '_ {
@@ -133,52 +153,286 @@ pub fn digest(bytes: &[u8]) -> String {
     format!("sha256:{}", sha256_hex(bytes))
 }
 
-/// Compares `output` with the tree in `out` and, unless `dry_run`, makes the tree match.
-pub fn emit(
+/// The differences between `output` and the tree in `out`: what a build would write and
+/// remove. Reads only.
+#[derive(Debug)]
+pub struct Plan<'o> {
+    out: PathBuf,
+    summary: Summary,
+    writes: Vec<(&'o str, &'o OutFile)>,
+    removals: Vec<String>,
+    manifest: Option<Vec<u8>>,
+}
+
+impl Plan<'_> {
+    pub fn summary(&self) -> &Summary {
+        &self.summary
+    }
+
+    /// Whether applying the plan would write anything (files or the manifest).
+    pub fn is_noop(&self) -> bool {
+        self.writes.is_empty() && self.removals.is_empty() && self.manifest.is_none()
+    }
+
+    /// Writes every new file (and the manifest) beside its target: nothing is in place yet.
+    /// On failure or interrupt, what was written is removed again.
+    pub fn stage(self) -> Result<Staged, EmitError> {
+        let guard = crate::interrupt::Critical::enter();
+        let mut staged = Vec::with_capacity(self.writes.len() + 1);
+        for (rel, file) in &self.writes {
+            if crate::interrupt::requested() {
+                return Err(EmitError::Interrupted { out: self.out });
+            }
+            let path = self.out.join(rel);
+            if let Some(parent) = path.parent() {
+                files::create_dirs(parent, 0o755).map_err(io_err(parent))?;
+            }
+            let mode = if file.private {
+                files::PRIVATE
+            } else {
+                files::PUBLIC
+            };
+            staged.push((
+                (*rel).to_string(),
+                StagedFile::write_unsynced(&path, &file.bytes, mode).map_err(io_err(&path))?,
+            ));
+            crate::interrupt::failpoint("emit:staging");
+        }
+        if let Some(bytes) = &self.manifest {
+            let path = self.out.join(MANIFEST);
+            if let Some(parent) = path.parent() {
+                files::create_dirs(parent, 0o755).map_err(io_err(parent))?;
+            }
+            staged.push((
+                MANIFEST.to_string(),
+                StagedFile::write_unsynced(&path, bytes, files::PUBLIC).map_err(io_err(&path))?,
+            ));
+        }
+        if crate::interrupt::requested() {
+            return Err(EmitError::Interrupted { out: self.out });
+        }
+        Ok(Staged {
+            out: self.out,
+            summary: self.summary,
+            files: staged,
+            removals: self.removals,
+            _guard: guard,
+        })
+    }
+}
+
+/// Every new file written beside its target; [`Staged::commit`] puts them in place, dropping
+/// it removes them.
+#[derive(Debug)]
+pub struct Staged {
+    out: PathBuf,
+    summary: Summary,
+    /// `(target, staged file)`; the manifest last.
+    files: Vec<(String, StagedFile)>,
+    removals: Vec<String>,
+    _guard: crate::interrupt::Critical,
+}
+
+impl Staged {
+    /// Puts every staged file in place and removes the files no longer produced. An interrupt
+    /// from here on is taken after the tree is complete.
+    pub fn commit(self) -> Result<Summary, EmitError> {
+        let out = self.out;
+        let relative = |p: &Path| {
+            p.strip_prefix(&out)
+                .map(|r| r.to_string_lossy().replace('\\', "/"))
+                .unwrap_or_default()
+        };
+        let journal = Journal {
+            renames: self
+                .files
+                .iter()
+                .map(|(target, s)| (relative(s.temp()), target.clone()))
+                .collect(),
+            removals: self.removals,
+        };
+        let mut bytes = serde_json::to_vec_pretty(&journal).unwrap_or_default();
+        bytes.push(b'\n');
+        let journal_path = out.join(JOURNAL);
+        if let Some(parent) = journal_path.parent() {
+            files::create_dirs(parent, 0o755).map_err(io_err(parent))?;
+        }
+        // Only now is anything of the old tree replaced: this rename is the commit point.
+        StagedFile::write_unsynced(&journal_path, &bytes, files::PUBLIC)
+            .and_then(StagedFile::replace)
+            .map_err(io_err(&journal_path))?;
+        for (_, s) in self.files {
+            s.keep();
+        }
+        crate::interrupt::failpoint("emit:committed");
+        apply(&out, &journal)?;
+        Ok(self.summary)
+    }
+}
+
+/// Carries out a journal: renames whose temporary file is still there, removals of files
+/// still there, then the journal's own removal and one sync of the file system.
+fn apply(out: &Path, journal: &Journal) -> Result<(), EmitError> {
+    let count = journal.renames.len();
+    for (i, (temp, target)) in journal.renames.iter().enumerate() {
+        if !is_plain_relative(temp) || !is_plain_relative(target) {
+            continue;
+        }
+        let (from, to) = (out.join(temp), out.join(target));
+        match fs::rename(&from, &to) {
+            Ok(()) => {}
+            // Renamed before a kill: nothing left to do for it.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io_err(&to)(e)),
+        }
+        if i + 1 == count / 2 {
+            crate::interrupt::failpoint("emit:renaming");
+        }
+    }
+    for rel in journal.removals.iter().filter(|r| is_plain_relative(r)) {
+        let path = out.join(rel);
+        match fs::remove_file(&path) {
+            Ok(()) => remove_empty_parents(out, &path),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io_err(&path)(e)),
+        }
+    }
+    let journal_path = out.join(JOURNAL);
+    fs::remove_file(&journal_path).map_err(io_err(&journal_path))?;
+    files::sync_tree(out).map_err(io_err(out))?;
+    Ok(())
+}
+
+/// What [`recover`] found and repaired.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Recovery {
+    /// A killed build's journal was carried out.
+    pub rolled_forward: bool,
+    /// Temporary files of a killed build, removed.
+    pub removed: Vec<PathBuf>,
+}
+
+/// Repairs what an interrupted build left in `out`: finishes a build that was past its commit
+/// point, then removes temporary files no build will put in place. Every writing command calls
+/// it first.
+pub fn recover(out: &Path) -> Result<Recovery, EmitError> {
+    let mut recovery = Recovery::default();
+    if fs::symlink_metadata(out).is_err() {
+        return Ok(recovery);
+    }
+    if let Some(journal) = read_journal(out)? {
+        apply(out, &journal)?;
+        recovery.rolled_forward = true;
+    }
+    for temp in leftovers(out).map_err(io_err(out))? {
+        fs::remove_file(&temp).map_err(io_err(&temp))?;
+        recovery.removed.push(temp);
+    }
+    Ok(recovery)
+}
+
+/// What an interrupted build left in `out`, for commands that must not repair it: the journal
+/// or the first temporary file, or `None` when the tree is whole.
+pub fn interrupted(out: &Path) -> Result<Option<PathBuf>, EmitError> {
+    let journal = out.join(JOURNAL);
+    if fs::symlink_metadata(&journal).is_ok() {
+        return Ok(Some(journal));
+    }
+    if fs::symlink_metadata(out).is_err() {
+        return Ok(None);
+    }
+    Ok(leftovers(out).map_err(io_err(out))?.into_iter().next())
+}
+
+fn read_journal(out: &Path) -> Result<Option<Journal>, EmitError> {
+    let path = out.join(JOURNAL);
+    match fs::read(&path) {
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| EmitError::Manifest {
+                path,
+                reason: e.to_string(),
+            }),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(io_err(&path)(e)),
+    }
+}
+
+/// Temporary files under `out` (not following symbolic links), sorted.
+fn leftovers(out: &Path) -> io::Result<Vec<PathBuf>> {
+    let mut found = Vec::new();
+    let mut dirs = vec![out.to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        for entry in fs::read_dir(&dir)? {
+            let entry = entry?;
+            let kind = entry.file_type()?;
+            if kind.is_dir() {
+                dirs.push(entry.path());
+            } else if kind.is_file() && files::is_temporary(&entry.file_name()) {
+                found.push(entry.path());
+            }
+        }
+    }
+    found.sort();
+    Ok(found)
+}
+
+/// Compares `output` with the tree in `out`: what is unchanged, what a build would create,
+/// change and remove. Reads only; refuses what a build would refuse (files meshc did not
+/// write, symbolic links out of the tree, a damaged manifest).
+pub fn compare<'o>(
     out: &Path,
-    output: &Output,
+    output: &'o Output,
     topology_digest: &str,
-    dry_run: bool,
-) -> Result<Summary, EmitError> {
+) -> Result<Plan<'o>, EmitError> {
     debug_assert!(output.files.keys().all(|p| is_plain_relative(p)));
     let root = match fs::canonicalize(out) {
         Ok(root) => Some(root),
         Err(e) if e.kind() == io::ErrorKind::NotFound => None,
         Err(e) => return Err(io_err(out)(e)),
     };
-    let manifest_path = out.join(MANIFEST);
     if let Some(root) = &root {
         check_inside(root, out, MANIFEST)?;
     }
-    let old = read_manifest(&manifest_path)?;
-    let owned: BTreeSet<&str> = old
+    let old = read_manifest(&out.join(MANIFEST))?;
+    let owned: BTreeMap<&str, Scope> = old
         .as_ref()
-        .map(|m| m.files.iter().map(|f| f.path.as_str()).collect())
+        .map(|m| {
+            m.files
+                .iter()
+                .map(|f| (f.path.as_str(), f.scope()))
+                .collect()
+        })
         .unwrap_or_default();
 
     let mut summary = Summary::default();
-    let mut writes: Vec<(PathBuf, &OutFile)> = Vec::new();
+    let mut writes = Vec::new();
     for (rel, file) in &output.files {
         let path = out.join(rel);
         if let Some(root) = &root {
             check_inside(root, out, rel)?;
         }
-        match fs::read(&path) {
-            Ok(existing) if existing == file.bytes => summary.count(rel).unchanged += 1,
-            Ok(_) if !owned.contains(rel.as_str()) => return Err(EmitError::NotOurs { path }),
-            Ok(_) => {
-                summary.count(rel).changed += 1;
-                writes.push((path, file));
+        match same_bytes(&path, &file.bytes) {
+            Ok(true) => summary.count(&file.scope).unchanged += 1,
+            Ok(false) if !owned.contains_key(rel.as_str()) => {
+                return Err(EmitError::NotOurs { path });
+            }
+            Ok(false) => {
+                summary.count(&file.scope).changed += 1;
+                writes.push((rel.as_str(), file));
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                summary.count(rel).created += 1;
-                writes.push((path, file));
+                summary.count(&file.scope).created += 1;
+                writes.push((rel.as_str(), file));
             }
             Err(e) => return Err(io_err(&path)(e)),
         }
     }
     let mut removals = Vec::new();
-    for rel in owned.iter().filter(|p| !output.files.contains_key(**p)) {
+    for (rel, scope) in owned
+        .iter()
+        .filter(|(p, _)| !output.files.contains_key(**p))
+    {
         if !is_plain_relative(rel) {
             continue;
         }
@@ -187,8 +441,8 @@ pub fn emit(
             check_inside(root, out, rel)?;
         }
         if fs::symlink_metadata(&path).is_ok_and(|m| m.is_file()) {
-            summary.count(rel).removed += 1;
-            removals.push(path);
+            summary.count(scope).removed += 1;
+            removals.push((*rel).to_string());
         }
     }
 
@@ -200,73 +454,69 @@ pub fn emit(
             .iter()
             .map(|(path, f)| ManifestEntry {
                 path: path.clone(),
+                scope: Some(f.scope.key()),
                 sha256: sha256_hex(&f.bytes),
             })
             .collect(),
     };
-    if dry_run || (writes.is_empty() && removals.is_empty() && old.as_ref() == Some(&manifest)) {
-        return Ok(summary);
-    }
-
-    // Stage everything, then put it in place.
-    let mut manifest_bytes = serde_json::to_vec_pretty(&manifest).unwrap_or_default();
-    manifest_bytes.push(b'\n');
-    let mut staged = Vec::with_capacity(writes.len() + 1);
-    for (path, file) in &writes {
-        if let Some(parent) = path.parent() {
-            files::create_dirs(parent, 0o755).map_err(io_err(parent))?;
-        }
-        let mode = if file.private {
-            files::PRIVATE
-        } else {
-            files::PUBLIC
-        };
-        staged.push(Staged::write(path, &file.bytes, mode).map_err(io_err(path))?);
-    }
-    if let Some(parent) = manifest_path.parent() {
-        files::create_dirs(parent, 0o755).map_err(io_err(parent))?;
-    }
-    let staged_manifest = Staged::write(&manifest_path, &manifest_bytes, files::PUBLIC)
-        .map_err(io_err(&manifest_path))?;
-    for s in staged {
-        let target = s.target().to_path_buf();
-        s.replace().map_err(io_err(&target))?;
-    }
-    for path in &removals {
-        fs::remove_file(path).map_err(io_err(path))?;
-        remove_empty_parents(out, path);
-    }
-    staged_manifest.replace().map_err(io_err(&manifest_path))?;
-    Ok(summary)
+    let manifest = (old.as_ref() != Some(&manifest)).then(|| {
+        let mut bytes = serde_json::to_vec_pretty(&manifest).unwrap_or_default();
+        bytes.push(b'\n');
+        bytes
+    });
+    Ok(Plan {
+        out: out.to_path_buf(),
+        summary,
+        writes,
+        removals,
+        manifest,
+    })
 }
 
-/// The files of `out` a comparison needs: every file the manifest lists and every path of
-/// `wanted`, where they exist. Reads only; a path through a symbolic link out of the tree is
-/// refused, as a build would refuse to write it.
-pub fn read_tree<'a>(
+/// Whether the file at `path` holds exactly `bytes`, reading no more of it than needed.
+fn same_bytes(path: &Path, bytes: &[u8]) -> io::Result<bool> {
+    use std::io::Read as _;
+    let mut file = fs::File::open(path)?;
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Ok(false);
+    }
+    if meta.len() != bytes.len() as u64 {
+        return Ok(false);
+    }
+    let mut existing = Vec::with_capacity(bytes.len());
+    file.read_to_end(&mut existing)?;
+    Ok(existing == bytes)
+}
+
+/// The tree a comparison needs from `out`: every file the manifest lists and every path of
+/// `wanted`, where they exist, each with its scope (the manifest's, else `wanted`'s). Reads
+/// only; a path through a symbolic link out of the tree is refused, as a build would refuse
+/// to write it.
+pub fn read_tree(
     out: &Path,
-    wanted: impl IntoIterator<Item = &'a String>,
-) -> Result<BTreeMap<String, Vec<u8>>, EmitError> {
+    wanted: &BTreeMap<String, Scope>,
+) -> Result<BTreeMap<String, (Scope, Vec<u8>)>, EmitError> {
     let root = match fs::canonicalize(out) {
         Ok(root) => root,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(BTreeMap::new()),
         Err(e) => return Err(io_err(out)(e)),
     };
     check_inside(&root, out, MANIFEST)?;
-    let owned = read_manifest(&out.join(MANIFEST))?
-        .map(|m| m.files.into_iter().map(|f| f.path).collect::<Vec<_>>())
-        .unwrap_or_default();
+    let mut paths: BTreeMap<String, Scope> = wanted.clone();
+    if let Some(manifest) = read_manifest(&out.join(MANIFEST))? {
+        for f in manifest.files {
+            let scope = f.scope();
+            paths.insert(f.path, scope);
+        }
+    }
     let mut tree = BTreeMap::new();
-    let paths: BTreeSet<String> = owned
-        .into_iter()
-        .chain(wanted.into_iter().cloned())
-        .collect();
-    for rel in paths.iter().filter(|p| is_plain_relative(p)) {
-        check_inside(&root, out, rel)?;
-        let path = out.join(rel);
+    for (rel, scope) in paths.into_iter().filter(|(p, _)| is_plain_relative(p)) {
+        check_inside(&root, out, &rel)?;
+        let path = out.join(&rel);
         match fs::read(&path) {
             Ok(bytes) => {
-                tree.insert(rel.clone(), bytes);
+                tree.insert(rel, (scope, bytes));
             }
             // Nothing there (or a directory where a file would go): nothing to compare.
             Err(e) if e.kind() == io::ErrorKind::NotFound || path.is_dir() => {}
@@ -325,4 +575,9 @@ fn remove_empty_parents(out: &Path, file: &Path) {
         }
         dir = d.parent();
     }
+}
+
+/// The set of paths of a tree, for tests and tools.
+pub fn paths(tree: &BTreeMap<String, (Scope, Vec<u8>)>) -> BTreeSet<&str> {
+    tree.keys().map(String::as_str).collect()
 }

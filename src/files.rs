@@ -29,21 +29,7 @@ impl Staged {
     /// Writes `bytes` to a temporary file in the target's directory (which must exist), with
     /// `mode` on Unix, and flushes it to disk.
     pub fn write(target: &Path, bytes: &[u8], mode: u32) -> io::Result<Staged> {
-        static COUNTER: AtomicU64 = AtomicU64::new(0);
-        let name = target
-            .file_name()
-            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no file name"))?;
-        let temp = target.with_file_name(format!(
-            ".{}.meshc-{}-{}",
-            name.to_string_lossy(),
-            std::process::id(),
-            COUNTER.fetch_add(1, Ordering::Relaxed)
-        ));
-        let staged = Staged {
-            temp,
-            target: target.to_path_buf(),
-            committed: false,
-        };
+        let staged = Staged::named(target)?;
         let mut file = create_new(&staged.temp, mode)?;
         file.write_all(bytes)?;
         file.sync_all()?;
@@ -69,6 +55,77 @@ impl Staged {
     pub fn target(&self) -> &Path {
         &self.target
     }
+
+    /// Writes like [`Staged::write`] without syncing: for files that can be rebuilt (the
+    /// output tree), synced once for the whole tree instead ([`sync_tree`]).
+    pub fn write_unsynced(target: &Path, bytes: &[u8], mode: u32) -> io::Result<Staged> {
+        let staged = Staged::named(target)?;
+        let mut file = create_new(&staged.temp, mode)?;
+        file.write_all(bytes)?;
+        Ok(staged)
+    }
+
+    /// The temporary file's path.
+    pub fn temp(&self) -> &Path {
+        &self.temp
+    }
+
+    /// Leaves the temporary file where it is when this is dropped: something else (the output
+    /// tree's journal) now owns putting it in place.
+    pub fn keep(mut self) {
+        self.committed = true;
+    }
+
+    fn named(target: &Path) -> io::Result<Staged> {
+        static COUNTER: AtomicU64 = AtomicU64::new(0);
+        let name = target
+            .file_name()
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no file name"))?;
+        Ok(Staged {
+            temp: target.with_file_name(format!(
+                ".{}{TEMP_MARK}{}-{}",
+                name.to_string_lossy(),
+                std::process::id(),
+                COUNTER.fetch_add(1, Ordering::Relaxed)
+            )),
+            target: target.to_path_buf(),
+            committed: false,
+        })
+    }
+}
+
+/// What every temporary name holds: `.NAME.meshc-PID-N`.
+const TEMP_MARK: &str = ".meshc-";
+
+/// Whether a file name is one of meshc's temporary names (`.NAME.meshc-PID-N`).
+pub fn is_temporary(name: &std::ffi::OsStr) -> bool {
+    let Some(name) = name.to_str() else {
+        return false;
+    };
+    let Some((stem, tail)) = name.rsplit_once(TEMP_MARK) else {
+        return false;
+    };
+    let numbers = tail.split_once('-').is_some_and(|(pid, n)| {
+        !pid.is_empty()
+            && !n.is_empty()
+            && pid.bytes().all(|b| b.is_ascii_digit())
+            && n.bytes().all(|b| b.is_ascii_digit())
+    });
+    stem.len() > 1 && stem.starts_with('.') && numbers
+}
+
+/// Makes everything written under `dir` durable: one `syncfs` of its file system on Linux,
+/// where it is one system call however many files were written; elsewhere a no-op (the
+/// output tree can be rebuilt from the topology and the store).
+pub fn sync_tree(dir: &Path) -> io::Result<()> {
+    #[cfg(target_os = "linux")]
+    {
+        let handle = File::open(dir)?;
+        rustix::fs::syncfs(&handle)?;
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = dir;
+    Ok(())
 }
 
 impl Drop for Staged {
@@ -148,6 +205,24 @@ mod tests {
             use std::os::unix::fs::PermissionsExt;
             let mode = fs::metadata(&target).expect("meta").permissions().mode() & 0o777;
             assert_eq!(mode, 0o600);
+        }
+    }
+
+    #[test]
+    fn temporary_names_are_recognised_and_nothing_else() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let staged =
+            Staged::write_unsynced(&dir.path().join("cacerts.yaml"), b"x", PUBLIC).expect("stage");
+        assert!(is_temporary(staged.temp().file_name().expect("name")));
+        for name in [
+            "cacerts.yaml",
+            ".cacerts.yaml",
+            ".meshc-1-2",
+            ".x.meshc-1-",
+            ".x.meshc-a-2",
+            "x.meshc-1-2",
+        ] {
+            assert!(!is_temporary(std::ffi::OsStr::new(name)), "{name}");
         }
     }
 

@@ -4,15 +4,20 @@
 //! [`compiler`], one module per stage: [`source`] → [`parse`] → [`schema`] → [`topology`] →
 //! [`model`] → [`validate`]. See ARCHITECTURE.md for the invariants.
 
-pub mod build;
 pub mod cli;
+pub mod compile;
 pub mod compiler;
 pub mod crds;
 pub mod diagnostic;
 pub mod diff;
 pub mod emit;
+pub mod emitters;
 mod files;
+pub mod inputs;
+pub mod interrupt;
+pub mod istio;
 pub mod model;
+pub mod output;
 pub mod parse;
 pub mod pki;
 pub mod plan;
@@ -22,3 +27,4 @@ pub mod source;
 mod suggest;
 pub mod topology;
 pub mod validate;
+pub mod yaml;

@@ -17,7 +17,7 @@ use crate::diagnostic::{Code, Reporter};
 use crate::parse::Path;
 use crate::path;
 use crate::suggest::did_you_mean;
-use crate::topology::{ControlPlane, Topology};
+use crate::topology::{ControlPlane, Dataplane, Distribution, Topology};
 
 /// Index of a mesh in `Topology::meshes`.
 pub type MeshId = usize;
@@ -57,6 +57,45 @@ impl Model {
                     .map(|m| t.meshes[m].trust_domain.as_str())
             })
             .unwrap_or_default()
+    }
+
+    /// Whether `watcher`'s istiod discovers `watched` through a remote secret (and `watched`
+    /// therefore needs an API server address and the reader token). Every primary discovers every
+    /// other cluster of its mesh, except on Solo's ambient distribution, where primaries peer
+    /// through their gateways and a primary discovers only the remotes it serves.
+    pub fn discovers(&self, watcher: ClusterId, watched: ClusterId) -> bool {
+        let (w, d) = (&self.clusters[watcher], &self.clusters[watched]);
+        if watcher == watched || !w.is_primary || w.duplicate || d.duplicate || w.mesh != d.mesh {
+            return false;
+        }
+        let Some(mesh) = w.mesh.map(|m| &self.topology.meshes[m]) else {
+            return false;
+        };
+        let peers_by_gateway =
+            mesh.dataplane == Dataplane::Ambient && mesh.istio.distribution == Distribution::Solo;
+        !peers_by_gateway || (!d.is_primary && d.primary == Some(watcher))
+    }
+
+    /// Whether `c` is a primary that serves remotes of its mesh (which reach its istiod through its
+    /// east-west gateway).
+    pub fn serves_remotes(&self, c: ClusterId) -> bool {
+        let Some(mi) = self.clusters[c].mesh else {
+            return false;
+        };
+        self.clusters[c].is_primary
+            && self.meshes[mi].clusters.iter().any(|&m| {
+                let member = &self.clusters[m];
+                !member.duplicate && member.primary == Some(c) && !member.is_primary
+            })
+    }
+
+    /// Whether `c` runs an east-west gateway: every cluster of a multi-network mesh, and primaries
+    /// that serve remotes.
+    pub fn has_east_west_gateway(&self, c: ClusterId) -> bool {
+        let multi_network = self.clusters[c]
+            .mesh
+            .is_some_and(|mi| self.meshes[mi].networks.len() > 1);
+        multi_network || self.serves_remotes(c)
     }
 }
 

@@ -9,7 +9,35 @@
 use std::collections::BTreeMap;
 
 use crate::model::{ClusterId, MeshId, Model};
-use crate::topology::{Dataplane, Distribution, MtlsMode};
+use crate::topology::{Dataplane, Distribution, Installer, MtlsMode, Platform};
+
+/// The data plane a cluster runs, with the distribution where it changes what is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flavour {
+    /// Sidecar proxies (either distribution: the output is the same).
+    Sidecar,
+    /// Upstream Istio's ambient mode: ztunnel, istio-cni, Gateway API east-west gateways.
+    Ambient,
+    /// Solo's ambient distribution: as ambient, plus peering through `istio-remote` Gateways.
+    SoloAmbient,
+}
+
+impl Flavour {
+    pub fn is_ambient(self) -> bool {
+        matches!(self, Flavour::Ambient | Flavour::SoloAmbient)
+    }
+}
+
+/// How a cluster's east-west gateway is deployed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EastWest {
+    /// The `istio/gateway` chart or the IstioOperator component (`install/`), sidecar meshes.
+    Chart,
+    /// A Gateway API Gateway of class `istio-east-west` that istiod deploys (upstream ambient).
+    GatewayApi,
+    /// Solo's `istio-eastwest` Gateway in `istio-gateways` (Solo's ambient distribution).
+    Solo,
+}
 
 /// What one cluster's directory holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,14 +55,18 @@ pub struct ClusterPlan {
     pub serves_remotes: bool,
     /// The mesh spans more than one network.
     pub multi_network: bool,
-    /// Runs an east-west gateway: every cluster of a multi-network mesh, and primaries that
-    /// serve remotes (which reach istiod through it).
-    pub east_west_gateway: bool,
+    /// Its east-west gateway, when it runs one: every cluster of a multi-network mesh, and
+    /// primaries that serve remotes (which reach istiod through it).
+    pub east_west: Option<EastWest>,
     /// Config cluster of a multi-network sidecar mesh: `expose-services.yaml`.
     pub expose_services: bool,
-    /// Ambient data plane: the east-west gateway, where there is one, is a Gateway API Gateway
-    /// (`eastwest-gateway.yaml`) that istiod deploys.
-    pub ambient: bool,
+    /// The data plane, decided once for every emitter.
+    pub flavour: Flavour,
+    /// The install inputs to write, in the order the README offers them (Helm first), each
+    /// once.
+    pub installers: Vec<Installer>,
+    /// Runs istio-cni: ambient needs it, and so do sidecars on OpenShift.
+    pub cni: bool,
     /// Solo's ambient distribution on more than one network: primaries are linked through
     /// their east-west gateways (peering) rather than by remote secrets.
     pub peering: bool,
@@ -58,45 +90,6 @@ pub struct ClusterPlan {
     pub ingress_gateways: Vec<usize>,
     /// The mesh-wide PeerAuthentication, on config clusters of a mesh with `mtls`.
     pub peer_authentication: Option<MtlsMode>,
-}
-
-/// Whether `watcher`'s istiod discovers `watched` through a remote secret (and `watched`
-/// therefore needs an API server address and the reader token). Every primary discovers every
-/// other cluster of its mesh, except on Solo's ambient distribution, where primaries peer
-/// through their gateways and a primary discovers only the remotes it serves.
-pub fn discovers(model: &Model, watcher: ClusterId, watched: ClusterId) -> bool {
-    let (w, d) = (&model.clusters[watcher], &model.clusters[watched]);
-    if watcher == watched || !w.is_primary || w.duplicate || d.duplicate || w.mesh != d.mesh {
-        return false;
-    }
-    let Some(mesh) = w.mesh.map(|m| &model.topology.meshes[m]) else {
-        return false;
-    };
-    let peers_by_gateway =
-        mesh.dataplane == Dataplane::Ambient && mesh.istio.distribution == Distribution::Solo;
-    !peers_by_gateway || (!d.is_primary && d.primary == Some(watcher))
-}
-
-/// Whether `c` is a primary that serves remotes of its mesh (which reach its istiod through its
-/// east-west gateway).
-pub fn serves_remotes(model: &Model, c: ClusterId) -> bool {
-    let Some(mi) = model.clusters[c].mesh else {
-        return false;
-    };
-    model.clusters[c].is_primary
-        && model.meshes[mi].clusters.iter().any(|&m| {
-            let member = &model.clusters[m];
-            !member.duplicate && member.primary == Some(c) && !member.is_primary
-        })
-}
-
-/// Whether `c` runs an east-west gateway: every cluster of a multi-network mesh, and primaries
-/// that serve remotes.
-pub fn has_east_west_gateway(model: &Model, c: ClusterId) -> bool {
-    let multi_network = model.clusters[c]
-        .mesh
-        .is_some_and(|mi| model.meshes[mi].networks.len() > 1);
-    multi_network || serves_remotes(model, c)
 }
 
 /// Plans every cluster, in topology order. Clusters the model could not place (no mesh, a
@@ -143,18 +136,18 @@ pub fn plan(model: &Model) -> Vec<ClusterPlan> {
             .filter(|&m| !model.clusters[m].duplicate)
             .collect();
         let multi_network = mesh_info.networks.len() > 1;
-        let serves_remotes = serves_remotes(model, c);
+        let serves_remotes = model.serves_remotes(c);
         let ambient = mesh.dataplane == Dataplane::Ambient;
         let peering = ambient && mesh.istio.distribution == Distribution::Solo && multi_network;
         let peers: Vec<ClusterId> = members
             .iter()
             .copied()
-            .filter(|&m| discovers(model, c, m))
+            .filter(|&m| model.discovers(c, m))
             .collect();
         let watchers: Vec<ClusterId> = members
             .iter()
             .copied()
-            .filter(|&w| discovers(model, w, c))
+            .filter(|&w| model.discovers(w, c))
             .collect();
         let mut linked: Vec<ClusterId> = Vec::new();
         if peering && info.is_primary {
@@ -198,14 +191,27 @@ pub fn plan(model: &Model) -> Vec<ClusterPlan> {
                 .entry(t.istio_config[i].metadata.namespace.clone())
                 .or_insert(false);
         }
-        let east_west_gateway = has_east_west_gateway(model, c);
-        if ambient && mesh.istio.distribution == Distribution::Solo && east_west_gateway {
+        let flavour = match (mesh.dataplane, mesh.istio.distribution) {
+            (Dataplane::Sidecar, _) => Flavour::Sidecar,
+            (Dataplane::Ambient, Distribution::Upstream) => Flavour::Ambient,
+            (Dataplane::Ambient, Distribution::Solo) => Flavour::SoloAmbient,
+        };
+        let east_west = model.has_east_west_gateway(c).then_some(match flavour {
+            Flavour::Sidecar => EastWest::Chart,
+            Flavour::Ambient => EastWest::GatewayApi,
+            Flavour::SoloAmbient => EastWest::Solo,
+        });
+        let installers: Vec<Installer> = [Installer::Helm, Installer::Istioctl]
+            .into_iter()
+            .filter(|i| mesh.istio.installers.contains(i))
+            .collect();
+        if east_west == Some(EastWest::Solo) {
             // Solo's east-west and istio-remote Gateways live in their own namespace.
             namespaces
-                .entry(crate::build::SOLO_GATEWAY_NAMESPACE.to_string())
+                .entry(crate::istio::SOLO_GATEWAY_NAMESPACE.to_string())
                 .or_insert(false);
         }
-        namespaces.remove(crate::build::SYSTEM_NAMESPACE);
+        namespaces.remove(crate::istio::SYSTEM_NAMESPACE);
 
         plans.push(ClusterPlan {
             cluster: c,
@@ -216,9 +222,11 @@ pub fn plan(model: &Model) -> Vec<ClusterPlan> {
             served_by: info.primary.filter(|_| !info.is_primary),
             serves_remotes,
             multi_network,
-            east_west_gateway,
+            east_west,
             expose_services: multi_network && info.is_primary && !ambient,
-            ambient,
+            flavour,
+            installers,
+            cni: flavour.is_ambient() || cluster.platform == Platform::Openshift,
             peering,
             linked,
             peers,

@@ -18,6 +18,7 @@ use serde::Serialize;
 /// The templates meshc ships, by name (their path under `templates/`).
 const EMBEDDED: &[(&str, &str)] = &[
     ("README.md.j2", include_str!("../templates/README.md.j2")),
+    ("index.md.j2", include_str!("../templates/index.md.j2")),
     (
         "cacerts.yaml.j2",
         include_str!("../templates/cacerts.yaml.j2"),
@@ -147,6 +148,7 @@ impl Renderer {
             .map_err(|e| template_error("(syntax)", &e))?;
         env.set_syntax(syntax);
         env.add_filter("yaml", yaml_filter);
+        env.add_filter("comment", comment_filter);
         for (name, embedded) in EMBEDDED {
             let source = match overrides.map(|dir| dir.join(name)) {
                 Some(path) if path.exists() => {
@@ -168,7 +170,7 @@ impl Renderer {
     pub fn objects(&self, name: &str, context: &impl Serialize) -> Result<String, RenderError> {
         let text = self.render(name, context)?;
         let docs: Vec<serde_json::Value> =
-            serde_saphyr::from_multiple(&text).map_err(|e| RenderError::Yaml {
+            crate::yaml::documents(&text).map_err(|e| RenderError::Yaml {
                 name: name.to_string(),
                 reason: yaml_reason(&e),
             })?;
@@ -204,7 +206,7 @@ impl Renderer {
     pub fn values(&self, name: &str, context: &impl Serialize) -> Result<String, RenderError> {
         let text = self.render(name, context)?;
         let doc: serde_json::Value =
-            serde_saphyr::from_str(&text).map_err(|e| RenderError::Yaml {
+            crate::yaml::document(&text).map_err(|e| RenderError::Yaml {
                 name: name.to_string(),
                 reason: yaml_reason(&e),
             })?;
@@ -270,6 +272,13 @@ fn yaml_filter(value: &Value, indent: usize) -> Result<Value, minijinja::Error> 
         .collect::<Vec<_>>()
         .join("\n");
     Ok(Value::from_safe_string(body))
+}
+
+/// `# {{ text|comment }}`: the text as the rest of a YAML comment line. A line break would
+/// end the comment and start YAML, so every one becomes a space; nothing else in a comment
+/// is read, so the text needs no other escaping.
+fn comment_filter(text: &str) -> Value {
+    Value::from_safe_string(text.replace(['\n', '\r'], " "))
 }
 
 /// A template error's detail may quote a value (`include ca_key` names the template by the
@@ -347,6 +356,20 @@ mod tests {
         let text = err.to_string();
         assert!(!text.contains(&secret[..20]), "{text}");
         assert!(text.contains("<redacted>"), "{text}");
+    }
+
+    #[test]
+    fn a_comment_cannot_end_its_line() {
+        let mut env = Environment::new();
+        env.add_filter("comment", comment_filter);
+        env.add_template("t.yaml", "# {{ c|comment }}\nkey: 1\n")
+            .expect("template");
+        let text = env
+            .get_template("t.yaml")
+            .and_then(|t| t.render(minijinja::context! { c => "a\nkind: Evil\r\nb" }))
+            .expect("renders");
+        // (This bare environment drops the trailing newline; the renderer keeps it.)
+        assert_eq!(text, "# a kind: Evil  b\nkey: 1");
     }
 
     #[test]

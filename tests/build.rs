@@ -1245,7 +1245,13 @@ fn the_plan_links_solo_primaries_by_network_and_watches_only_remotes() {
     let by_name: BTreeMap<&str, &meshc::plan::ClusterPlan> =
         plans.iter().map(|p| (p.name.as_str(), p)).collect();
     for p in &plans {
-        assert!(p.ambient && p.peering && p.east_west_gateway, "{}", p.name);
+        assert!(
+            p.flavour == meshc::plan::Flavour::SoloAmbient
+                && p.peering
+                && p.east_west == Some(meshc::plan::EastWest::Solo),
+            "{}",
+            p.name
+        );
     }
     let linked = |n: &str| {
         by_name[n]

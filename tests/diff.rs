@@ -367,7 +367,13 @@ fn a_removed_cluster_is_listed_whole_and_an_added_one_pends_its_key_material() {
             .iter()
             .all(|l| l.starts_with("west-1 ") && l.ends_with(" removed")
                 || l.starts_with("east-1 ")
-                || l.starts_with("east-2 ")),
+                || l.starts_with("east-2 ")
+                || l == "(top level) File -/README.md changed"),
+        "{lines:#?}"
+    );
+    // The tree-level index no longer lists west-1: a file of the whole tree, not of a cluster.
+    assert!(
+        lines.contains(&"(top level) File -/README.md changed".to_string()),
         "{lines:#?}"
     );
     let human = stdout(&env.meshc(&["diff", "--from", "topology.yaml", "smaller.yaml"]));

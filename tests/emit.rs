@@ -15,7 +15,7 @@ fn files_meshc_no_longer_writes_are_pruned_and_others_kept() {
     let env = Env::new(TOPOLOGY);
     assert_eq!(code(&env.build()), 0);
     std::fs::write(env.path("out/c2/notes.md"), "mine").expect("user file");
-    std::fs::write(env.path("out/README.md"), "mine too").expect("user file");
+    std::fs::write(env.path("out/NOTES.md"), "mine too").expect("user file");
     let written = files_under(&env.path("out/c2")).len() - 1; // all but notes.md
     std::fs::write(env.path("topology.yaml"), without_c2(TOPOLOGY)).expect("drop c2");
     let out = env.build();
@@ -28,7 +28,7 @@ fn files_meshc_no_longer_writes_are_pruned_and_others_kept() {
         std::fs::read_to_string(env.path("out/c2/notes.md")).expect("kept"),
         "mine"
     );
-    assert!(env.path("out/README.md").exists());
+    assert!(env.path("out/NOTES.md").exists());
     assert!(
         env.path("pki/east/c2/ca-key.pem").exists(),
         "key material is never deleted"
@@ -172,4 +172,111 @@ fn the_manifest_lists_every_file_with_its_digest() {
             .as_str()
             .is_some_and(|s| s.starts_with("sha256:"))
     );
+}
+
+/// Every file under `dir` with its bytes, hidden files included.
+fn snapshot(dir: &std::path::Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+    let mut files = std::collections::BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).expect("list").flatten() {
+            let p = entry.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                let rel = p
+                    .strip_prefix(dir)
+                    .expect("inside")
+                    .to_string_lossy()
+                    .to_string();
+                files.insert(rel, std::fs::read(&p).expect("read"));
+            }
+        }
+    }
+    files
+}
+
+#[test]
+fn a_build_killed_at_any_step_is_repaired_by_the_next() {
+    // Reference: what a whole build of the changed topology writes, and of the original.
+    let reference = Env::new(&without_c2(TOPOLOGY));
+    assert_eq!(code(&reference.build()), 0);
+    for point in ["emit:staging", "emit:committed", "emit:renaming"] {
+        let env = Env::new(TOPOLOGY);
+        assert_eq!(code(&env.build()), 0);
+        let before = snapshot(&env.path("out"));
+        // Copy the reference store so both trees hold the same key material.
+        std::fs::remove_dir_all(env.path("pki")).expect("rm pki");
+        copy_dir(&reference.path("pki"), &env.path("pki"));
+        std::fs::remove_dir_all(env.path("out")).expect("rm out");
+        assert_eq!(code(&env.build()), 0);
+        let before_change = snapshot(&env.path("out"));
+        // The change removes c2 and rewrites what refers to it: renames and removals.
+        std::fs::write(env.path("topology.yaml"), without_c2(TOPOLOGY)).expect("edit");
+        let killed = assert_cmd::Command::cargo_bin("meshc")
+            .expect("binary")
+            .current_dir(env.path(""))
+            .env("MESHC_FAILPOINT", point)
+            .args(["build", "topology.yaml", "-o", "out"])
+            .output()
+            .expect("runs");
+        assert!(
+            !killed.status.success(),
+            "{point}: the failpoint aborts the build"
+        );
+        let after_kill = snapshot(&env.path("out"));
+        // Whatever the instant, no file is torn: each is the old or the new version.
+        let after = snapshot(&reference.path("out"));
+        for (path, bytes) in &after_kill {
+            let hidden = path.rsplit('/').next().is_some_and(|n| n.starts_with('.'));
+            if hidden || path.starts_with(".meshc/") {
+                continue;
+            }
+            assert!(
+                before_change.get(path) == Some(bytes) || after.get(path) == Some(bytes),
+                "{point}: {path} is neither old nor new"
+            );
+        }
+        assert_ne!(before, std::collections::BTreeMap::new());
+        // --check sees the interruption and repairs nothing.
+        let check = env.meshc(&["build", "topology.yaml", "-o", "out", "--check"]);
+        assert_eq!(code(&check), 1, "{point}: {}", stderr(&check));
+        assert_eq!(
+            snapshot(&env.path("out")),
+            after_kill,
+            "{point}: --check wrote"
+        );
+        // The next build repairs the tree: exactly what an uninterrupted build writes.
+        let next = env.build();
+        assert_eq!(code(&next), 0, "{point}: {}", stderr(&next));
+        assert_eq!(
+            snapshot(&env.path("out")),
+            after,
+            "{point}: the repaired tree differs from a clean build"
+        );
+        let check = env.meshc(&["build", "topology.yaml", "-o", "out", "--check"]);
+        assert_eq!(code(&check), 0, "{point}: {}", stderr(&check));
+    }
+}
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for entry in std::fs::read_dir(from).expect("list").flatten() {
+        let target = to.join(entry.file_name());
+        if entry.path().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).expect("copy");
+        }
+    }
+}
+
+#[test]
+fn an_output_directory_that_cannot_be_written_costs_no_key() {
+    let env = Env::new(TOPOLOGY);
+    // A file where out/ should be: nothing can be staged under it.
+    std::fs::write(env.path("out"), "not a directory").expect("file");
+    let out = env.build();
+    assert_eq!(code(&out), 3, "{}", stderr(&out));
+    assert!(!env.path("pki").exists(), "no key material was stored");
 }

@@ -69,7 +69,7 @@ impl Finding {
             .unwrap_or_else(|| Diagnostic::new(self.code, self.message.clone()))
     }
 
-    fn is_error(&self) -> bool {
+    pub fn is_error(&self) -> bool {
         self.code.severity() == crate::diagnostic::Severity::Error
     }
 }

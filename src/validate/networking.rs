@@ -107,11 +107,7 @@ pub fn run(m: &Model, r: &mut Reporter<'_>) {
         // secret each): every other cluster of its mesh, or on Solo's ambient distribution,
         // which peers through gateways, only the remotes it serves.
         for &c in &info.clusters {
-            let watcher = info
-                .primaries
-                .iter()
-                .copied()
-                .find(|&p| crate::plan::discovers(m, p, c));
+            let watcher = info.primaries.iter().copied().find(|&p| m.discovers(p, c));
             if let Some(w) = watcher
                 && t.clusters[c].api_server.is_none()
             {
@@ -202,9 +198,7 @@ fn east_west_annotations(m: &Model, r: &mut Reporter<'_>, mi: usize) {
         let Some(gw) = &t.clusters[c].east_west_gateway else {
             continue;
         };
-        if crate::plan::has_east_west_gateway(m, c)
-            && gw.annotations.len() > MAX_INFRASTRUCTURE_ANNOTATIONS
-        {
+        if m.has_east_west_gateway(c) && gw.annotations.len() > MAX_INFRASTRUCTURE_ANNOTATIONS {
             r.report(Code::TooManyGatewayAnnotations, &path!("clusters", c, "eastWestGateway", "annotations"), format!("cluster `{}` has {} east-west gateway annotations; an ambient east-west Gateway carries at most {MAX_INFRASTRUCTURE_ANNOTATIONS}", t.clusters[c].name, gw.annotations.len()))
                 .label("more than 8 annotations")
                 .help("they become the Gateway's `spec.infrastructure.annotations`, which the Gateway API CRD limits to 8 entries: keep the load-balancer hints the cloud needs");

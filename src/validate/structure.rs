@@ -270,7 +270,7 @@ fn generated_names(m: &Model, r: &mut Reporter<'_>) {
         }
         if group == "security.istio.io"
             && c.kind == "PeerAuthentication"
-            && ns == crate::build::SYSTEM_NAMESPACE
+            && ns == crate::istio::SYSTEM_NAMESPACE
             && name == "default"
             && t.meshes[mi].mtls.is_some()
         {

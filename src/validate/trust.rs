@@ -61,7 +61,7 @@ pub fn run(m: &Model, r: &mut Reporter<'_>) {
 /// `ClusterSecretStore/NAME`; the name is a Kubernetes object name.
 fn check_store_ref(r: &mut Reporter<'_>, mi: usize, store: &str) {
     let p = path!("meshes", mi, "ca", "externalStore");
-    let (kind, name) = crate::build::secret_store_ref(store);
+    let (kind, name) = crate::istio::secret_store_ref(store);
     if !matches!(kind, "SecretStore" | "ClusterSecretStore") {
         r.report(
             Code::InvalidValue,

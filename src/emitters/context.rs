@@ -1,0 +1,209 @@
+//! The context every template of a cluster shares, as a typed struct: a renamed or missing key
+//! fails to compile here instead of rendering as an error (templates are strict about
+//! undefined names) in one cluster shape nobody tested.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::istio::SYSTEM_NAMESPACE;
+use crate::model::Model;
+use crate::plan::{ClusterPlan, EastWest, Flavour};
+use crate::topology::{Platform, ServiceType};
+
+/// The values every template of one cluster may use.
+#[derive(Debug, Clone, Serialize)]
+pub struct Common {
+    pub system_namespace: &'static str,
+    pub cluster: String,
+    pub mesh: String,
+    pub network: String,
+    pub trust_domain: String,
+    /// The other trust domains of the mesh (`meshConfig.trustDomainAliases`).
+    pub trust_domain_aliases: Vec<String>,
+    pub revision: String,
+    pub version: String,
+    pub chart_version: String,
+    pub platform: Option<&'static str>,
+    pub primary: bool,
+    pub remote: bool,
+    pub serves_remotes: bool,
+    pub multi_network: bool,
+    pub ambient: bool,
+    pub remote_pilot_address: Option<String>,
+    pub injection_path: String,
+    pub dns_capture: bool,
+    pub profile: Option<&'static str>,
+    pub iop_profile: &'static str,
+    pub istiod_env: BTreeMap<&'static str, &'static str>,
+    pub iop_pilot_env: BTreeMap<&'static str, &'static str>,
+    pub istiod_release: String,
+    pub east_west: EastWestCx,
+    pub disable_default_ingress: bool,
+    pub cni: bool,
+    pub ingress_gateways: Vec<GatewayCx>,
+    pub peering: bool,
+    pub peering_enabled: bool,
+    pub ztunnel_env: BTreeMap<&'static str, &'static str>,
+    pub ztunnel_network: Option<String>,
+    pub cni_dns_capture: bool,
+}
+
+/// The cluster's east-west gateway Service.
+#[derive(Debug, Clone, Serialize)]
+pub struct EastWestCx {
+    pub service_type: &'static str,
+    pub annotations: BTreeMap<String, String>,
+    pub address: Option<String>,
+}
+
+/// A dedicated ingress gateway (`ingressGateways`).
+#[derive(Debug, Clone, Serialize)]
+pub struct GatewayCx {
+    pub name: String,
+    pub namespace: String,
+    /// The `istio:` label value its Gateways select (the name without `istio-`).
+    pub istio_label: String,
+    pub service_type: &'static str,
+    pub annotations: BTreeMap<String, String>,
+}
+
+/// A Service type as Kubernetes spells it.
+pub fn service_type(s: ServiceType) -> &'static str {
+    match s {
+        ServiceType::LoadBalancer => "LoadBalancer",
+        ServiceType::NodePort => "NodePort",
+    }
+}
+
+/// Istio's platform profile for a cluster (`global.platform`), where the charts have one.
+fn platform(p: Platform) -> Option<&'static str> {
+    match p {
+        Platform::Openshift => Some("openshift"),
+        Platform::Gke => Some("gke"),
+        Platform::Generic | Platform::Eks | Platform::Aks => None,
+    }
+}
+
+impl Common {
+    pub fn new(model: &Model, p: &ClusterPlan) -> Common {
+        let t = &model.topology;
+        let mesh = &t.meshes[p.mesh];
+        let cluster = &t.clusters[p.cluster];
+        let trust_domain = model.trust_domain(p.cluster).to_string();
+        let mut aliases: Vec<String> = model.meshes[p.mesh]
+            .clusters
+            .iter()
+            .map(|&c| model.trust_domain(c).to_string())
+            .filter(|d| *d != trust_domain)
+            .collect();
+        aliases.sort();
+        aliases.dedup();
+        let ambient = p.flavour.is_ambient();
+        let revision = mesh.istio.revision.clone();
+        let remote = !p.primary;
+        let remote_pilot_address = p
+            .served_by
+            .map(|s| &t.clusters[s])
+            .and_then(|s| s.east_west_gateway.as_ref())
+            .and_then(|g| g.address.clone());
+        // Another cluster of the mesh has another trust domain: listed as an alias everywhere,
+        // and on Solo's ambient distribution also not validated by istiod and ztunnel (its
+        // docs).
+        let distinct_trust_domains = !aliases.is_empty();
+        let mut istiod_env = BTreeMap::new();
+        if ambient && p.multi_network {
+            istiod_env.insert("AMBIENT_ENABLE_MULTI_NETWORK", "true");
+        }
+        // istiod's settings for Solo's peering, on the clusters that run istiod.
+        if p.peering && p.primary {
+            istiod_env.insert("PILOT_ENABLE_IP_AUTOALLOCATE", "true");
+        }
+        let mut ztunnel_env = BTreeMap::new();
+        if p.flavour == Flavour::SoloAmbient && distinct_trust_domains {
+            if p.primary {
+                istiod_env.insert("PILOT_SKIP_VALIDATE_TRUST_DOMAIN", "true");
+            }
+            ztunnel_env.insert("SKIP_VALIDATE_TRUST_DOMAIN", "true");
+        }
+        let mut iop_pilot_env = istiod_env.clone();
+        if p.serves_remotes {
+            iop_pilot_env.insert("EXTERNAL_ISTIOD", "true");
+        }
+        let east_west = cluster.east_west_gateway.as_ref();
+        let ingress_gateways: Vec<GatewayCx> = p
+            .ingress_gateways
+            .iter()
+            .map(|&g| {
+                let gw = &t.ingress_gateways[g];
+                GatewayCx {
+                    name: gw.name.clone(),
+                    namespace: gw.namespace.clone(),
+                    istio_label: gw
+                        .name
+                        .strip_prefix("istio-")
+                        .unwrap_or(&gw.name)
+                        .to_string(),
+                    service_type: service_type(gw.service_type),
+                    annotations: gw.annotations.clone(),
+                }
+            })
+            .collect();
+        let profile = if remote {
+            Some("remote")
+        } else if ambient {
+            Some("ambient")
+        } else {
+            None
+        };
+        Common {
+            system_namespace: SYSTEM_NAMESPACE,
+            cluster: cluster.name.clone(),
+            mesh: mesh.name.clone(),
+            network: p.network.clone(),
+            trust_domain,
+            trust_domain_aliases: aliases,
+            istiod_release: if revision.is_empty() {
+                "istiod".to_string()
+            } else {
+                format!("istiod-{revision}")
+            },
+            revision,
+            version: mesh.istio.version.to_string(),
+            chart_version: format!("~{}.0", mesh.istio.version),
+            platform: platform(cluster.platform),
+            primary: p.primary,
+            remote,
+            serves_remotes: p.serves_remotes,
+            multi_network: p.multi_network,
+            ambient,
+            remote_pilot_address,
+            injection_path: format!("/inject/cluster/{}/net/{}", cluster.name, p.network),
+            dns_capture: mesh.dns.capture && !ambient,
+            profile,
+            iop_profile: profile.unwrap_or("default"),
+            istiod_env,
+            iop_pilot_env,
+            east_west: EastWestCx {
+                service_type: service_type(east_west.map(|g| g.service_type).unwrap_or_default()),
+                annotations: east_west.map(|g| g.annotations.clone()).unwrap_or_default(),
+                address: east_west.and_then(|g| g.address.clone()),
+            },
+            disable_default_ingress: !ingress_gateways
+                .iter()
+                .any(|g| g.name == "istio-ingressgateway"),
+            cni: p.cni,
+            ingress_gateways,
+            peering: p.peering,
+            peering_enabled: p.peering && p.primary,
+            ztunnel_env,
+            ztunnel_network: p.peering.then(|| p.network.clone()),
+            cni_dns_capture: p.peering,
+        }
+    }
+
+    /// Whether the cluster installs its east-west gateway from the chart (sidecar meshes).
+    pub fn chart_east_west(p: &ClusterPlan) -> bool {
+        p.east_west == Some(EastWest::Chart)
+    }
+}

@@ -1,0 +1,275 @@
+//! The emitters: one per kind of output file, listed in the order their files are written.
+//!
+//! Each emitter is a small module that knows one output (namespaces, cacerts, remote
+//! secrets, gateways, install inputs, ...): when a cluster needs it, which template renders it,
+//! and the typed context that template gets. [`CLUSTER`] lists the per-cluster emitters in the
+//! order a cluster's files are applied; [`TREE`] the emitters of files about the whole tree.
+//! The kustomization and the cluster's README come last and are derived from what the others
+//! produced ([`Role`]): a new output appears in both without being named there. A new kind of
+//! output is a new module here and one line in a list (ARCHITECTURE.md has the recipe).
+//!
+//! Every decision is already made in the plan (`plan.rs`): emitters read the plan's enums and
+//! lists, never the topology's booleans. Rendering does no I/O: the inputs a build reads are in
+//! [`Inputs`], the key material in [`Material`].
+
+mod cacerts;
+mod context;
+mod expose_istiod;
+mod expose_services;
+mod gateways;
+mod index;
+mod install;
+mod istio_objects;
+mod kustomization;
+mod namespaces;
+mod reader_token;
+mod readme;
+mod remote_secrets;
+mod services;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use serde::Serialize;
+
+use crate::inputs::Inputs;
+use crate::model::Model;
+use crate::output::{Output, Scope};
+use crate::pki::Material;
+use crate::plan::ClusterPlan;
+use crate::render::{RenderError, Renderer};
+
+pub use context::Common;
+
+/// What a produced file is for, which decides where the kustomization and the README list it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Role {
+    /// A manifest `kubectl apply -k` applies: listed in `kustomization.yaml`, in order.
+    Applied,
+    /// An installer input (Helm values, an IstioOperator): the README runs `command` with it.
+    Install {
+        installer: crate::topology::Installer,
+        command: String,
+    },
+    /// A document for people (the README itself).
+    Text,
+}
+
+/// One file an emitter produced for a cluster, by its path in the cluster's directory.
+#[derive(Debug, Clone)]
+pub struct Produced {
+    pub rel: String,
+    pub bytes: Arc<[u8]>,
+    pub private: bool,
+    pub role: Role,
+    /// Holds Gateway API objects: the README installs the Gateway API CRDs first.
+    pub gateway_api: bool,
+}
+
+/// Everything an emitter may read for one cluster.
+#[derive(Debug)]
+pub struct ClusterCx<'a> {
+    pub model: &'a Model,
+    pub plan: &'a ClusterPlan,
+    pub material: &'a Material,
+    pub inputs: &'a Inputs,
+    pub renderer: &'a Renderer,
+    /// The context every template of the cluster shares.
+    pub common: &'a Common,
+    shared: &'a Shared,
+}
+
+/// Files that are the same for many clusters, rendered once and shared by reference.
+#[derive(Debug, Default)]
+struct Shared {
+    texts: Mutex<HashMap<String, Arc<[u8]>>>,
+}
+
+impl ClusterCx<'_> {
+    /// The text under `key`, rendered by `render` the first time it is asked for: a file many
+    /// clusters share is rendered (and checked) once, and held once in memory.
+    pub fn shared(
+        &self,
+        key: String,
+        render: impl FnOnce() -> Result<String, RenderError>,
+    ) -> Result<Arc<[u8]>, RenderError> {
+        let lock = || {
+            self.shared
+                .texts
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+        };
+        if let Some(text) = lock().get(&key) {
+            return Ok(Arc::clone(text));
+        }
+        let bytes: Arc<[u8]> = Arc::from(render()?.into_bytes());
+        lock().insert(key, Arc::clone(&bytes));
+        Ok(bytes)
+    }
+}
+
+/// The files of one cluster, in the order they were produced.
+#[derive(Debug)]
+pub struct Files {
+    dir: String,
+    pub produced: Vec<Produced>,
+}
+
+impl Files {
+    fn new(dir: String) -> Files {
+        Files {
+            dir,
+            produced: Vec::new(),
+        }
+    }
+
+    /// Adds a file. Two outputs with one path would silently lose one: validation rules this
+    /// out, and this refuses it should a new kind of output ever allow it.
+    pub fn add(&mut self, file: Produced) -> Result<(), RenderError> {
+        if self.has(&file.rel) {
+            return Err(RenderError::Duplicate {
+                path: format!("{}/{}", self.dir, file.rel),
+            });
+        }
+        self.produced.push(file);
+        Ok(())
+    }
+
+    /// Kubernetes objects from `template`, applied by the kustomization.
+    pub fn object(
+        &mut self,
+        cx: &ClusterCx<'_>,
+        rel: &str,
+        template: &str,
+        context: &impl Serialize,
+        private: bool,
+    ) -> Result<(), RenderError> {
+        let text = cx.renderer.objects(template, context)?;
+        self.add(Produced {
+            rel: rel.to_string(),
+            bytes: Arc::from(text.into_bytes()),
+            private,
+            role: Role::Applied,
+            gateway_api: false,
+        })
+    }
+
+    pub fn has(&self, rel: &str) -> bool {
+        self.produced.iter().any(|f| f.rel == rel)
+    }
+}
+
+/// A template context: the cluster's common values with an emitter's own added.
+#[derive(Debug, Serialize)]
+pub struct With<'a, T: Serialize> {
+    #[serde(flatten)]
+    pub common: &'a Common,
+    #[serde(flatten)]
+    pub extra: T,
+}
+
+/// Makes one kind of a cluster's files.
+pub trait ClusterEmitter: Sync {
+    /// The output it makes, for errors and the docs.
+    fn name(&self) -> &'static str;
+    /// Adds the cluster's files of this kind (none when the cluster does not need them).
+    fn emit(&self, cx: &ClusterCx<'_>, files: &mut Files) -> Result<(), RenderError>;
+}
+
+/// Every per-cluster output, in the order a cluster's files are applied: namespaces and the
+/// CA first, Istio configuration after the objects it refers to; install inputs; then the
+/// two files derived from all of these.
+pub const CLUSTER: &[&dyn ClusterEmitter] = &[
+    &namespaces::Namespaces,
+    &cacerts::Cacerts,
+    &reader_token::ReaderToken,
+    &remote_secrets::RemoteSecrets,
+    &services::Services,
+    &expose_istiod::ExposeIstiod,
+    &expose_services::ExposeServices,
+    &gateways::EastWestGateway,
+    &gateways::PeerGateways,
+    &istio_objects::IstioObjects,
+    &install::Install,
+    &kustomization::Kustomization,
+    &readme::Readme,
+];
+
+/// Everything a tree-level emitter may read: the whole plan and every cluster's files.
+#[derive(Debug)]
+pub struct TreeCx<'a> {
+    pub model: &'a Model,
+    pub plans: &'a [ClusterPlan],
+    pub renderer: &'a Renderer,
+    /// Each cluster's files, in plan order.
+    pub clusters: &'a [Files],
+}
+
+/// Makes a file about more than one cluster.
+pub trait TreeEmitter: Sync {
+    fn name(&self) -> &'static str;
+    /// Adds `(scope, path relative to the output directory, text)` for each file it makes.
+    fn emit(
+        &self,
+        cx: &TreeCx<'_>,
+        out: &mut Vec<(Scope, String, Arc<[u8]>)>,
+    ) -> Result<(), RenderError>;
+}
+
+/// The files about the whole tree (or a mesh), after every cluster's.
+pub const TREE: &[&dyn TreeEmitter] = &[&index::Index];
+
+/// Runs every emitter: each cluster's files under `<cluster>/`, then the tree's.
+pub fn emit(
+    model: &Model,
+    plans: &[ClusterPlan],
+    material: &Material,
+    inputs: &Inputs,
+    renderer: &Renderer,
+) -> Result<Output, RenderError> {
+    let shared = Shared::default();
+    let mut clusters = Vec::with_capacity(plans.len());
+    for plan in plans {
+        let common = Common::new(model, plan);
+        let cx = ClusterCx {
+            model,
+            plan,
+            material,
+            inputs,
+            renderer,
+            common: &common,
+            shared: &shared,
+        };
+        let mut files = Files::new(plan.name.clone());
+        for emitter in CLUSTER {
+            emitter.emit(&cx, &mut files)?;
+        }
+        clusters.push(files);
+    }
+    let mut tree = Vec::new();
+    let cx = TreeCx {
+        model,
+        plans,
+        renderer,
+        clusters: &clusters,
+    };
+    for emitter in TREE {
+        emitter.emit(&cx, &mut tree)?;
+    }
+    let mut output = Output::default();
+    for files in clusters {
+        let scope = Scope::Cluster(files.dir.clone());
+        for f in files.produced {
+            output.add(
+                scope.clone(),
+                format!("{}/{}", files.dir, f.rel),
+                f.bytes,
+                f.private,
+            );
+        }
+    }
+    for (scope, path, bytes) in tree {
+        output.add(scope, path, bytes, false);
+    }
+    Ok(output)
+}

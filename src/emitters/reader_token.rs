@@ -1,0 +1,46 @@
+//! `reader-token.yaml`: on a cluster some primary watches, the token Secret of the reader
+//! ServiceAccount that primary's istiod uses (what `istioctl create-remote-secret` creates).
+
+use serde::Serialize;
+
+use super::{ClusterCx, ClusterEmitter, Files, With};
+use crate::inputs::watcher_names;
+use crate::istio::{READER_SERVICE_ACCOUNT, READER_TOKEN_SECRET};
+use crate::render::RenderError;
+
+#[derive(Debug)]
+pub struct ReaderToken;
+
+#[derive(Serialize)]
+struct Cx {
+    name: &'static str,
+    service_account: &'static str,
+    watchers: String,
+}
+
+impl ClusterEmitter for ReaderToken {
+    fn name(&self) -> &'static str {
+        "reader-token"
+    }
+
+    fn emit(&self, cx: &ClusterCx<'_>, files: &mut Files) -> Result<(), RenderError> {
+        if !cx.plan.watched {
+            return Ok(());
+        }
+        let extra = Cx {
+            name: READER_TOKEN_SECRET,
+            service_account: READER_SERVICE_ACCOUNT,
+            watchers: watcher_names(cx.model, cx.plan).join(", "),
+        };
+        files.object(
+            cx,
+            "reader-token.yaml",
+            "reader-token.yaml.j2",
+            &With {
+                common: cx.common,
+                extra,
+            },
+            false,
+        )
+    }
+}

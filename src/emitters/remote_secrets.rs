@@ -1,0 +1,107 @@
+//! `remote-secrets.yaml`: on a primary, one `istio-remote-secret-<peer>` per cluster its
+//! istiod discovers, holding a kubeconfig for the peer's API server (what `istioctl
+//! create-remote-secret` writes), or an ExternalSecret that fills in the token. Peers whose
+//! token is missing are left out (W080 says how to supply it).
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use super::{ClusterCx, ClusterEmitter, Files, With};
+use crate::inputs::Token;
+use crate::istio::secret_store_ref;
+use crate::render::RenderError;
+
+#[derive(Debug)]
+pub struct RemoteSecrets;
+
+#[derive(Serialize)]
+struct Kubeconfig<'a> {
+    peer: &'a str,
+    server: &'a str,
+    ca_data: Option<&'a String>,
+    tls_server_name: Option<&'a str>,
+    token: &'a str,
+}
+
+#[derive(Serialize)]
+struct Secret<'a> {
+    name: String,
+    peer: &'a str,
+    string_data: BTreeMap<&'a str, String>,
+    external: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    store_kind: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    store_name: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    key: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct Cx<'a> {
+    secrets: Vec<Secret<'a>>,
+}
+
+impl ClusterEmitter for RemoteSecrets {
+    fn name(&self) -> &'static str {
+        "remote-secrets"
+    }
+
+    fn emit(&self, cx: &ClusterCx<'_>, files: &mut Files) -> Result<(), RenderError> {
+        let t = &cx.model.topology;
+        let mut secrets = Vec::new();
+        for &peer in &cx.plan.peers {
+            let peer_cluster = &t.clusters[peer];
+            let Some(api) = peer_cluster.api_server.as_ref() else {
+                continue;
+            };
+            let token = cx.inputs.tokens.get(&peer).unwrap_or(&Token::Missing);
+            // An ExternalSecret's template fills the token in when it syncs.
+            let token_text = match token {
+                Token::Value(v) => v.as_str(),
+                Token::External { .. } => "{{ .token }}",
+                Token::Missing => continue,
+            };
+            let kubeconfig = cx.renderer.values(
+                "remote-kubeconfig.yaml.j2",
+                &Kubeconfig {
+                    peer: &peer_cluster.name,
+                    server: &api.url,
+                    ca_data: cx.inputs.api_server_ca.get(&peer),
+                    tls_server_name: api.tls_server_name.as_deref().filter(|s| !s.is_empty()),
+                    token: token_text,
+                },
+            )?;
+            let mut string_data = BTreeMap::new();
+            string_data.insert(peer_cluster.name.as_str(), kubeconfig);
+            let (store, key) = match token {
+                Token::External { store, key } => (Some(secret_store_ref(store)), Some(key)),
+                Token::Value(_) | Token::Missing => (None, None),
+            };
+            secrets.push(Secret {
+                name: format!("istio-remote-secret-{}", peer_cluster.name),
+                peer: &peer_cluster.name,
+                string_data,
+                external: store.is_some(),
+                store_kind: store.map(|(kind, _)| kind),
+                store_name: store.map(|(_, name)| name),
+                key: key.map(String::as_str),
+            });
+        }
+        if secrets.is_empty() {
+            return Ok(());
+        }
+        let private = secrets.iter().any(|s| !s.external);
+        files.object(
+            cx,
+            "remote-secrets.yaml",
+            "remote-secrets.yaml.j2",
+            &With {
+                common: cx.common,
+                extra: Cx { secrets },
+            },
+            private,
+        )
+    }
+}

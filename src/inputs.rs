@@ -1,0 +1,205 @@
+//! The inputs a build reads besides the topology and the store: reader tokens and API server
+//! CAs, the files `remoteSecret.tokenFile` and `apiServer.caFile` name.
+//!
+//! They are read once, before anything is rendered, so that rendering does no I/O and every
+//! unreadable file is reported with the others. A token is never copied into a diagnostic.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+
+use crate::diagnostic::Code;
+use crate::istio::{READER_TOKEN_SECRET, SYSTEM_NAMESPACE};
+use crate::model::{ClusterId, Model};
+use crate::path;
+use crate::pki::{Finding, Origin};
+use crate::plan::ClusterPlan;
+
+/// How a primary gets a peer's reader token.
+#[derive(Clone)]
+pub enum Token {
+    /// Read from `remoteSecret.tokenFile`.
+    Value(String),
+    /// Fetched by an ExternalSecret from `remoteSecret.externalSecret`.
+    External { store: String, key: String },
+    /// Not available: the secret is skipped (W080).
+    Missing,
+}
+
+impl std::fmt::Debug for Token {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Token::Value(_) => f.write_str("Token::Value(<secret>)"),
+            Token::External { store, key } => write!(f, "Token::External({store}, {key})"),
+            Token::Missing => f.write_str("Token::Missing"),
+        }
+    }
+}
+
+/// What the build reads from the files the topology names, per cluster.
+#[derive(Debug, Default)]
+pub struct Inputs {
+    pub tokens: BTreeMap<ClusterId, Token>,
+    /// `apiServer.caFile`, base64 for a kubeconfig's `certificate-authority-data`.
+    pub api_server_ca: BTreeMap<ClusterId, String>,
+    /// Unreadable files (errors) and skipped remote secrets (warnings).
+    pub findings: Vec<Finding>,
+}
+
+/// Reads every reader token and API server CA the plan needs. Tokens are never copied into a
+/// diagnostic.
+pub fn read_inputs(model: &Model, plans: &[ClusterPlan], base_dir: &Path) -> Inputs {
+    let t = &model.topology;
+    let mut inputs = Inputs::default();
+    for p in plans.iter().filter(|p| p.watched) {
+        let c = p.cluster;
+        let cluster = &t.clusters[c];
+        let ca_file = cluster.api_server.as_ref().and_then(|a| a.ca_file.as_ref());
+        if ca_file.is_none() && cluster.api_server.is_some() {
+            inputs.findings.push(missing_ca(model, p));
+        }
+        if let Some(ca) = ca_file {
+            let file = base_dir.join(ca);
+            match std::fs::read_to_string(&file) {
+                Ok(text) if text.contains("-----BEGIN CERTIFICATE-----") => {
+                    inputs
+                        .api_server_ca
+                        .insert(c, STANDARD.encode(text.as_bytes()));
+                }
+                Ok(_) => inputs.findings.push(Finding {
+                    code: Code::UnreadablePki,
+                    origin: Origin::Topology,
+                    file,
+                    message: "no PEM certificate in the API server CA file".to_string(),
+                    help: "caFile holds the PEM CA bundle that signed the API server's certificate"
+                        .to_string(),
+                    at: path!("clusters", c, "apiServer", "caFile"),
+                }),
+                Err(e) => inputs.findings.push(Finding {
+                    code: Code::UnreadablePki,
+                    origin: Origin::Topology,
+                    file,
+                    message: format!("cannot be read: {e}"),
+                    help: "check the path (relative to the topology file)".to_string(),
+                    at: path!("clusters", c, "apiServer", "caFile"),
+                }),
+            }
+        }
+        let secret = cluster.remote_secret.as_ref();
+        let token = match (
+            secret.and_then(|s| s.token_file.as_ref()),
+            secret.and_then(|s| s.external_secret.as_ref()),
+        ) {
+            (_, Some(ext)) => Token::External {
+                store: ext.store.clone(),
+                key: ext.key.clone(),
+            },
+            (Some(file), None) => match std::fs::read_to_string(base_dir.join(file)) {
+                Ok(text) if !text.trim().is_empty() => Token::Value(text.trim().to_string()),
+                _ => Token::Missing,
+            },
+            (None, None) => Token::Missing,
+        };
+        if matches!(token, Token::Missing) {
+            inputs.findings.push(missing_token(model, p, base_dir));
+        }
+        inputs.tokens.insert(c, token);
+    }
+    inputs
+}
+
+/// The names of the primaries that discover the planned cluster.
+pub fn watcher_names<'m>(model: &'m Model, p: &ClusterPlan) -> Vec<&'m str> {
+    p.watchers
+        .iter()
+        .map(|&w| model.topology.clusters[w].name.as_str())
+        .collect()
+}
+
+/// W081: the kubeconfig in `c`'s remote secrets can only trust the system's roots, which a
+/// cluster's API server certificate is almost never issued by.
+fn missing_ca(model: &Model, p: &ClusterPlan) -> Finding {
+    let c = p.cluster;
+    let t = &model.topology;
+    let name = &t.clusters[c].name;
+    let watchers = watcher_names(model, p);
+    Finding {
+        code: Code::RemoteSecretWithoutCa,
+        origin: Origin::Topology,
+        file: std::path::PathBuf::new(),
+        message: format!(
+            "no CA for {name}'s API server: the kubeconfig in istio-remote-secret-{name} (on {}) trusts only the system's root CAs",
+            watchers.join(", ")
+        ),
+        help: format!(
+            "set apiServer.caFile to the cluster's CA, e.g. after applying reader-token.yaml to {name}: `kubectl --context {name} -n {SYSTEM_NAMESPACE} get secret {READER_TOKEN_SECRET} -o jsonpath='{{.data.ca\\.crt}}' | base64 -d > secrets/{name}-ca.crt`"
+        ),
+        at: path!("clusters", c, "apiServer"),
+    }
+}
+
+/// W080: the remote secrets for `c` are skipped; say how to supply the token, or what
+/// `istioctl` would do instead.
+fn missing_token(model: &Model, p: &ClusterPlan, base_dir: &Path) -> Finding {
+    let c = p.cluster;
+    let t = &model.topology;
+    let cluster = &t.clusters[c];
+    let name = &cluster.name;
+    let watchers = watcher_names(model, p);
+    let file = cluster
+        .remote_secret
+        .as_ref()
+        .and_then(|s| s.token_file.clone());
+    let server = cluster
+        .api_server
+        .as_ref()
+        .map_or("<API server URL>", |a| a.url.as_str());
+    let fetch = format!(
+        "kubectl --context {name} -n {SYSTEM_NAMESPACE} get secret {READER_TOKEN_SECRET} -o jsonpath='{{.data.token}}' | base64 -d > {}",
+        file.as_deref().unwrap_or("secrets/TOKEN")
+    );
+    let istioctl: Vec<String> = watchers
+        .iter()
+        .map(|w| {
+            format!(
+                "istioctl create-remote-secret --context {name} --name {name} --server {server} | kubectl --context {w} apply -f -"
+            )
+        })
+        .collect();
+    let (message, help) = match &file {
+        Some(f) => (
+            format!(
+                "the reader token file {f} is missing or empty: istio-remote-secret-{name} is not written to {}",
+                watchers.join(", ")
+            ),
+            format!(
+                "after applying reader-token.yaml to {name}: `{fetch}`, then rebuild; or instead: `{}`",
+                istioctl.join("`; `")
+            ),
+        ),
+        None => (
+            format!(
+                "no reader token for {name} (remoteSecret): istio-remote-secret-{name} is not written to {}",
+                watchers.join(", ")
+            ),
+            format!(
+                "set remoteSecret.tokenFile (after applying reader-token.yaml to {name}: `{fetch}`) or remoteSecret.externalSecret; or instead: `{}`",
+                istioctl.join("`; `")
+            ),
+        ),
+    };
+    Finding {
+        code: Code::RemoteSecretSkipped,
+        origin: Origin::Topology,
+        file: file.map_or_else(std::path::PathBuf::new, |f| base_dir.join(f)),
+        message,
+        help,
+        at: if cluster.remote_secret.is_some() {
+            path!("clusters", c, "remoteSecret")
+        } else {
+            path!("clusters", c, "name")
+        },
+    }
+}
