@@ -1,31 +1,41 @@
-//! How long the build's stages take on large generated topologies (`common/mod.rs`):
+//! How long the back end takes on generated topologies of the sizes in
+//! `tests/common/generate.rs` (S: 3 clusters, M: 30 clusters / 300 services, L: 200 clusters /
+//! 20 primaries / 2,000 services / 500 DestinationRules / 10 networks). docs/performance.md
+//! has the figures and the command that reproduces them.
 //!
-//! - `pki/make`: a build's first run, making a root and every intermediate, per algorithm;
-//! - `build/noop`: a rebuild with the store and `out/` in place: every root and intermediate
-//!   read and checked, every cluster planned, every file rendered and compared with the tree,
-//!   nothing written. The generated topology has one service per cluster and every cluster
-//!   gets every Service of its mesh, so the tree grows with clusters × services (at 1000
-//!   clusters, about 280 MB of `services.yaml`): this measures the output's size as much as
-//!   meshc.
-//! - `diff/compare`: `meshc diff` on two renderings of that topology that differ in one
-//!   DestinationRule's weights: both trees taken apart into objects, compared, and the changed
-//!   one shown (the renderings themselves are `build/noop`'s work, done once outside). Files
-//!   with the same bytes on both sides are not parsed, so this is mostly the cost of the
-//!   changed files.
+//! - `pki/make`: a first build's key material, per algorithm (roots and intermediates);
+//! - `compile`: `meshc::compile::compile` with the store in place: inspect the store, plan,
+//!   render and check every file, in memory;
+//! - `build/cold`: a first build: empty store (ECDSA P-256) and empty `out/`: compile, stage
+//!   `out/`, store the new key material, commit `out/`;
+//! - `build/warm`: the store in place, an empty `out/` (a fresh clone of the GitOps repo);
+//! - `build/noop`: the store and `out/` in place and up to date: compile and compare, nothing
+//!   written;
+//! - `diff/compare`: `meshc diff` between two renderings of L that differ in one
+//!   DestinationRule's weights (one changed DestinationRule on each config cluster).
 
 mod common;
 
+use std::path::Path;
+
+use common::generate::{self, L, M, S, Size};
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
+use meshc::compile::{Compiled, Options, compile};
 use meshc::compiler::{self, Checked};
-use meshc::model::Model;
-use meshc::pki::{self, Store};
-use meshc::render::Renderer;
+use meshc::pki::Store;
 use meshc::source::Source;
 use time::OffsetDateTime;
 
-fn checked(clusters: usize, ca: &str) -> Checked {
-    let text = common::topology(clusters, ca);
-    let checked = compiler::check(Source::new("gen.yaml", "gen.yaml", text));
+/// A generated topology written to `dir` (with its token files), checked.
+fn setup(dir: &Path, size: Size, ca: &str) -> Checked {
+    let text = generate::topology(size, ca);
+    std::fs::create_dir_all(dir.join("secrets")).expect("secrets");
+    for c in 0..size.clusters {
+        std::fs::write(dir.join(format!("secrets/c{c}.token")), "token\n").expect("token");
+    }
+    let path = dir.join("topology.yaml");
+    std::fs::write(&path, &text).expect("topology");
+    let checked = compiler::check(Source::new("topology.yaml", &path, text));
     assert!(
         checked.diagnostics.is_empty(),
         "{:?}",
@@ -34,8 +44,26 @@ fn checked(clusters: usize, ca: &str) -> Checked {
     checked
 }
 
-fn model(checked: &Checked) -> &Model {
-    checked.model.as_ref().expect("model")
+fn options(locked: bool) -> Options<'static> {
+    Options {
+        templates: None,
+        locked,
+        now: OffsetDateTime::now_utc(),
+    }
+}
+
+/// What `meshc build` does after validation: compile, stage `out/`, store new key material,
+/// commit.
+fn build(checked: &Checked, store: &Store, out: &Path, locked: bool) -> Compiled {
+    let compiled = compile(checked, store, &options(locked)).expect("compiled");
+    meshc::emit::recover(out).expect("recovered");
+    let plan = meshc::emit::compare(out, &compiled.output, &compiled.digest).expect("compared");
+    if !plan.is_noop() {
+        let staged = plan.stage().expect("staged");
+        store.add(&compiled.new_material).expect("stored");
+        staged.commit().expect("committed");
+    }
+    compiled
 }
 
 fn make(c: &mut Criterion) {
@@ -47,56 +75,84 @@ fn make(c: &mut Criterion) {
         ("rsa-2048", 10),
         ("rsa-4096", 2),
     ] {
-        let checked = checked(
+        let dir = tempfile::tempdir().expect("tempdir");
+        let size = Size {
+            name: "pki",
             clusters,
+            primaries: clusters.div_ceil(10),
+            networks: 1,
+            services: 1,
+            destination_rules: 0,
+        };
+        let checked = setup(
+            dir.path(),
+            size,
             &format!("    ca: {{keyAlgorithm: {algorithm}}}\n"),
         );
-        let m = model(&checked);
-        let store = Store::new("/nonexistent/meshc-bench-store");
+        let model = checked.model.as_ref().expect("model");
+        let store = Store::new(dir.path().join("no-store"));
         let id = BenchmarkId::new(algorithm, format!("{clusters} clusters"));
         group.bench_function(id, |b| {
             b.iter(|| {
                 let now = OffsetDateTime::now_utc();
-                let ins = pki::inspect(m, &store, std::path::Path::new("."), now);
-                pki::complete(m, &store, ins, false, now).expect("made")
+                let ins = meshc::pki::inspect(model, &store, dir.path(), now);
+                meshc::pki::complete(model, &store, ins, false, now).expect("made")
             });
         });
     }
     group.finish();
 }
 
-fn noop(c: &mut Criterion) {
-    let mut group = c.benchmark_group("build/noop");
+fn stages(c: &mut Criterion) {
+    let mut group = c.benchmark_group("build");
     group.sample_size(10);
-    let renderer = Renderer::new(None).expect("templates");
-    for clusters in [100, 1000] {
-        let checked = checked(clusters, "");
-        let m = model(&checked);
+    for size in [S, M, L] {
         let dir = tempfile::tempdir().expect("tempdir");
+        let checked = setup(dir.path(), size, "");
         let store = Store::new(dir.path().join("pki"));
         let out = dir.path().join("out");
-        let now = OffsetDateTime::now_utc();
-        let ins = pki::inspect(m, &store, dir.path(), now);
-        let (material, files) = pki::complete(m, &store, ins, false, now).expect("made");
-        let plans = meshc::plan::plan(m);
-        let inputs = meshc::build::read_inputs(m, &plans, dir.path());
-        store.add(&files).expect("store written");
-        let output =
-            meshc::build::render(m, &plans, &material, &inputs, &renderer).expect("rendered");
-        meshc::emit::emit(&out, &output, "bench", false).expect("out written");
-        group.bench_function(BenchmarkId::new("clusters", clusters), |b| {
+        let compiled = build(&checked, &store, &out, false);
+        let bytes: usize = compiled.output.files.values().map(|f| f.bytes.len()).sum();
+        let label = format!(
+            "{} ({} files, {} MB)",
+            size.name,
+            compiled.output.files.len(),
+            bytes >> 20
+        );
+        group.bench_function(BenchmarkId::new("compile", &label), |b| {
+            b.iter(|| compile(&checked, &store, &options(true)).expect("compiled"));
+        });
+        group.bench_function(BenchmarkId::new("noop", &label), |b| {
             b.iter(|| {
-                let now = OffsetDateTime::now_utc();
-                let ins = pki::inspect(m, &store, dir.path(), now);
-                assert!(ins.findings.is_empty() && ins.missing.is_empty());
-                let (material, _) = pki::complete(m, &store, ins, true, now).expect("complete");
-                let plans = meshc::plan::plan(m);
-                let inputs = meshc::build::read_inputs(m, &plans, dir.path());
-                let output = meshc::build::render(m, &plans, &material, &inputs, &renderer)
-                    .expect("rendered");
-                let summary = meshc::emit::emit(&out, &output, "bench", false).expect("emitted");
-                assert!(!summary.changed());
+                let compiled = build(&checked, &store, &out, true);
+                assert!(!compiled.output.files.is_empty());
             });
+        });
+        group.bench_function(BenchmarkId::new("warm", &label), |b| {
+            b.iter_batched(
+                || {
+                    let fresh = dir.path().join("fresh");
+                    let _ = std::fs::remove_dir_all(&fresh);
+                    fresh
+                },
+                |fresh| build(&checked, &store, &fresh, true),
+                criterion::BatchSize::PerIteration,
+            );
+        });
+        group.bench_function(BenchmarkId::new("cold", &label), |b| {
+            b.iter_batched(
+                || {
+                    let run = tempfile::tempdir().expect("tempdir");
+                    let checked = setup(run.path(), size, "");
+                    (run, checked)
+                },
+                |(run, checked)| {
+                    let store = Store::new(run.path().join("pki"));
+                    build(&checked, &store, &run.path().join("out"), false);
+                    run
+                },
+                criterion::BatchSize::PerIteration,
+            );
         });
     }
     group.finish();
@@ -105,49 +161,34 @@ fn noop(c: &mut Criterion) {
 fn compare(c: &mut Criterion) {
     let mut group = c.benchmark_group("diff/compare");
     group.sample_size(10);
-    let renderer = Renderer::new(None).expect("templates");
-    for clusters in [100, 300] {
-        let render = |text: String| {
-            let checked = compiler::check(Source::new("gen.yaml", "gen.yaml", text));
-            let m = model(&checked);
-            let store = Store::new("/nonexistent/meshc-bench-store");
-            let now = OffsetDateTime::now_utc();
-            let ins = pki::inspect(m, &store, std::path::Path::new("."), now);
-            let (material, _) = pki::complete(m, &store, ins, false, now).expect("made");
-            let plans = meshc::plan::plan(m);
-            let inputs = meshc::build::read_inputs(m, &plans, std::path::Path::new("."));
-            let output =
-                meshc::build::render(m, &plans, &material, &inputs, &renderer).expect("rendered");
-            // The key material differs between the two renderings: leave cacerts out.
-            meshc::diff::Side {
-                files: output
-                    .files
-                    .into_iter()
-                    .filter(|(path, _)| !path.ends_with("/cacerts.yaml"))
-                    .map(|(path, f)| (path, f.bytes))
-                    .collect(),
-                pending: std::collections::BTreeSet::new(),
-            }
-        };
-        let text = common::topology(clusters, "");
-        let changed =
-            text.replacen("\": 80, ", "\": 70, ", 1)
-                .replacen("/*\": 20}", "/*\": 30}", 1);
-        assert_ne!(text, changed);
-        let (old, new) = (render(text), render(changed));
-        let bytes: usize = new.files.values().map(Vec::len).sum();
-        let id = BenchmarkId::new("clusters", format!("{clusters} ({} MB)", bytes >> 20));
-        group.bench_function(id, |b| {
-            b.iter(|| {
-                let report = meshc::diff::compare(&old, &new);
-                // One changed DestinationRule on each config cluster (a primary per ten).
-                assert_eq!(report.entries.len(), clusters / 10);
-                meshc::diff::human(&report, false)
-            });
+    let dir = tempfile::tempdir().expect("tempdir");
+    let checked = setup(dir.path(), L, "");
+    let store = Store::new(dir.path().join("pki"));
+    let old = build(&checked, &store, &dir.path().join("out"), false);
+    let text = checked
+        .source
+        .text
+        .replacen("\": 80, ", "\": 70, ", 1)
+        .replacen("/*\": 20}", "/*\": 30}", 1);
+    assert_ne!(text, checked.source.text);
+    let changed = compiler::check(Source::new(
+        "topology.yaml",
+        dir.path().join("topology.yaml"),
+        text,
+    ));
+    let new = compile(&changed, &store, &options(true)).expect("compiled");
+    let old = meshc::diff::Side::borrowed(&old.output, std::collections::BTreeSet::new());
+    let new = meshc::diff::Side::borrowed(&new.output, std::collections::BTreeSet::new());
+    group.bench_function(BenchmarkId::new("changed-weights", L.name), |b| {
+        b.iter(|| {
+            let report = meshc::diff::compare(&old, &new);
+            // One changed DestinationRule on each primary.
+            assert_eq!(report.entries.len(), L.primaries);
+            meshc::diff::human(&report, false)
         });
-    }
+    });
     group.finish();
 }
 
-criterion_group!(benches, make, noop, compare);
+criterion_group!(benches, make, stages, compare);
 criterion_main!(benches);

@@ -1,4 +1,4 @@
-//! The generated topology the benchmarks share.
+//! The generated topologies the benchmarks share.
 //!
 //! Hybrid and multi-network: one mesh, one primary per ten clusters (each serving nine remotes
 //! on its network), a region per primary with three zones, one service per cluster spread over
@@ -8,6 +8,7 @@ use std::fmt::Write as _;
 
 /// A valid topology with `clusters` clusters; `ca` is inserted under the mesh (e.g.
 /// `    ca: {keyAlgorithm: rsa-2048}\n`).
+#[allow(dead_code)] // the validate bench uses it, the build bench does not
 pub fn topology(clusters: usize, ca: &str) -> String {
     let groups = clusters.div_ceil(10);
     let mut s = String::from(
@@ -68,3 +69,6 @@ pub fn topology(clusters: usize, ca: &str) -> String {
     }
     s
 }
+
+#[path = "../../tests/common/generate.rs"]
+pub mod generate;
