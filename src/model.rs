@@ -14,8 +14,8 @@
 use std::collections::BTreeMap;
 
 use crate::diagnostic::{Code, Reporter};
-use crate::parse::Path;
 use crate::path;
+use crate::span::Path;
 use crate::suggest::did_you_mean;
 use crate::topology::{ControlPlane, Topology};
 

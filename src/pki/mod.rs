@@ -26,8 +26,9 @@ pub use store::{NewFile, Store};
 
 use crate::diagnostic::{Code, Diagnostic, Reporter};
 use crate::model::{ClusterId, MeshId, Model};
-use crate::parse::{Node, Path};
+use crate::parse::Node;
 use crate::path;
+use crate::span::Path;
 
 /// Certificates expiring within this many days are reported (W074).
 pub const EXPIRY_WARNING_DAYS: i64 = 30;

@@ -9,8 +9,8 @@ use std::collections::BTreeMap;
 
 use crate::diagnostic::{Code, Reporter};
 use crate::model::Model;
-use crate::parse::Path;
 use crate::path;
+use crate::span::Path;
 use crate::topology::PortProtocol;
 
 /// Why `s` is not a DNS-1123 label, if it is not one.
