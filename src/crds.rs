@@ -33,8 +33,9 @@ use serde_json::{Map, Value, json};
 
 use crate::diagnostic::{Code, Diagnostic};
 use crate::model::Model;
-use crate::parse::{self, Node, Path, Seg};
+use crate::parse::{self, Node};
 use crate::source::Source;
+use crate::span::{Path, Seg};
 use crate::suggest::did_you_mean;
 
 /// Files larger than this are refused unread: the largest CRD bundles are a few megabytes.

@@ -16,8 +16,8 @@ use miette::{
 };
 use serde::Serialize;
 
-use crate::parse::Span;
 use crate::source::Source;
+use crate::span::{Locate, Path, Span};
 
 /// How bad a diagnostic is. Errors stop a build; warnings do not, unless `--deny-warnings`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -496,6 +496,108 @@ impl miette::Diagnostic for Report<'_> {
     }
 }
 
+/// Collects diagnostics during the semantic stages, turning document paths into spans.
+///
+/// The document is any [`Locate`] (in practice the parsed `parse::Node` tree), so that this
+/// module needs nothing from the parser.
+pub struct Reporter<'t> {
+    tree: &'t dyn Locate,
+    diags: Vec<Diagnostic>,
+}
+
+impl fmt::Debug for Reporter<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Reporter")
+            .field("diags", &self.diags)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'t> Reporter<'t> {
+    pub fn new(tree: &'t dyn Locate) -> Self {
+        Reporter {
+            tree,
+            diags: Vec::new(),
+        }
+    }
+
+    /// Reports `code` at the value at `path` (for collections: the key that introduces them).
+    pub fn report(
+        &mut self,
+        code: Code,
+        path: &Path,
+        message: impl Into<String>,
+    ) -> &mut Diagnostic {
+        self.report_on(code, path, false, message)
+    }
+
+    /// Reports `code` at the key that introduces `path`.
+    pub fn report_key(
+        &mut self,
+        code: Code,
+        path: &Path,
+        message: impl Into<String>,
+    ) -> &mut Diagnostic {
+        self.report_on(code, path, true, message)
+    }
+
+    /// Reports `code` at the key that introduces `path` (`on_key`), or at its value.
+    pub fn report_on(
+        &mut self,
+        code: Code,
+        path: &Path,
+        on_key: bool,
+        message: impl Into<String>,
+    ) -> &mut Diagnostic {
+        let span = if on_key {
+            self.tree.key_span_of(path)
+        } else {
+            self.tree.span_of(path)
+        };
+        self.diags.push(
+            Diagnostic::new(code, message)
+                .at(span, "")
+                .with_path(path.to_string()),
+        );
+        let last = self.diags.len() - 1;
+        &mut self.diags[last]
+    }
+
+    /// The span of a path, for secondary labels.
+    pub fn span(&self, path: &Path) -> Span {
+        self.tree.span_of(path)
+    }
+
+    pub fn into_diagnostics(self) -> Vec<Diagnostic> {
+        self.diags
+    }
+}
+
+impl Diagnostic {
+    /// Sets the primary label's text.
+    pub fn label(&mut self, text: impl Into<String>) -> &mut Self {
+        if let Some(l) = self.labels.first_mut() {
+            l.text = text.into();
+        }
+        self
+    }
+
+    /// Sets the help line.
+    pub fn help(&mut self, text: impl Into<String>) -> &mut Self {
+        self.help = Some(text.into());
+        self
+    }
+
+    /// Adds a secondary labelled span.
+    pub fn also(&mut self, span: Span, text: impl Into<String>) -> &mut Self {
+        self.labels.push(Label {
+            span,
+            text: text.into(),
+        });
+        self
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -538,97 +640,5 @@ mod tests {
         let out = render_human(std::slice::from_ref(&d), &src, false);
         assert!(out.contains("t.yaml:1:27]"), "{out}");
         assert!(render_json(&[d], Some(&src)).contains("\"column\": 27"));
-    }
-}
-
-/// Collects diagnostics during the semantic stages, turning document paths into spans.
-#[derive(Debug)]
-pub struct Reporter<'t> {
-    tree: &'t crate::parse::Node,
-    diags: Vec<Diagnostic>,
-}
-
-impl<'t> Reporter<'t> {
-    pub fn new(tree: &'t crate::parse::Node) -> Self {
-        Reporter {
-            tree,
-            diags: Vec::new(),
-        }
-    }
-
-    /// Reports `code` at the value at `path` (for collections: the key that introduces them).
-    pub fn report(
-        &mut self,
-        code: Code,
-        path: &crate::parse::Path,
-        message: impl Into<String>,
-    ) -> &mut Diagnostic {
-        self.report_on(code, path, false, message)
-    }
-
-    /// Reports `code` at the key that introduces `path`.
-    pub fn report_key(
-        &mut self,
-        code: Code,
-        path: &crate::parse::Path,
-        message: impl Into<String>,
-    ) -> &mut Diagnostic {
-        self.report_on(code, path, true, message)
-    }
-
-    /// Reports `code` at the key that introduces `path` (`on_key`), or at its value.
-    pub fn report_on(
-        &mut self,
-        code: Code,
-        path: &crate::parse::Path,
-        on_key: bool,
-        message: impl Into<String>,
-    ) -> &mut Diagnostic {
-        let span = if on_key {
-            self.tree.key_span_of(path)
-        } else {
-            self.tree.span_of(path)
-        };
-        self.diags.push(
-            Diagnostic::new(code, message)
-                .at(span, "")
-                .with_path(path.to_string()),
-        );
-        let last = self.diags.len() - 1;
-        &mut self.diags[last]
-    }
-
-    /// The span of a path, for secondary labels.
-    pub fn span(&self, path: &crate::parse::Path) -> Span {
-        self.tree.span_of(path)
-    }
-
-    pub fn into_diagnostics(self) -> Vec<Diagnostic> {
-        self.diags
-    }
-}
-
-impl Diagnostic {
-    /// Sets the primary label's text.
-    pub fn label(&mut self, text: impl Into<String>) -> &mut Self {
-        if let Some(l) = self.labels.first_mut() {
-            l.text = text.into();
-        }
-        self
-    }
-
-    /// Sets the help line.
-    pub fn help(&mut self, text: impl Into<String>) -> &mut Self {
-        self.help = Some(text.into());
-        self
-    }
-
-    /// Adds a secondary labelled span.
-    pub fn also(&mut self, span: Span, text: impl Into<String>) -> &mut Self {
-        self.labels.push(Label {
-            span,
-            text: text.into(),
-        });
-        self
     }
 }

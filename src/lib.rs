@@ -24,6 +24,7 @@ pub mod plan;
 pub mod render;
 pub mod schema;
 pub mod source;
+pub mod span;
 mod suggest;
 pub mod topology;
 pub mod validate;

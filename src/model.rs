@@ -14,8 +14,8 @@
 use std::collections::BTreeMap;
 
 use crate::diagnostic::{Code, Reporter};
-use crate::parse::Path;
 use crate::path;
+use crate::span::Path;
 use crate::suggest::did_you_mean;
 use crate::topology::{ControlPlane, Dataplane, Distribution, Topology};
 
@@ -174,10 +174,41 @@ impl Catalogue {
 }
 
 /// Resolves the topology, reporting every reference that does not resolve.
+///
+/// Each step reads what the steps before it resolved: clusters first (their meshes and
+/// networks, then their primaries), then the objects placed on clusters.
 pub fn resolve(topology: Topology, r: &mut Reporter<'_>) -> Model {
     let t = &topology;
     let names = Names::new(t);
+    let (meshes, networks, mut clusters) = memberships(&names, r);
+    roles(&names, &mut clusters, r);
+    let services = services(&names, &meshes, &clusters, r);
+    let destination_rules = destination_rules(&names, &meshes, &clusters, &services, r);
+    let istio_config = istio_config(&names, &meshes, &clusters, r);
+    let ingress_gateways = ingress_gateways(&names, &meshes, &clusters, r);
+    let catalogue = catalogue(t, r);
 
+    Model {
+        topology,
+        meshes,
+        networks,
+        clusters,
+        services,
+        destination_rules,
+        istio_config,
+        ingress_gateways,
+        catalogue,
+    }
+}
+
+/// Each cluster's mesh and network (E012 unknown, E014 ambiguous mesh), and from them each
+/// mesh's clusters, primaries and networks and each network's clusters: every later step
+/// places objects through these.
+fn memberships(
+    names: &Names<'_>,
+    r: &mut Reporter<'_>,
+) -> (Vec<MeshInfo>, Vec<NetworkInfo>, Vec<ClusterInfo>) {
+    let t = names.topology;
     let mut meshes: Vec<MeshInfo> = (0..t.meshes.len())
         .map(|i| MeshInfo {
             duplicate: names.meshes.is_duplicate(i),
@@ -191,8 +222,6 @@ pub fn resolve(topology: Topology, r: &mut Reporter<'_>) -> Model {
         })
         .collect();
     let mut clusters = vec![ClusterInfo::default(); t.clusters.len()];
-
-    // Clusters: mesh and network.
     for (ci, c) in t.clusters.iter().enumerate() {
         let at = path!("clusters", ci);
         let mesh = match &c.mesh {
@@ -222,8 +251,13 @@ pub fn resolve(topology: Topology, r: &mut Reporter<'_>) -> Model {
             networks[n].clusters.push(ci);
         }
     }
+    (meshes, networks, clusters)
+}
 
-    // Clusters: control-plane roles.
+/// Control-plane roles: a remote runs no istiod, so it must name the primary that serves it
+/// (E016), and only remotes name one (E018). Sets each remote's `primary`.
+fn roles(names: &Names<'_>, clusters: &mut [ClusterInfo], r: &mut Reporter<'_>) {
+    let t = names.topology;
     for (ci, c) in t.clusters.iter().enumerate() {
         let at = path!("clusters", ci);
         match (c.control_plane, &c.primary) {
@@ -248,55 +282,79 @@ pub fn resolve(topology: Topology, r: &mut Reporter<'_>) -> Model {
                 );
             }
             (ControlPlane::Remote, Some(p)) => {
-                let pp = at.key("primary");
-                let Some(pi) = names.clusters.lookup(r, p, &pp) else {
-                    continue;
-                };
-                let target = &t.clusters[pi];
-                if pi == ci {
-                    r.report(
-                        Code::PrimaryNotPrimary,
-                        &pp,
-                        format!("remote cluster `{}` names itself as its primary", c.name),
-                    )
-                    .label("a remote cannot serve itself")
-                    .help("name the primary cluster whose istiod serves this remote");
-                } else if target.control_plane != ControlPlane::Primary {
-                    let remote_span = r.span(&path!("clusters", pi, "controlPlane"));
-                    r.report(
-                        Code::PrimaryNotPrimary,
-                        &pp,
-                        format!("`primary: {p}` names a remote cluster"),
-                    )
-                    .label("not a primary")
-                    .also(remote_span, format!("`{p}` is a remote"))
-                    .help("a remote is served by a primary's istiod: name a cluster with `controlPlane: primary`");
-                } else if clusters[pi].mesh.is_some()
-                    && clusters[ci].mesh.is_some()
-                    && clusters[pi].mesh != clusters[ci].mesh
-                {
-                    r.report(
-                        Code::PrimaryNotPrimary,
-                        &pp,
-                        format!("`primary: {p}` is a cluster of another mesh"),
-                    )
-                    .label("in another mesh")
-                    .help("a remote's primary must be in the same mesh: name a primary of this cluster's mesh");
-                } else {
-                    clusters[ci].primary = Some(pi);
-                }
+                clusters[ci].primary = serving_primary(names, clusters, ci, p, r);
             }
             (ControlPlane::Primary, None) => {}
         }
     }
+}
 
-    // Services.
+/// The primary a remote names, when it can serve it: it exists (E012), is not the remote
+/// itself, is a primary, and is in the remote's mesh (E017).
+fn serving_primary(
+    names: &Names<'_>,
+    clusters: &[ClusterInfo],
+    ci: ClusterId,
+    p: &str,
+    r: &mut Reporter<'_>,
+) -> Option<ClusterId> {
+    let t = names.topology;
+    let c = &t.clusters[ci];
+    let pp = path!("clusters", ci, "primary");
+    let pi = names.clusters.lookup(r, p, &pp)?;
+    let target = &t.clusters[pi];
+    if pi == ci {
+        r.report(
+            Code::PrimaryNotPrimary,
+            &pp,
+            format!("remote cluster `{}` names itself as its primary", c.name),
+        )
+        .label("a remote cannot serve itself")
+        .help("name the primary cluster whose istiod serves this remote");
+    } else if target.control_plane != ControlPlane::Primary {
+        let remote_span = r.span(&path!("clusters", pi, "controlPlane"));
+        r.report(
+            Code::PrimaryNotPrimary,
+            &pp,
+            format!("`primary: {p}` names a remote cluster"),
+        )
+        .label("not a primary")
+        .also(remote_span, format!("`{p}` is a remote"))
+        .help(
+            "a remote is served by a primary's istiod: name a cluster with `controlPlane: primary`",
+        );
+    } else if clusters[pi].mesh.is_some()
+        && clusters[ci].mesh.is_some()
+        && clusters[pi].mesh != clusters[ci].mesh
+    {
+        r.report(
+            Code::PrimaryNotPrimary,
+            &pp,
+            format!("`primary: {p}` is a cluster of another mesh"),
+        )
+        .label("in another mesh")
+        .help("a remote's primary must be in the same mesh: name a primary of this cluster's mesh");
+    } else {
+        return Some(pi);
+    }
+    None
+}
+
+/// Each service's mesh and the clusters its workloads run on: the listed ones, or every
+/// cluster of its mesh.
+fn services(
+    names: &Names<'_>,
+    meshes: &[MeshInfo],
+    clusters: &[ClusterInfo],
+    r: &mut Reporter<'_>,
+) -> Vec<ServiceInfo> {
+    let t = names.topology;
     let mut services = Vec::with_capacity(t.services.len());
     for (si, s) in t.services.iter().enumerate() {
         let at = path!("services", si);
         let (mesh, list) = names.placed(
             r,
-            &clusters,
+            clusters,
             &Owner {
                 at: &at,
                 mesh: s.mesh.as_deref(),
@@ -305,21 +363,32 @@ pub fn resolve(topology: Topology, r: &mut Reporter<'_>) -> Model {
                 what: "service",
             },
         );
-        let clusters_of = listed_or_all(&meshes, mesh, list);
+        let clusters_of = listed_or_all(meshes, mesh, list);
         services.push(ServiceInfo {
             mesh,
             clusters: clusters_of,
         });
     }
+    services
+}
 
-    // DestinationRules.
+/// Each DestinationRule's mesh, the service its host names (E064, E068), its namespace (from
+/// the service when not written; E007 when nothing tells) and the primaries it is placed on.
+fn destination_rules(
+    names: &Names<'_>,
+    meshes: &[MeshInfo],
+    clusters: &[ClusterInfo],
+    services: &[ServiceInfo],
+    r: &mut Reporter<'_>,
+) -> Vec<PlacedInfo> {
+    let t = names.topology;
     let mut destination_rules = Vec::with_capacity(t.destination_rules.len());
     for (di, d) in t.destination_rules.iter().enumerate() {
         let at = path!("destinationRules", di);
-        let host_mesh = host_service_mesh(&names.services, &services, &d.host);
+        let host_mesh = host_service_mesh(&names.services, services, &d.host);
         let (mesh, list) = names.placed(
             r,
-            &clusters,
+            clusters,
             &Owner {
                 at: &at,
                 mesh: d.mesh.as_deref(),
@@ -331,8 +400,8 @@ pub fn resolve(topology: Topology, r: &mut Reporter<'_>) -> Model {
         let service = mesh.and_then(|m| {
             resolve_host(
                 r,
-                &names,
-                &services,
+                names,
+                services,
                 m,
                 &d.host,
                 d.namespace.as_deref(),
@@ -358,7 +427,7 @@ pub fn resolve(topology: Topology, r: &mut Reporter<'_>) -> Model {
             .label("this host is not a service of the topology")
             .help("add `namespace:`; it defaults to the namespace of the service `host` names");
         }
-        let placement = placement(r, t, &meshes, &clusters, mesh, list, &at);
+        let placement = placement(r, t, meshes, clusters, mesh, list, &at);
         destination_rules.push(PlacedInfo {
             mesh,
             clusters: placement,
@@ -366,14 +435,23 @@ pub fn resolve(topology: Topology, r: &mut Reporter<'_>) -> Model {
             service,
         });
     }
+    destination_rules
+}
 
-    // istioConfig.
+/// Each `istioConfig` entry's mesh and the primaries it is placed on.
+fn istio_config(
+    names: &Names<'_>,
+    meshes: &[MeshInfo],
+    clusters: &[ClusterInfo],
+    r: &mut Reporter<'_>,
+) -> Vec<PlacedInfo> {
+    let t = names.topology;
     let mut istio_config = Vec::with_capacity(t.istio_config.len());
     for (ii, res) in t.istio_config.iter().enumerate() {
         let at = path!("istioConfig", ii);
         let (mesh, list) = names.placed(
             r,
-            &clusters,
+            clusters,
             &Owner {
                 at: &at,
                 mesh: res.mesh.as_deref(),
@@ -382,7 +460,7 @@ pub fn resolve(topology: Topology, r: &mut Reporter<'_>) -> Model {
                 what: "istioConfig entry",
             },
         );
-        let placement = placement(r, t, &meshes, &clusters, mesh, list, &at);
+        let placement = placement(r, t, meshes, clusters, mesh, list, &at);
         istio_config.push(PlacedInfo {
             mesh,
             clusters: placement,
@@ -390,14 +468,24 @@ pub fn resolve(topology: Topology, r: &mut Reporter<'_>) -> Model {
             service: None,
         });
     }
+    istio_config
+}
 
-    // Ingress gateways: run on the listed clusters, or on every cluster of the mesh.
+/// Each ingress gateway's mesh and the clusters it runs on: the listed ones, or every cluster
+/// of its mesh.
+fn ingress_gateways(
+    names: &Names<'_>,
+    meshes: &[MeshInfo],
+    clusters: &[ClusterInfo],
+    r: &mut Reporter<'_>,
+) -> Vec<PlacedInfo> {
+    let t = names.topology;
     let mut ingress_gateways = Vec::with_capacity(t.ingress_gateways.len());
     for (gi, g) in t.ingress_gateways.iter().enumerate() {
         let at = path!("ingressGateways", gi);
         let (mesh, list) = names.placed(
             r,
-            &clusters,
+            clusters,
             &Owner {
                 at: &at,
                 mesh: g.mesh.as_deref(),
@@ -406,7 +494,7 @@ pub fn resolve(topology: Topology, r: &mut Reporter<'_>) -> Model {
                 what: "ingress gateway",
             },
         );
-        let on = listed_or_all(&meshes, mesh, list);
+        let on = listed_or_all(meshes, mesh, list);
         ingress_gateways.push(PlacedInfo {
             mesh,
             clusters: on,
@@ -414,20 +502,7 @@ pub fn resolve(topology: Topology, r: &mut Reporter<'_>) -> Model {
             service: None,
         });
     }
-
-    let catalogue = catalogue(t, r);
-
-    Model {
-        topology,
-        meshes,
-        networks,
-        clusters,
-        services,
-        destination_rules,
-        istio_config,
-        ingress_gateways,
-        catalogue,
-    }
+    ingress_gateways
 }
 
 /// The names of one kind of object, for lookups that report what does not resolve.

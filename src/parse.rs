@@ -6,6 +6,8 @@
 //! semantic rules point at `/clusters/3/network` and get the line and column from here.
 //! Keeping positions out of the typed model means the model stays plain data, and a rule can
 //! point at any path, including inside the verbatim Istio parts of a DestinationRule.
+//! [`Span`] and [`Path`] themselves live in `span.rs`; the tree answers path-to-span
+//! questions through [`Locate`], which is all the diagnostic `Reporter` knows of it.
 //!
 //! The parser refuses duplicate keys, enforces a node budget (so an alias bomb is answered
 //! with a diagnostic rather than gigabytes of memory) and uses strict YAML 1.2 booleans, so
@@ -18,19 +20,7 @@ use serde_saphyr::{DefaultMessageFormatter, MessageFormatter};
 
 use crate::diagnostic::{Code, Diagnostic};
 use crate::source::Source;
-
-/// A byte range in the topology source.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Span {
-    pub offset: usize,
-    pub len: usize,
-}
-
-impl Span {
-    pub fn new(offset: usize, len: usize) -> Self {
-        Span { offset, len }
-    }
-}
+use crate::span::{Locate, Path, Seg, Span};
 
 /// One YAML value with the span it was written at.
 #[derive(Debug, Clone)]
@@ -58,103 +48,6 @@ pub struct Entry {
     pub key: String,
     pub key_span: Span,
     pub value: Node,
-}
-
-/// One step of a path into the document.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Seg {
-    Key(String),
-    Index(usize),
-}
-
-/// A path into the document, shown as a JSON pointer (`/clusters/2/network`).
-#[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Path(pub Vec<Seg>);
-
-impl Path {
-    pub fn root() -> Self {
-        Path(Vec::new())
-    }
-
-    /// This path extended by a key.
-    #[must_use]
-    pub fn key(&self, key: &str) -> Self {
-        let mut p = self.clone();
-        p.0.push(Seg::Key(key.to_string()));
-        p
-    }
-
-    /// This path extended by a sequence index.
-    #[must_use]
-    pub fn index(&self, i: usize) -> Self {
-        let mut p = self.clone();
-        p.0.push(Seg::Index(i));
-        p
-    }
-
-    /// The last key of the path, if it ends in a key.
-    pub fn last_key(&self) -> Option<&str> {
-        match self.0.last() {
-            Some(Seg::Key(k)) => Some(k),
-            _ => None,
-        }
-    }
-}
-
-impl fmt::Display for Path {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.0.is_empty() {
-            return f.write_str("/");
-        }
-        for seg in &self.0 {
-            match seg {
-                Seg::Key(k) => write!(f, "/{}", k.replace('~', "~0").replace('/', "~1"))?,
-                Seg::Index(i) => write!(f, "/{i}")?,
-            }
-        }
-        Ok(())
-    }
-}
-
-/// Shorthand for building paths in rules: `path!("clusters", 2, "network")`.
-#[macro_export]
-macro_rules! path {
-    ($($seg:expr),* $(,)?) => {{
-        #[allow(unused_mut)]
-        let mut p = $crate::parse::Path::root();
-        $( p = $crate::parse::PathStep::push(&$seg, p); )*
-        p
-    }};
-}
-
-/// Anything that can be a step in [`path!`].
-pub trait PathStep {
-    fn push(&self, path: Path) -> Path;
-}
-
-impl PathStep for &str {
-    fn push(&self, path: Path) -> Path {
-        path.key(self)
-    }
-}
-
-impl PathStep for String {
-    fn push(&self, path: Path) -> Path {
-        path.key(self)
-    }
-}
-
-impl PathStep for usize {
-    fn push(&self, path: Path) -> Path {
-        path.index(*self)
-    }
-}
-
-impl PathStep for Path {
-    fn push(&self, mut path: Path) -> Path {
-        path.0.extend(self.0.iter().cloned());
-        path
-    }
 }
 
 impl Node {
@@ -252,6 +145,16 @@ impl Node {
             Value::Seq(_) => "a list",
             Value::Map(_) => "a mapping",
         }
+    }
+}
+
+impl Locate for Node {
+    fn span_of(&self, path: &Path) -> Span {
+        Node::span_of(self, path)
+    }
+
+    fn key_span_of(&self, path: &Path) -> Span {
+        Node::key_span_of(self, path)
     }
 }
 
@@ -569,6 +472,7 @@ impl<'de> Visitor<'de> for RawVisitor {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::path;
 
     fn src(text: &str) -> Source {
         Source::new("t.yaml", "t.yaml", text.to_string())

@@ -14,8 +14,9 @@ use jsonschema::paths::LocationSegment;
 use serde_json::Value as Json;
 
 use crate::diagnostic::{Code, Diagnostic};
-use crate::parse::{Node, Path, Seg, Value};
+use crate::parse::{Node, Value};
 use crate::source::Source;
+use crate::span::{Path, Seg};
 use crate::suggest::did_you_mean;
 use crate::topology::Topology;
 

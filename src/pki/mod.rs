@@ -26,8 +26,9 @@ pub use store::{NewFile, Store};
 
 use crate::diagnostic::{Code, Diagnostic, Reporter};
 use crate::model::{ClusterId, MeshId, Model};
-use crate::parse::{Node, Path};
+use crate::parse::Node;
 use crate::path;
+use crate::span::Path;
 
 /// Certificates expiring within this many days are reported (W074).
 pub const EXPIRY_WARNING_DAYS: i64 = 30;
@@ -545,53 +546,19 @@ fn load_stored_root(
     );
     match (present(&cert_path), present(&key_path)) {
         (false, false) => {
-            let orphans: Vec<&str> = clusters
-                .iter()
-                .map(|&c| model.topology.clusters[c].name.as_str())
-                .filter(|name| {
-                    present(&store.ca_cert(&mesh.name, name))
-                        || present(&store.ca_key(&mesh.name, name))
-                })
-                .collect();
-            if orphans.is_empty() {
+            if let Some(f) = orphaned_intermediates(model, mi, store, clusters) {
+                ins.findings.push(f);
+            } else {
                 ins.missing.push(Missing::Root(mi));
                 ins.rows.push(missing_row(&mesh.name, None, &cert_path));
-            } else {
-                ins.findings.push(Finding {
-                    code: Code::IncompleteStore,
-                    origin: Origin::Store,
-                    file: cert_path.clone(),
-                    message: format!(
-                        "the mesh root is missing but intermediates signed by it exist ({})",
-                        orphans.join(", ")
-                    ),
-                    help: format!(
-                        "restore {} and {} from a backup; a new root would not verify the existing intermediates",
-                        cert_path.display(),
-                        key_path.display()
-                    ),
-                    at,
-                });
             }
             return None;
         }
         (true, false) | (false, true) => {
-            let (here, absent) = if present(&cert_path) {
-                (&cert_path, &key_path)
-            } else {
-                (&key_path, &cert_path)
-            };
-            ins.findings.push(Finding {
-                code: Code::IncompleteStore,
-                origin: Origin::Store,
-                file: absent.clone(),
-                message: format!(
-                    "missing, while {} exists: meshc never pairs an existing certificate or key with a new one",
-                    here.display()
-                ),
-                help: format!("restore {} from a backup", absent.display()),
-                at,
-            });
+            ins.findings
+                .push(unpaired(&cert_path, &key_path, at, |absent| {
+                    format!("restore {} from a backup", absent.display())
+                }));
             return None;
         }
         (true, true) => {}
@@ -606,52 +573,9 @@ fn load_stored_root(
         |text| one_cert(text, "root"),
         format!("restore the file from a backup; {help_root}"),
     );
-    let mut usable = cert.is_some();
-    if let Some(cert) = &cert {
-        if !cert.key_kind.is_supported() {
-            usable = false;
-            on_cert.add(
-                Code::UnreadablePki,
-                format!(
-                    "the stored root has a {} key, which Istio's plug-in CA does not take",
-                    cert.key_kind
-                ),
-                help_root.clone(),
-            );
-        }
-        if !cert.is_ca() {
-            usable = false;
-            on_cert.add(
-                Code::NotACa,
-                format!(
-                    "the stored root `{}` is not a CA ({})",
-                    cert.subject,
-                    ca_flaw(cert)
-                ),
-                help_root.clone(),
-            );
-        } else if !cert.is_self_signed() {
-            usable = false;
-            on_cert.add(
-                Code::ChainBroken,
-                format!("the stored root `{}` is not self-signed", cert.subject),
-                help_root.clone(),
-            );
-        }
-        on_cert.expiry(cert, now, &help_root);
-        usable &= cert.not_after > now;
-        let want = cert::KeyKind::of(mesh.ca.key_algorithm);
-        if cert.key_kind != want {
-            on_cert.add(
-                Code::AlgorithmDiffers,
-                format!(
-                    "the stored root is {} but ca.keyAlgorithm is {want}; the stored root is kept",
-                    cert.key_kind
-                ),
-                help_root.clone(),
-            );
-        }
-    }
+    let usable = cert.as_ref().is_some_and(|cert| {
+        check_stored_root(&mut on_cert, cert, mesh.ca.key_algorithm, now, &help_root)
+    });
     let mut on_key = Place {
         findings: &mut ins.findings,
         origin: Origin::Store,
@@ -675,6 +599,127 @@ fn load_stored_root(
         cert_file: cert_path,
         generated: true,
     })
+}
+
+/// E077 when a mesh's root is gone but intermediates it signed are still stored: a new root
+/// would not verify them, so meshc must not make one.
+fn orphaned_intermediates(
+    model: &Model,
+    mi: MeshId,
+    store: &Store,
+    clusters: &[ClusterId],
+) -> Option<Finding> {
+    let mesh = &model.topology.meshes[mi];
+    let orphans: Vec<&str> = clusters
+        .iter()
+        .map(|&c| model.topology.clusters[c].name.as_str())
+        .filter(|name| {
+            present(&store.ca_cert(&mesh.name, name)) || present(&store.ca_key(&mesh.name, name))
+        })
+        .collect();
+    if orphans.is_empty() {
+        return None;
+    }
+    let cert_path = store.root_cert(&mesh.name);
+    let key_path = store.root_key(&mesh.name);
+    Some(Finding {
+        code: Code::IncompleteStore,
+        origin: Origin::Store,
+        message: format!(
+            "the mesh root is missing but intermediates signed by it exist ({})",
+            orphans.join(", ")
+        ),
+        help: format!(
+            "restore {} and {} from a backup; a new root would not verify the existing intermediates",
+            cert_path.display(),
+            key_path.display()
+        ),
+        file: cert_path,
+        at: path!("meshes", mi, "name"),
+    })
+}
+
+/// E077 for a certificate stored without its key, or a key without its certificate: meshc
+/// never pairs an existing certificate or key with a new one. `help` is given the absent file.
+fn unpaired(
+    cert_path: &FsPath,
+    key_path: &FsPath,
+    at: Path,
+    help: impl FnOnce(&FsPath) -> String,
+) -> Finding {
+    let (here, absent) = if present(cert_path) {
+        (cert_path, key_path)
+    } else {
+        (key_path, cert_path)
+    };
+    Finding {
+        code: Code::IncompleteStore,
+        origin: Origin::Store,
+        file: absent.to_path_buf(),
+        message: format!(
+            "missing, while {} exists: meshc never pairs an existing certificate or key with a new one",
+            here.display()
+        ),
+        help: help(absent),
+        at,
+    }
+}
+
+/// The checks on a stored root certificate: a key Istio's plug-in CA takes (E075), a
+/// self-signed CA (E070, E072), in its validity (E073, W074), and the configured algorithm
+/// (W078, kept all the same). Whether the root can sign.
+fn check_stored_root(
+    on_cert: &mut Place<'_>,
+    cert: &Cert,
+    algorithm: crate::topology::KeyAlgorithm,
+    now: OffsetDateTime,
+    help_root: &str,
+) -> bool {
+    let mut usable = true;
+    if !cert.key_kind.is_supported() {
+        usable = false;
+        on_cert.add(
+            Code::UnreadablePki,
+            format!(
+                "the stored root has a {} key, which Istio's plug-in CA does not take",
+                cert.key_kind
+            ),
+            help_root,
+        );
+    }
+    if !cert.is_ca() {
+        usable = false;
+        on_cert.add(
+            Code::NotACa,
+            format!(
+                "the stored root `{}` is not a CA ({})",
+                cert.subject,
+                ca_flaw(cert)
+            ),
+            help_root,
+        );
+    } else if !cert.is_self_signed() {
+        usable = false;
+        on_cert.add(
+            Code::ChainBroken,
+            format!("the stored root `{}` is not self-signed", cert.subject),
+            help_root,
+        );
+    }
+    on_cert.expiry(cert, now, help_root);
+    usable &= cert.not_after > now;
+    let want = cert::KeyKind::of(algorithm);
+    if cert.key_kind != want {
+        on_cert.add(
+            Code::AlgorithmDiffers,
+            format!(
+                "the stored root is {} but ca.keyAlgorithm is {want}; the stored root is kept",
+                cert.key_kind
+            ),
+            help_root,
+        );
+    }
+    usable
 }
 
 /// A stored key: its permissions are checked whenever it can be read, parsed or not.
@@ -731,7 +776,6 @@ fn load_intermediate(
     let name = &model.topology.clusters[c].name;
     let cert_path = store.ca_cert(&mesh.name, name);
     let key_path = store.ca_key(&mesh.name, name);
-    let chain_path = store.cert_chain(&mesh.name, name);
     let at = path!("clusters", c, "name");
     let rotate = format!("meshc pki rotate TOPOLOGY --cluster {name}");
     let help_rotate = format!("issue a new intermediate: `{rotate}`");
@@ -743,22 +787,9 @@ fn load_intermediate(
             return;
         }
         (true, false) | (false, true) => {
-            let (here, absent) = if present(&cert_path) {
-                (&cert_path, &key_path)
-            } else {
-                (&key_path, &cert_path)
-            };
-            ins.findings.push(Finding {
-                code: Code::IncompleteStore,
-                origin: Origin::Store,
-                file: absent.clone(),
-                message: format!(
-                    "missing, while {} exists: meshc never pairs an existing certificate or key with a new one",
-                    here.display()
-                ),
-                help: format!("restore it from a backup, or {help_rotate}"),
-                at,
-            });
+            ins.findings.push(unpaired(&cert_path, &key_path, at, |_| {
+                format!("restore it from a backup, or {help_rotate}")
+            }));
             ins.rows.push(intermediate_row(
                 &mesh.name,
                 name,
@@ -784,48 +815,17 @@ fn load_intermediate(
     } else {
         "unchecked: no usable root".to_string()
     };
-    if let Some(cert) = &cert {
-        if !cert.is_ca() {
-            on_cert.add(
-                Code::NotACa,
-                format!(
-                    "`{}` is not a CA certificate ({})",
-                    cert.subject,
-                    ca_flaw(cert)
-                ),
-                help_rotate.clone(),
-            );
-            chain_ok = "not a CA".to_string();
-        }
-        if let Some(root) = root
-            && !cert.is_signed_by(&root.cert)
-        {
-            on_cert.add(
-                Code::ChainBroken,
-                format!(
-                    "the intermediate does not chain to the mesh root {} (issuer `{}`)",
-                    root.cert_file.display(),
-                    cert.issuer
-                ),
-                help_rotate.clone(),
-            );
-            chain_ok = "does not chain to the root".to_string();
-        }
-        on_cert.expiry(cert, now, &help_rotate);
-        if cert.not_after <= now {
-            chain_ok = "expired".to_string();
-        }
-        let want = cert::KeyKind::of(mesh.ca.key_algorithm);
-        if cert.key_kind != want {
-            on_cert.add(
-                Code::AlgorithmDiffers,
-                format!(
-                    "the stored intermediate is {} but ca.keyAlgorithm is {want}; it is kept",
-                    cert.key_kind
-                ),
-                format!("to change it: `{rotate}`"),
-            );
-        }
+    if let Some(cert) = &cert
+        && let Some(flaw) = check_intermediate(
+            &mut on_cert,
+            cert,
+            root,
+            mesh.ca.key_algorithm,
+            now,
+            &rotate,
+        )
+    {
+        chain_ok = flaw.to_string();
     }
     let mut on_key = Place {
         findings: &mut ins.findings,
@@ -844,31 +844,10 @@ fn load_intermediate(
         );
         chain_ok = "key does not match".to_string();
     }
-    // cert-chain.pem is derived from the two certificates; it must say exactly that.
-    if let (Some(cert), Some(root)) = (&cert, root) {
-        if present(&chain_path) {
-            let mut on_chain = Place {
-                findings: &mut ins.findings,
-                origin: Origin::Store,
-                file: chain_path.clone(),
-                at: at.clone(),
-            };
-            if let Some(text) = on_chain.read() {
-                let expected = chain_pem(cert, root);
-                let same = cert::certs_from_pem(&text)
-                    .is_ok_and(|certs| certs.iter().map(Cert::pem).collect::<String>() == expected);
-                if !same {
-                    on_chain.add(
-                        Code::IncompleteStore,
-                        "not the intermediate followed by the mesh root (cert-chain.pem must be ca-cert.pem, then the root chain)",
-                        format!("delete {}; the next build writes it again", chain_path.display()),
-                    );
-                    chain_ok = "cert-chain.pem is wrong".to_string();
-                }
-            }
-        } else {
-            ins.missing.push(Missing::Chain(mi, c));
-        }
+    if let (Some(cert), Some(root)) = (&cert, root)
+        && let Some(flaw) = check_chain_file(store, model, mi, c, cert, root, ins)
+    {
+        chain_ok = flaw.to_string();
     }
     let failed = ins.findings.iter().filter(|f| f.is_error()).count() > errors_before;
     match (cert, key) {
@@ -899,6 +878,101 @@ fn load_intermediate(
             ));
         }
     }
+}
+
+/// The checks on a stored intermediate certificate: a CA (E070) signed by the mesh root
+/// (E072), in its validity (E073, W074), of the configured algorithm (W078, kept all the
+/// same). The last flaw found, for the status row's `chain`.
+fn check_intermediate(
+    on_cert: &mut Place<'_>,
+    cert: &Cert,
+    root: Option<&Root>,
+    algorithm: crate::topology::KeyAlgorithm,
+    now: OffsetDateTime,
+    rotate: &str,
+) -> Option<&'static str> {
+    let help_rotate = format!("issue a new intermediate: `{rotate}`");
+    let mut flaw = None;
+    if !cert.is_ca() {
+        on_cert.add(
+            Code::NotACa,
+            format!(
+                "`{}` is not a CA certificate ({})",
+                cert.subject,
+                ca_flaw(cert)
+            ),
+            help_rotate.clone(),
+        );
+        flaw = Some("not a CA");
+    }
+    if let Some(root) = root
+        && !cert.is_signed_by(&root.cert)
+    {
+        on_cert.add(
+            Code::ChainBroken,
+            format!(
+                "the intermediate does not chain to the mesh root {} (issuer `{}`)",
+                root.cert_file.display(),
+                cert.issuer
+            ),
+            help_rotate.clone(),
+        );
+        flaw = Some("does not chain to the root");
+    }
+    on_cert.expiry(cert, now, &help_rotate);
+    if cert.not_after <= now {
+        flaw = Some("expired");
+    }
+    let want = cert::KeyKind::of(algorithm);
+    if cert.key_kind != want {
+        on_cert.add(
+            Code::AlgorithmDiffers,
+            format!(
+                "the stored intermediate is {} but ca.keyAlgorithm is {want}; it is kept",
+                cert.key_kind
+            ),
+            format!("to change it: `{rotate}`"),
+        );
+    }
+    flaw
+}
+
+/// cert-chain.pem is derived from the intermediate and the root; it must say exactly that
+/// (E077), or it is missing and the next build writes it. The flaw, for the status row.
+fn check_chain_file(
+    store: &Store,
+    model: &Model,
+    mi: MeshId,
+    c: ClusterId,
+    cert: &Cert,
+    root: &Root,
+    ins: &mut Inspection,
+) -> Option<&'static str> {
+    let mesh = &model.topology.meshes[mi].name;
+    let chain_path = store.cert_chain(mesh, &model.topology.clusters[c].name);
+    if !present(&chain_path) {
+        ins.missing.push(Missing::Chain(mi, c));
+        return None;
+    }
+    let mut on_chain = Place {
+        findings: &mut ins.findings,
+        origin: Origin::Store,
+        file: chain_path.clone(),
+        at: path!("clusters", c, "name"),
+    };
+    let text = on_chain.read()?;
+    let expected = chain_pem(cert, root);
+    let same = cert::certs_from_pem(&text)
+        .is_ok_and(|certs| certs.iter().map(Cert::pem).collect::<String>() == expected);
+    if same {
+        return None;
+    }
+    on_chain.add(
+        Code::IncompleteStore,
+        "not the intermediate followed by the mesh root (cert-chain.pem must be ca-cert.pem, then the root chain)",
+        format!("delete {}; the next build writes it again", chain_path.display()),
+    );
+    Some("cert-chain.pem is wrong")
 }
 
 /// A cluster's row of `meshc pki status`: what could be read of its certificate, and `chain`.

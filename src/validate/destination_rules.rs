@@ -13,8 +13,8 @@ use serde_json::{Map, Value as Json};
 use super::locality::{SyntaxError, overlaps, parse_locality};
 use crate::diagnostic::{Code, Reporter};
 use crate::model::{Model, PlacedInfo};
-use crate::parse::Path;
 use crate::path;
+use crate::span::Path;
 use crate::topology::DestinationRule;
 
 /// Node labels that carry locality; `failover` already works on regions, so naming them in

@@ -4,13 +4,16 @@
 //! Cluster names get their own code (E020): Istio identifies a cluster only by its
 //! `clusterName`, and two clusters with one name (or both left at Istio's default
 //! `Kubernetes`) silently merge their endpoints [istio/istio#23229].
+//!
+//! [`run`] lists the rule groups in one place; each group is a function whose doc comment
+//! names its code and says why the rule exists.
 
 use std::collections::BTreeMap;
 
 use crate::diagnostic::{Code, Reporter};
 use crate::model::Model;
-use crate::parse::Path;
 use crate::path;
+use crate::span::Path;
 use crate::topology::PortProtocol;
 
 /// Why `s` is not a DNS-1123 label, if it is not one.
@@ -196,9 +199,30 @@ fn duplicates<K: Ord>(
     }
 }
 
+/// Runs every naming rule group. The groups are independent; each names the code it reports.
 pub fn run(m: &Model, r: &mut Reporter<'_>) {
-    let t = &m.topology;
-    for (i, mesh) in t.meshes.iter().enumerate() {
+    // E010: every name is valid where it ends up.
+    mesh_names(m, r);
+    network_names(m, r);
+    cluster_names(m, r);
+    service_names(m, r);
+    destination_rule_names(m, r);
+    istio_config_names(m, r);
+    ingress_gateway_names(m, r);
+    locality_names(m, r);
+    // E011: names unique where Kubernetes or Istio tells objects apart by them.
+    unique_ports(m, r);
+    unique_localities(m, r);
+    unique_names(m, r);
+    // E020: cluster names, which Istio merges silently.
+    unique_cluster_names(m, r);
+}
+
+/// E010 on meshes. The mesh name is a label value and a directory name, the revision becomes
+/// part of istiod's object names and the `istio.io/rev` label, and Istio refuses a trust
+/// domain that is not dot-separated DNS labels.
+fn mesh_names(m: &Model, r: &mut Reporter<'_>) {
+    for (i, mesh) in m.topology.meshes.iter().enumerate() {
         check(
             r,
             &path!("meshes", i, "name"),
@@ -223,7 +247,11 @@ pub fn run(m: &Model, r: &mut Reporter<'_>) {
             Rule::TrustDomain,
         );
     }
-    for (i, n) in t.networks.iter().enumerate() {
+}
+
+/// E010 on networks: a network name is the value of the `topology.istio.io/network` label.
+fn network_names(m: &Model, r: &mut Reporter<'_>) {
+    for (i, n) in m.topology.networks.iter().enumerate() {
         check(
             r,
             &path!("networks", i, "name"),
@@ -232,7 +260,14 @@ pub fn run(m: &Model, r: &mut Reporter<'_>) {
             Rule::Label,
         );
     }
-    for (i, c) in t.clusters.iter().enumerate() {
+}
+
+/// E010 on clusters: the name is a directory of the output and Istio's `clusterName`; a
+/// cluster's own trust domain is checked as a mesh's is; its region and zones are matched
+/// against the nodes' topology labels and written into locality patterns, where `/` and `*`
+/// have a meaning.
+fn cluster_names(m: &Model, r: &mut Reporter<'_>) {
+    for (i, c) in m.topology.clusters.iter().enumerate() {
         check(
             r,
             &path!("clusters", i, "name"),
@@ -262,7 +297,12 @@ pub fn run(m: &Model, r: &mut Reporter<'_>) {
             check(r, &path!("clusters", i, "zones", zi), "zone", z, Rule::Zone);
         }
     }
-    for (i, s) in t.services.iter().enumerate() {
+}
+
+/// E010 on services: each becomes a Kubernetes Service (a DNS-1035 name) in a namespace, with
+/// named ports.
+fn service_names(m: &Model, r: &mut Reporter<'_>) {
+    for (i, s) in m.topology.services.iter().enumerate() {
         check(
             r,
             &path!("services", i, "name"),
@@ -286,6 +326,102 @@ pub fn run(m: &Model, r: &mut Reporter<'_>) {
                 Rule::Label,
             );
         }
+    }
+}
+
+/// E010 on DestinationRules: the name and namespace become the object's metadata.
+fn destination_rule_names(m: &Model, r: &mut Reporter<'_>) {
+    for (i, d) in m.topology.destination_rules.iter().enumerate() {
+        check(
+            r,
+            &path!("destinationRules", i, "name"),
+            "destinationRule",
+            &d.name,
+            Rule::Label,
+        );
+        if let Some(ns) = &d.namespace {
+            check(
+                r,
+                &path!("destinationRules", i, "namespace"),
+                "namespace",
+                ns,
+                Rule::Label,
+            );
+        }
+    }
+}
+
+/// E010 on `istioConfig` resources: their metadata is written as given.
+fn istio_config_names(m: &Model, r: &mut Reporter<'_>) {
+    for (i, c) in m.topology.istio_config.iter().enumerate() {
+        check(
+            r,
+            &path!("istioConfig", i, "metadata", "name"),
+            "resource",
+            &c.metadata.name,
+            Rule::Label,
+        );
+        check(
+            r,
+            &path!("istioConfig", i, "metadata", "namespace"),
+            "namespace",
+            &c.metadata.namespace,
+            Rule::Label,
+        );
+    }
+}
+
+/// E010 on ingress gateways: the name and namespace become the gateway's Deployment, Service
+/// and Helm release.
+fn ingress_gateway_names(m: &Model, r: &mut Reporter<'_>) {
+    for (i, g) in m.topology.ingress_gateways.iter().enumerate() {
+        check(
+            r,
+            &path!("ingressGateways", i, "name"),
+            "ingress gateway",
+            &g.name,
+            Rule::Label,
+        );
+        check(
+            r,
+            &path!("ingressGateways", i, "namespace"),
+            "namespace",
+            &g.namespace,
+            Rule::Label,
+        );
+    }
+}
+
+/// E010 on the locality catalogue: its regions and zones are matched against node labels and
+/// written into locality patterns, where `/` and `*` have a meaning.
+fn locality_names(m: &Model, r: &mut Reporter<'_>) {
+    let Some(locs) = &m.topology.localities else {
+        return;
+    };
+    for (i, l) in locs.iter().enumerate() {
+        check(
+            r,
+            &path!("localities", i, "region"),
+            "region",
+            &l.region,
+            Rule::Region,
+        );
+        for (zi, z) in l.zones.iter().enumerate() {
+            check(
+                r,
+                &path!("localities", i, "zones", zi),
+                "zone",
+                z,
+                Rule::Zone,
+            );
+        }
+    }
+}
+
+/// E011 on a service's ports: Kubernetes refuses a Service with two ports of one name or of
+/// one number and protocol.
+fn unique_ports(m: &Model, r: &mut Reporter<'_>) {
+    for (i, s) in m.topology.services.iter().enumerate() {
         duplicates(
             r,
             Code::DuplicateName,
@@ -312,103 +448,47 @@ pub fn run(m: &Model, r: &mut Reporter<'_>) {
             "each port of a Service needs its own number and protocol",
         );
     }
-    for (i, d) in t.destination_rules.iter().enumerate() {
-        check(
-            r,
-            &path!("destinationRules", i, "name"),
-            "destinationRule",
-            &d.name,
-            Rule::Label,
-        );
-        if let Some(ns) = &d.namespace {
-            check(
-                r,
-                &path!("destinationRules", i, "namespace"),
-                "namespace",
-                ns,
-                Rule::Label,
-            );
-        }
-    }
-    for (i, c) in t.istio_config.iter().enumerate() {
-        check(
-            r,
-            &path!("istioConfig", i, "metadata", "name"),
-            "resource",
-            &c.metadata.name,
-            Rule::Label,
-        );
-        check(
-            r,
-            &path!("istioConfig", i, "metadata", "namespace"),
-            "namespace",
-            &c.metadata.namespace,
-            Rule::Label,
-        );
-    }
-    for (i, g) in t.ingress_gateways.iter().enumerate() {
-        check(
-            r,
-            &path!("ingressGateways", i, "name"),
-            "ingress gateway",
-            &g.name,
-            Rule::Label,
-        );
-        check(
-            r,
-            &path!("ingressGateways", i, "namespace"),
-            "namespace",
-            &g.namespace,
-            Rule::Label,
-        );
-    }
-    if let Some(locs) = &t.localities {
-        for (i, l) in locs.iter().enumerate() {
-            check(
-                r,
-                &path!("localities", i, "region"),
-                "region",
-                &l.region,
-                Rule::Region,
-            );
-            for (zi, z) in l.zones.iter().enumerate() {
-                check(
-                    r,
-                    &path!("localities", i, "zones", zi),
-                    "zone",
-                    z,
-                    Rule::Zone,
-                );
-            }
-        }
-        duplicates(
-            r,
-            Code::DuplicateName,
-            locs.iter().enumerate().map(|(i, l)| {
-                (
-                    l.region.clone(),
-                    path!("localities", i, "region"),
-                    format!("region `{}`", l.region),
-                )
-            }),
-            "list each region once, with all its zones",
-        );
-        duplicates(
-            r,
-            Code::DuplicateName,
-            locs.iter().enumerate().flat_map(|(i, l)| {
-                l.zones.iter().enumerate().map(move |(zi, z)| {
-                    (
-                        z.clone(),
-                        path!("localities", i, "zones", zi),
-                        format!("zone `{z}`"),
-                    )
-                })
-            }),
-            "a zone belongs to one region and is listed once",
-        );
-    }
+}
 
+/// E011 on the locality catalogue: a region listed twice, or a zone under two regions, would
+/// make a locality's place in the catalogue ambiguous.
+fn unique_localities(m: &Model, r: &mut Reporter<'_>) {
+    let Some(locs) = &m.topology.localities else {
+        return;
+    };
+    duplicates(
+        r,
+        Code::DuplicateName,
+        locs.iter().enumerate().map(|(i, l)| {
+            (
+                l.region.clone(),
+                path!("localities", i, "region"),
+                format!("region `{}`", l.region),
+            )
+        }),
+        "list each region once, with all its zones",
+    );
+    duplicates(
+        r,
+        Code::DuplicateName,
+        locs.iter().enumerate().flat_map(|(i, l)| {
+            l.zones.iter().enumerate().map(move |(zi, z)| {
+                (
+                    z.clone(),
+                    path!("localities", i, "zones", zi),
+                    format!("zone `{z}`"),
+                )
+            })
+        }),
+        "a zone belongs to one region and is listed once",
+    );
+}
+
+/// E011 on top-level objects: references resolve by name, and the objects written for them
+/// are told apart by name (per namespace, and per kind for `istioConfig`), so two of one name
+/// would be one reference target or overwrite each other.
+fn unique_names(m: &Model, r: &mut Reporter<'_>) {
+    let t = &m.topology;
     duplicates(
         r,
         Code::DuplicateName,
@@ -432,19 +512,6 @@ pub fn run(m: &Model, r: &mut Reporter<'_>) {
             )
         }),
         "network names are unique: rename one",
-    );
-    duplicates(
-        r,
-        Code::DuplicateClusterName,
-        t.clusters.iter().enumerate().map(|(i, x)| {
-            (
-                x.name.clone(),
-                path!("clusters", i, "name"),
-                format!("cluster `{}`", x.name),
-            )
-        }),
-        "Istio tells clusters apart only by clusterName; two clusters with one name merge their \
-         endpoints and remote secrets (istio/istio#23229): give each cluster its own name",
     );
     duplicates(
         r,
@@ -510,6 +577,24 @@ pub fn run(m: &Model, r: &mut Reporter<'_>) {
             )
         }),
         "an ingress gateway name is unique within its namespace: rename one",
+    );
+}
+
+/// E020: Istio tells clusters apart only by `clusterName`; two clusters of one name (or both
+/// left at Istio's default `Kubernetes`) silently merge their endpoints [istio/istio#23229].
+fn unique_cluster_names(m: &Model, r: &mut Reporter<'_>) {
+    duplicates(
+        r,
+        Code::DuplicateClusterName,
+        m.topology.clusters.iter().enumerate().map(|(i, x)| {
+            (
+                x.name.clone(),
+                path!("clusters", i, "name"),
+                format!("cluster `{}`", x.name),
+            )
+        }),
+        "Istio tells clusters apart only by clusterName; two clusters with one name merge their \
+         endpoints and remote secrets (istio/istio#23229): give each cluster its own name",
     );
 }
 

@@ -1,5 +1,8 @@
 //! Networking: what remotes, peers and primaries need to reach each other, checked before
 //! anything is installed.
+//!
+//! [`run`] lists the rule groups in one place; each group is a function whose doc comment
+//! names its codes and says why the rule exists.
 
 use std::net::IpAddr;
 
@@ -34,78 +37,110 @@ const PROTOCOL_KEYS: &[&str] = &[
     "cloud.google.com/app-protocols",
 ];
 
+/// Runs every networking rule group. The groups are independent; each names the code it
+/// reports.
 pub fn run(m: &Model, r: &mut Reporter<'_>) {
+    remote_pilot_gateways(m, r);
+    east_west_addresses(m, r);
+    east_west_l7_hints(m, r);
+    api_server_urls(m, r);
+    watched_api_servers(m, r);
+    ambient_multicluster(m, r);
+    east_west_annotations(m, r);
+    peering(m, r);
+    partial_services(m, r);
+}
+
+/// E030: a remote's injection webhook and proxies reach istiod through its primary's
+/// east-west gateway (`global.remotePilotAddress`), so that primary needs an address.
+fn remote_pilot_gateways(m: &Model, r: &mut Reporter<'_>) {
     let t = &m.topology;
-
     for (ci, c) in t.clusters.iter().enumerate() {
-        let at = path!("clusters", ci);
-
-        // A remote's injection webhook and proxies reach istiod through its primary's
-        // east-west gateway (`global.remotePilotAddress`).
-        if let Some(p) = m.clusters[ci].primary {
-            let primary = &t.clusters[p];
-            if primary
-                .east_west_gateway
-                .as_ref()
-                .and_then(|g| g.address.as_ref())
-                .is_none()
-            {
-                let span = r.span(&path!("clusters", p, "name"));
-                r.report(Code::RemotePrimaryWithoutGateway, &at.key("primary"), format!("remote `{}` is served by `{}`, which has no east-west gateway address", c.name, primary.name))
-                    .label("istiod is reached through this primary's east-west gateway")
-                    .also(span, "no `eastWestGateway.address`")
-                    .help(format!("add `eastWestGateway: {{address: <IP or DNS name>}}` to cluster `{}`: the remote's `remotePilotAddress` needs it", primary.name));
-            }
+        let Some(p) = m.clusters[ci].primary else {
+            continue;
+        };
+        let primary = &t.clusters[p];
+        if primary
+            .east_west_gateway
+            .as_ref()
+            .and_then(|g| g.address.as_ref())
+            .is_none()
+        {
+            let span = r.span(&path!("clusters", p, "name"));
+            r.report(Code::RemotePrimaryWithoutGateway, &path!("clusters", ci, "primary"), format!("remote `{}` is served by `{}`, which has no east-west gateway address", c.name, primary.name))
+                .label("istiod is reached through this primary's east-west gateway")
+                .also(span, "no `eastWestGateway.address`")
+                .help(format!("add `eastWestGateway: {{address: <IP or DNS name>}}` to cluster `{}`: the remote's `remotePilotAddress` needs it", primary.name));
         }
+    }
+}
 
-        if let Some(gw) = &c.east_west_gateway {
-            if let Some(addr) = &gw.address
-                && let Some(why) = address_problem(addr)
-            {
-                r.report(Code::InvalidAddress, &at.key("eastWestGateway").key("address"), format!("`{addr}` is not an IP address or DNS name: {why}"))
-                    .label("invalid address")
-                    .help("give the load balancer's IP (203.0.113.10, 2001:db8::10) or DNS name (ew.example.com), without scheme or port");
-            }
-            for (key, value) in &gw.annotations {
-                if l7_hint(key, value) {
-                    r.report_key(Code::EastWestL7Hint, &at.key("eastWestGateway").key("annotations").key(key), format!("annotation `{key}` makes the east-west load balancer terminate TLS or speak HTTP"))
-                        .label("L7 / TLS-terminating hint")
-                        .help("the east-west gateway must pass Istio's mTLS through untouched (AUTO_PASSTHROUGH on 15443, HBONE on 15008): use a plain L4 (TCP) load balancer");
-                }
-            }
+/// E038: the east-west gateway's address is written into other clusters' configuration
+/// (remote pilot address, peer Gateways), where only an IP or a DNS name works.
+fn east_west_addresses(m: &Model, r: &mut Reporter<'_>) {
+    for (ci, c) in m.topology.clusters.iter().enumerate() {
+        if let Some(gw) = &c.east_west_gateway
+            && let Some(addr) = &gw.address
+            && let Some(why) = address_problem(addr)
+        {
+            r.report(Code::InvalidAddress, &path!("clusters", ci, "eastWestGateway", "address"), format!("`{addr}` is not an IP address or DNS name: {why}"))
+                .label("invalid address")
+                .help("give the load balancer's IP (203.0.113.10, 2001:db8::10) or DNS name (ew.example.com), without scheme or port");
         }
+    }
+}
 
-        if let Some(api) = &c.api_server {
-            let p = at.key("apiServer").key("url");
-            match parse_https_url(&api.url) {
-                Err(why) => {
-                    r.report(
-                        Code::InvalidApiServerUrl,
-                        &p,
-                        format!("`{}` is not a usable API server URL: {why}", api.url),
-                    )
-                    .label("invalid URL")
-                    .help(
-                        "write it as `https://<host>[:port]`, reachable from the primaries' istiod",
-                    );
-                }
-                Ok(host) if is_loopback(host) => {
-                    r.report(Code::LoopbackApiServer, &p, format!("cluster `{}` has its API server on loopback (`{host}`)", c.name))
-                        .label("only reachable from the machine itself")
-                        .help("istiod in another cluster dials this address: use the API server's routable address or DNS name (kubeconfigs from kind or minikube say 127.0.0.1) [istio/istio#58047]");
-                }
-                Ok(_) => {}
+/// W033: a load balancer that terminates TLS or speaks HTTP breaks the mTLS the east-west
+/// gateway passes through [istio/istio.io#16648].
+fn east_west_l7_hints(m: &Model, r: &mut Reporter<'_>) {
+    for (ci, c) in m.topology.clusters.iter().enumerate() {
+        let Some(gw) = &c.east_west_gateway else {
+            continue;
+        };
+        for (key, value) in &gw.annotations {
+            if l7_hint(key, value) {
+                r.report_key(Code::EastWestL7Hint, &path!("clusters", ci, "eastWestGateway", "annotations", key.as_str()), format!("annotation `{key}` makes the east-west load balancer terminate TLS or speak HTTP"))
+                    .label("L7 / TLS-terminating hint")
+                    .help("the east-west gateway must pass Istio's mTLS through untouched (AUTO_PASSTHROUGH on 15443, HBONE on 15008): use a plain L4 (TCP) load balancer");
             }
         }
     }
+}
 
-    for (mi, mesh) in t.meshes.iter().enumerate() {
-        let info = &m.meshes[mi];
-        let multicluster = info.clusters.len() > 1;
+/// E035, E034: istiod in another cluster dials `apiServer.url`, so it must be an https URL
+/// and not a loopback address (which kind and minikube kubeconfigs give).
+fn api_server_urls(m: &Model, r: &mut Reporter<'_>) {
+    for (ci, c) in m.topology.clusters.iter().enumerate() {
+        let Some(api) = &c.api_server else {
+            continue;
+        };
+        let p = path!("clusters", ci, "apiServer", "url");
+        match parse_https_url(&api.url) {
+            Err(why) => {
+                r.report(
+                    Code::InvalidApiServerUrl,
+                    &p,
+                    format!("`{}` is not a usable API server URL: {why}", api.url),
+                )
+                .label("invalid URL")
+                .help("write it as `https://<host>[:port]`, reachable from the primaries' istiod");
+            }
+            Ok(host) if is_loopback(host) => {
+                r.report(Code::LoopbackApiServer, &p, format!("cluster `{}` has its API server on loopback (`{host}`)", c.name))
+                    .label("only reachable from the machine itself")
+                    .help("istiod in another cluster dials this address: use the API server's routable address or DNS name (kubeconfigs from kind or minikube say 127.0.0.1) [istio/istio#58047]");
+            }
+            Ok(_) => {}
+        }
+    }
+}
 
-        // A primary discovers the clusters it watches through their API servers (a remote
-        // secret each): every other cluster of its mesh, or on Solo's ambient distribution,
-        // which peers through gateways, only the remotes it serves.
+/// E036: a primary discovers the clusters it watches through their API servers (a remote
+/// secret each): every other cluster of its mesh, or on Solo's ambient distribution, which
+/// peers through gateways, only the remotes it serves.
+fn watched_api_servers(m: &Model, r: &mut Reporter<'_>) {
+    let t = &m.topology;
+    for info in &m.meshes {
         for &c in &info.clusters {
             let watcher = info.primaries.iter().copied().find(|&p| m.discovers(p, c));
             if let Some(w) = watcher
@@ -117,84 +152,94 @@ pub fn run(m: &Model, r: &mut Reporter<'_>) {
                     .help("add `apiServer: {url: https://<host>:6443}`: the primary's istiod reads this cluster's endpoints through it (remote secret)");
             }
         }
+    }
+}
 
-        let ambient = mesh.dataplane == Dataplane::Ambient;
-        let solo = mesh.istio.distribution == Distribution::Solo;
-        if ambient && multicluster {
-            // Solo's peering predates the upstream east-west class: its docs need 1.24.3-solo.
-            if !solo && mesh.istio.version.minor() < 27 {
-                r.report(Code::AmbientVersionTooOld, &path!("meshes", mi, "istio", "version"), format!("ambient multicluster needs Istio 1.27 or later; mesh `{}` targets {}", mesh.name, mesh.istio.version))
-                    .label("too old for ambient multicluster")
-                    .help("set `istio.version` to \"1.27\" or later (the istio-east-west gateway class and multi-network ambient arrived in 1.27), or use `distribution: solo`");
-            }
-            if mesh.istio.distribution == Distribution::Upstream {
-                for &c in &info.clusters {
-                    if !m.clusters[c].is_primary {
-                        r.report(Code::AmbientTopologyUnsupported, &path!("clusters", c, "controlPlane"), format!("cluster `{}` is a remote in ambient mesh `{}`", t.clusters[c].name, mesh.name))
-                            .label("remote in an ambient mesh")
-                            .help("upstream ambient multicluster supports only multi-primary, multi-network: make every cluster a primary on its own network, or use `distribution: solo`");
-                    }
-                }
-                let mut seen: Vec<(usize, usize)> = Vec::new();
-                for &c in &info.clusters {
-                    let Some(n) = m.clusters[c].network else {
-                        continue;
-                    };
-                    if let Some(&(_, other)) = seen.iter().find(|(net, _)| *net == n) {
-                        let span = r.span(&path!("clusters", other, "network"));
-                        r.report(Code::AmbientTopologyUnsupported, &path!("clusters", c, "network"), format!("clusters `{}` and `{}` share network `{}` in ambient mesh `{}`", t.clusters[other].name, t.clusters[c].name, t.networks[n].name, mesh.name))
-                            .label("second cluster on this network")
-                            .also(span, "first cluster on it")
-                            .help("upstream ambient multicluster supports only multi-primary, multi-network: put each cluster on its own network");
-                    } else {
-                        seen.push((n, c));
-                    }
-                }
+/// Whether mesh `mi` is an ambient mesh of more than one cluster.
+fn ambient_multicluster_mesh(m: &Model, mi: usize) -> bool {
+    m.topology.meshes[mi].dataplane == Dataplane::Ambient && m.meshes[mi].clusters.len() > 1
+}
+
+/// E032, E031: upstream ambient multicluster needs Istio 1.27 (the istio-east-west gateway
+/// class and multi-network ambient) and supports only multi-primary, multi-network: no
+/// remotes, one cluster per network. Solo's peering predates the upstream east-west class:
+/// its docs need 1.24.3-solo.
+fn ambient_multicluster(m: &Model, r: &mut Reporter<'_>) {
+    let t = &m.topology;
+    for (mi, mesh) in t.meshes.iter().enumerate() {
+        if !ambient_multicluster_mesh(m, mi) || mesh.istio.distribution != Distribution::Upstream {
+            continue;
+        }
+        let info = &m.meshes[mi];
+        if mesh.istio.version.minor() < 27 {
+            r.report(Code::AmbientVersionTooOld, &path!("meshes", mi, "istio", "version"), format!("ambient multicluster needs Istio 1.27 or later; mesh `{}` targets {}", mesh.name, mesh.istio.version))
+                .label("too old for ambient multicluster")
+                .help("set `istio.version` to \"1.27\" or later (the istio-east-west gateway class and multi-network ambient arrived in 1.27), or use `distribution: solo`");
+        }
+        for &c in &info.clusters {
+            if !m.clusters[c].is_primary {
+                r.report(Code::AmbientTopologyUnsupported, &path!("clusters", c, "controlPlane"), format!("cluster `{}` is a remote in ambient mesh `{}`", t.clusters[c].name, mesh.name))
+                    .label("remote in an ambient mesh")
+                    .help("upstream ambient multicluster supports only multi-primary, multi-network: make every cluster a primary on its own network, or use `distribution: solo`");
             }
         }
-
-        if ambient && multicluster {
-            east_west_annotations(m, r, mi);
-        }
-        if ambient && solo && info.networks.len() > 1 {
-            peering(m, r, mi);
-        }
-
-        // Services deployed in only some clusters still resolve everywhere, because meshc
-        // writes each Service to every cluster of the mesh (namespace sameness). Said once
-        // per mesh, as information.
-        if mesh.dataplane == Dataplane::Sidecar && !mesh.dns.capture && multicluster {
-            let partial: Vec<usize> = (0..t.services.len())
-                .filter(|&s| {
-                    m.services[s].mesh == Some(mi)
-                        && m.services[s].clusters.len() < info.clusters.len()
-                })
-                .collect();
-            if let Some(&first) = partial.first() {
-                let names: Vec<String> = partial
-                    .iter()
-                    .take(5)
-                    .map(|&s| format!("{}/{}", t.services[s].namespace, t.services[s].name))
-                    .collect();
-                let more = if partial.len() > 5 {
-                    format!(" and {} more", partial.len() - 5)
-                } else {
-                    String::new()
-                };
-                r.report_key(Code::ServiceNotEverywhere, &path!("services", first, "clusters"), format!("{} of mesh `{}` run in some clusters only ({}{more}); meshc writes each Service to every cluster, so they resolve everywhere", if partial.len() == 1 { "1 service".to_string() } else { format!("{} services", partial.len()) }, mesh.name, names.join(", ")))
-                    .label("deployed in some clusters only")
-                    .help("this is information: calls from clusters without the workloads go to the clusters that run them. Set `dns.capture: true` on the mesh to have the sidecar DNS proxy answer instead");
+        let mut seen: Vec<(usize, usize)> = Vec::new();
+        for &c in &info.clusters {
+            let Some(n) = m.clusters[c].network else {
+                continue;
+            };
+            if let Some(&(_, other)) = seen.iter().find(|(net, _)| *net == n) {
+                let span = r.span(&path!("clusters", other, "network"));
+                r.report(Code::AmbientTopologyUnsupported, &path!("clusters", c, "network"), format!("clusters `{}` and `{}` share network `{}` in ambient mesh `{}`", t.clusters[other].name, t.clusters[c].name, t.networks[n].name, mesh.name))
+                    .label("second cluster on this network")
+                    .also(span, "first cluster on it")
+                    .help("upstream ambient multicluster supports only multi-primary, multi-network: put each cluster on its own network");
+            } else {
+                seen.push((n, c));
             }
         }
     }
 }
 
-/// Istio turns an ambient east-west Gateway's `spec.infrastructure.annotations` into the
-/// annotations of the Service it deploys; the Gateway API allows at most 8 of them.
-fn east_west_annotations(m: &Model, r: &mut Reporter<'_>, mi: usize) {
+/// W037: services deployed in only some clusters still resolve everywhere, because meshc
+/// writes each Service to every cluster of the mesh (namespace sameness). Said once per
+/// sidecar mesh without DNS capture, as information.
+fn partial_services(m: &Model, r: &mut Reporter<'_>) {
     let t = &m.topology;
-    let info = &m.meshes[mi];
-    for &c in &info.clusters {
+    for (mi, mesh) in t.meshes.iter().enumerate() {
+        let info = &m.meshes[mi];
+        if mesh.dataplane != Dataplane::Sidecar || mesh.dns.capture || info.clusters.len() <= 1 {
+            continue;
+        }
+        let partial: Vec<usize> = (0..t.services.len())
+            .filter(|&s| {
+                m.services[s].mesh == Some(mi) && m.services[s].clusters.len() < info.clusters.len()
+            })
+            .collect();
+        if let Some(&first) = partial.first() {
+            let names: Vec<String> = partial
+                .iter()
+                .take(5)
+                .map(|&s| format!("{}/{}", t.services[s].namespace, t.services[s].name))
+                .collect();
+            let more = if partial.len() > 5 {
+                format!(" and {} more", partial.len() - 5)
+            } else {
+                String::new()
+            };
+            r.report_key(Code::ServiceNotEverywhere, &path!("services", first, "clusters"), format!("{} of mesh `{}` run in some clusters only ({}{more}); meshc writes each Service to every cluster, so they resolve everywhere", if partial.len() == 1 { "1 service".to_string() } else { format!("{} services", partial.len()) }, mesh.name, names.join(", ")))
+                .label("deployed in some clusters only")
+                .help("this is information: calls from clusters without the workloads go to the clusters that run them. Set `dns.capture: true` on the mesh to have the sidecar DNS proxy answer instead");
+        }
+    }
+}
+
+/// E039: Istio turns an ambient east-west Gateway's `spec.infrastructure.annotations` into
+/// the annotations of the Service it deploys; the Gateway API allows at most 8 of them.
+fn east_west_annotations(m: &Model, r: &mut Reporter<'_>) {
+    let t = &m.topology;
+    let meshes = (0..t.meshes.len()).filter(|&mi| ambient_multicluster_mesh(m, mi));
+    for c in meshes.flat_map(|mi| m.meshes[mi].clusters.iter().copied()) {
         let Some(gw) = &t.clusters[c].east_west_gateway else {
             continue;
         };
@@ -209,10 +254,23 @@ fn east_west_annotations(m: &Model, r: &mut Reporter<'_>, mi: usize) {
 /// The Gateway API's limit on `spec.infrastructure.annotations` (`maxProperties`).
 pub const MAX_INFRASTRUCTURE_ANNOTATIONS: usize = 8;
 
+/// E029, E028, W041 on Solo's ambient meshes of more than one network.
+fn peering(m: &Model, r: &mut Reporter<'_>) {
+    for (mi, mesh) in m.topology.meshes.iter().enumerate() {
+        if mesh.dataplane == Dataplane::Ambient
+            && mesh.istio.distribution == Distribution::Solo
+            && m.meshes[mi].networks.len() > 1
+        {
+            mesh_peering(m, r, mi);
+        }
+    }
+}
+
 /// Solo's peering: every primary links to one east-west gateway per other network
-/// (`istio-remote-peer-<network>`), so each network holds one primary, and each primary that
-/// another network links to has an address.
-fn peering(m: &Model, r: &mut Reporter<'_>, mi: usize) {
+/// (`istio-remote-peer-<network>`), so each network holds one primary (E029), and each primary
+/// that another network links to has an address (E028). Solo documents the setup for its
+/// Helm charts only (W041).
+fn mesh_peering(m: &Model, r: &mut Reporter<'_>, mi: usize) {
     let t = &m.topology;
     let info = &m.meshes[mi];
     let mesh = &t.meshes[mi];

@@ -1,5 +1,8 @@
 //! Structure: every mesh has a control plane, networks belong to one mesh, and what the file
 //! names as Istio configuration is an Istio resource.
+//!
+//! [`run`] lists the rule groups in one place; each group is a function whose doc comment
+//! names its codes and says why the rule exists.
 
 use crate::diagnostic::{Code, Reporter};
 use crate::model::Model;
@@ -93,10 +96,19 @@ const ISTIO_KINDS: &[(&str, &str, &[&str])] = &[
 /// Kinds that newer Istio minors introduced: (kind, first minor).
 const INTRODUCED: &[(&str, u32)] = &[("TrafficExtension", 30)];
 
+/// Runs every structure rule group. The groups are independent; each names the code it
+/// reports.
 pub fn run(m: &Model, r: &mut Reporter<'_>) {
-    let t = &m.topology;
     generated_names(m, r);
+    meshes_without_primary(m, r);
+    networks(m, r);
+    remote_secret_sources(m, r);
+    istio_config_kinds(m, r);
+}
 
+/// E019: every mesh needs at least one cluster running istiod; remotes are served by one.
+fn meshes_without_primary(m: &Model, r: &mut Reporter<'_>) {
+    let t = &m.topology;
     for (mi, mesh) in t.meshes.iter().enumerate() {
         if m.meshes[mi].primaries.is_empty() && !m.meshes[mi].duplicate {
             let clusters = &m.meshes[mi].clusters;
@@ -114,8 +126,12 @@ pub fn run(m: &Model, r: &mut Reporter<'_>) {
             }
         }
     }
+}
 
-    // A network is one flat L3 domain of one mesh.
+/// W024, E021: a network is one flat L3 domain of one mesh; one that no cluster uses is
+/// usually a leftover or a typo in a cluster's `network:`.
+fn networks(m: &Model, r: &mut Reporter<'_>) {
+    let t = &m.topology;
     for (ni, net) in t.networks.iter().enumerate() {
         let users = &m.networks[ni].clusters;
         if m.networks[ni].duplicate {
@@ -159,7 +175,12 @@ pub fn run(m: &Model, r: &mut Reporter<'_>) {
             );
         }
     }
+}
 
+/// E023: a remote secret's reader token comes from one place, a file read at build time or
+/// an ExternalSecret resolved in the cluster.
+fn remote_secret_sources(m: &Model, r: &mut Reporter<'_>) {
+    let t = &m.topology;
     for (ci, c) in t.clusters.iter().enumerate() {
         if let Some(rs) = &c.remote_secret
             && rs.token_file.is_some()
@@ -172,7 +193,12 @@ pub fn run(m: &Model, r: &mut Reporter<'_>) {
                 .help("keep one: `tokenFile` (read at build time) or `externalSecret` (resolved in the cluster)");
         }
     }
+}
 
+/// E025: `istioConfig` holds resources Istio serves, at a version it serves, and only kinds
+/// the mesh's Istio minor already has.
+fn istio_config_kinds(m: &Model, r: &mut Reporter<'_>) {
+    let t = &m.topology;
     for (i, res) in t.istio_config.iter().enumerate() {
         let (group, version) = res
             .api_version
@@ -238,7 +264,7 @@ pub fn run(m: &Model, r: &mut Reporter<'_>) {
     }
 }
 
-/// Names meshc itself writes must not be written twice: an `istioConfig` object that is also a
+/// E011, E010: names meshc itself writes must not be written twice: an `istioConfig` object that is also a
 /// `destinationRules` entry or the PeerAuthentication `mtls` writes would become two files with
 /// one path (and two objects with one name for kustomize), and an ingress gateway named like
 /// one of meshc's own Helm releases would take its values file.
