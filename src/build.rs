@@ -400,8 +400,8 @@ struct ClusterFiles<'r> {
     renderer: &'r Renderer,
     dir: String,
     files: Vec<(String, String, bool)>,
-    /// Files every cluster of a mesh shares, rendered once: `services.yaml` by mesh.
-    shared: BTreeMap<crate::model::MeshId, String>,
+    /// Files clusters share, rendered once: `services.yaml` by the services it holds.
+    shared: BTreeMap<Vec<usize>, String>,
 }
 
 impl ClusterFiles<'_> {
@@ -612,11 +612,11 @@ fn render_cluster(
         )?;
     }
 
-    // services.yaml: the same in every cluster of the mesh, so rendered once per mesh (its
-    // context has no cluster in it) and reused: every cluster gets every Service, and a mesh
-    // of many clusters and many services must not render the product.
+    // services.yaml: its context has no cluster in it, so it is rendered once per set of
+    // services (one per mesh, unless services name their `callers`) and reused: a mesh of many
+    // clusters and many services must not render the product.
     if !p.services.is_empty() {
-        let text = if let Some(text) = files.shared.get(&p.mesh) {
+        let text = if let Some(text) = files.shared.get(&p.services) {
             text.clone()
         } else {
             let services: Vec<Value> = p
@@ -628,7 +628,7 @@ fn render_cluster(
                 "services.yaml.j2",
                 &json!({"system_namespace": SYSTEM_NAMESPACE, "services": services}),
             )?;
-            files.shared.insert(p.mesh, text.clone());
+            files.shared.insert(p.services.clone(), text.clone());
             text
         };
         files.claim("services.yaml")?;

@@ -102,6 +102,20 @@ pub struct ServiceInfo {
     pub mesh: Option<MeshId>,
     /// Where its workloads run: the listed clusters, or every cluster of the mesh.
     pub clusters: Vec<ClusterId>,
+    /// The clusters that call it, when `callers` is written (those that resolved, in file
+    /// order, without repeats): the Service is then written to `clusters` and these only.
+    /// `None`: to every cluster of the mesh.
+    pub callers: Option<Vec<ClusterId>>,
+}
+
+impl ServiceInfo {
+    /// Whether the Service object is written to cluster `c` (of the service's mesh): every
+    /// cluster without `callers`, else the clusters that run or call it.
+    pub fn has_stub(&self, c: ClusterId) -> bool {
+        self.callers
+            .as_ref()
+            .is_none_or(|callers| self.clusters.contains(&c) || callers.contains(&c))
+    }
 }
 
 /// A DestinationRule, `istioConfig` entry or ingress gateway: its mesh and where it goes.
@@ -267,9 +281,18 @@ pub fn resolve(topology: Topology, r: &mut Reporter<'_>) -> Model {
             },
         );
         let clusters_of = listed_or_all(&meshes, mesh, list);
+        let callers = s.callers.as_ref().map(|names_of| {
+            let resolved = names.lookup_all(r, &at, "callers", names_of);
+            names
+                .in_mesh(r, &clusters, &at, "callers", mesh, resolved, "service")
+                .into_iter()
+                .map(|(_, c)| c)
+                .collect()
+        });
         services.push(ServiceInfo {
             mesh,
             clusters: clusters_of,
+            callers,
         });
     }
 
@@ -536,14 +559,7 @@ impl Names<'_> {
             what,
         } = *owner;
         let t = self.topology;
-        let resolved: Vec<(usize, Option<ClusterId>)> = list
-            .iter()
-            .enumerate()
-            .map(|(i, name)| {
-                let p = at.key("clusters").index(i);
-                (i, self.clusters.lookup(r, name, &p))
-            })
-            .collect();
+        let resolved = self.lookup_all(r, at, "clusters", list);
         let mesh = match mesh {
             Some(m) => self.meshes.lookup(r, m, &at.key("mesh")),
             None => resolved
@@ -552,6 +568,38 @@ impl Names<'_> {
                 .or(hint)
                 .or_else(|| only_mesh(r, t, at, what)),
         };
+        let out = self.in_mesh(r, clusters, at, "clusters", mesh, resolved, what);
+        (mesh, out)
+    }
+
+    /// Looks up every cluster of the list under `at`/`key`, reporting the unknown ones.
+    fn lookup_all(
+        &self,
+        r: &mut Reporter<'_>,
+        at: &Path,
+        key: &str,
+        list: &[String],
+    ) -> Vec<(usize, Option<ClusterId>)> {
+        list.iter()
+            .enumerate()
+            .map(|(i, name)| (i, self.clusters.lookup(r, name, &at.key(key).index(i))))
+            .collect()
+    }
+
+    /// The resolved clusters of a list that are in `mesh` (reporting the others), without
+    /// repeats, each with its position in the list.
+    #[allow(clippy::too_many_arguments)]
+    fn in_mesh(
+        &self,
+        r: &mut Reporter<'_>,
+        clusters: &[ClusterInfo],
+        at: &Path,
+        key: &str,
+        mesh: Option<MeshId>,
+        resolved: Vec<(usize, Option<ClusterId>)>,
+        what: &str,
+    ) -> Vec<(usize, ClusterId)> {
+        let t = self.topology;
         let mut out = Vec::new();
         for (i, c) in resolved {
             let Some(c) = c else { continue };
@@ -559,7 +607,7 @@ impl Names<'_> {
                 let m = mesh.map_or("", |m| t.meshes[m].name.as_str());
                 r.report(
                     Code::CrossMeshReference,
-                    &at.key("clusters").index(i),
+                    &at.key(key).index(i),
                     format!("cluster `{}` is not in mesh `{m}`", t.clusters[c].name),
                 )
                 .label("in another mesh")
@@ -570,7 +618,7 @@ impl Names<'_> {
                 out.push((i, c));
             }
         }
-        (mesh, out)
+        out
     }
 }
 
