@@ -284,7 +284,7 @@ pub fn resolve(topology: Topology, r: &mut Reporter<'_>) -> Model {
         let callers = s.callers.as_ref().map(|names_of| {
             let resolved = names.lookup_all(r, &at, "callers", names_of);
             names
-                .in_mesh(r, &clusters, &at, "callers", mesh, resolved, "service")
+                .in_mesh(r, &clusters, &at.key("callers"), mesh, resolved, "service")
                 .into_iter()
                 .map(|(_, c)| c)
                 .collect()
@@ -568,7 +568,7 @@ impl Names<'_> {
                 .or(hint)
                 .or_else(|| only_mesh(r, t, at, what)),
         };
-        let out = self.in_mesh(r, clusters, at, "clusters", mesh, resolved, what);
+        let out = self.in_mesh(r, clusters, &at.key("clusters"), mesh, resolved, what);
         (mesh, out)
     }
 
@@ -586,15 +586,13 @@ impl Names<'_> {
             .collect()
     }
 
-    /// The resolved clusters of a list that are in `mesh` (reporting the others), without
-    /// repeats, each with its position in the list.
-    #[allow(clippy::too_many_arguments)]
+    /// The resolved clusters of the list at `list_at` that are in `mesh` (reporting the
+    /// others), without repeats, each with its position in the list.
     fn in_mesh(
         &self,
         r: &mut Reporter<'_>,
         clusters: &[ClusterInfo],
-        at: &Path,
-        key: &str,
+        list_at: &Path,
         mesh: Option<MeshId>,
         resolved: Vec<(usize, Option<ClusterId>)>,
         what: &str,
@@ -607,7 +605,7 @@ impl Names<'_> {
                 let m = mesh.map_or("", |m| t.meshes[m].name.as_str());
                 r.report(
                     Code::CrossMeshReference,
-                    &at.key(key).index(i),
+                    &list_at.index(i),
                     format!("cluster `{}` is not in mesh `{m}`", t.clusters[c].name),
                 )
                 .label("in another mesh")

@@ -166,11 +166,13 @@ pub fn run(m: &Model, r: &mut Reporter<'_>) {
 
         // Services deployed in only some clusters still resolve everywhere, because meshc
         // writes each Service to every cluster of the mesh (namespace sameness). Said once
-        // per mesh, as information.
+        // per mesh, as information. A service with `callers` is written where it is called
+        // from instead, which its author has said.
         if mesh.dataplane == Dataplane::Sidecar && !mesh.dns.capture && multicluster {
             let partial: Vec<usize> = (0..t.services.len())
                 .filter(|&s| {
                     m.services[s].mesh == Some(mi)
+                        && m.services[s].callers.is_none()
                         && m.services[s].clusters.len() < info.clusters.len()
                 })
                 .collect();
