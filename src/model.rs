@@ -108,16 +108,6 @@ pub struct ServiceInfo {
     pub callers: Option<Vec<ClusterId>>,
 }
 
-impl ServiceInfo {
-    /// Whether the Service object is written to cluster `c` (of the service's mesh): every
-    /// cluster without `callers`, else the clusters that run or call it.
-    pub fn has_stub(&self, c: ClusterId) -> bool {
-        self.callers
-            .as_ref()
-            .is_none_or(|callers| self.clusters.contains(&c) || callers.contains(&c))
-    }
-}
-
 /// A DestinationRule, `istioConfig` entry or ingress gateway: its mesh and where it goes.
 #[derive(Debug, Clone, Default)]
 pub struct PlacedInfo {
