@@ -96,6 +96,8 @@ codes! {
     // Trust.
     TrustDomainMismatch = "W040", "clusters of one upstream mesh with different trust domains";
     IstioctlPeering = "W041", "the `istioctl` installer for a solo ambient mesh that peers";
+    // Services with `callers`.
+    RuleWithoutCallers = "W042", "a DestinationRule on a config cluster that serves no cluster running or calling its service";
     // DestinationRules.
     DistributeAndFailover = "E050", "`distribute` and `failover` both set";
     FailoverWithTopologyPriority = "E051", "`failover` with a region/zone/subzone label in `failoverPriority`";

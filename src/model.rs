@@ -141,6 +141,10 @@ pub struct ServiceInfo {
     pub mesh: Option<MeshId>,
     /// Where its workloads run: the listed clusters, or every cluster of the mesh.
     pub clusters: Vec<ClusterId>,
+    /// The clusters that call it, when `callers` is written (those that resolved, in file
+    /// order, without repeats): the Service is then written to `clusters` and these only.
+    /// `None`: to every cluster of the mesh.
+    pub callers: Option<Vec<ClusterId>>,
 }
 
 /// A DestinationRule, `istioConfig` entry or ingress gateway: its mesh and where it goes.
@@ -364,9 +368,18 @@ fn services(
             },
         );
         let clusters_of = listed_or_all(meshes, mesh, list);
+        let callers = s.callers.as_ref().map(|names_of| {
+            let resolved = names.lookup_all(r, &at, "callers", names_of);
+            names
+                .in_mesh(r, &clusters, &at.key("callers"), mesh, resolved, "service")
+                .into_iter()
+                .map(|(_, c)| c)
+                .collect()
+        });
         services.push(ServiceInfo {
             mesh,
             clusters: clusters_of,
+            callers,
         });
     }
     services
@@ -650,14 +663,7 @@ impl Names<'_> {
             what,
         } = *owner;
         let t = self.topology;
-        let resolved: Vec<(usize, Option<ClusterId>)> = list
-            .iter()
-            .enumerate()
-            .map(|(i, name)| {
-                let p = at.key("clusters").index(i);
-                (i, self.clusters.lookup(r, name, &p))
-            })
-            .collect();
+        let resolved = self.lookup_all(r, at, "clusters", list);
         let mesh = match mesh {
             Some(m) => self.meshes.lookup(r, m, &at.key("mesh")),
             None => resolved
@@ -666,6 +672,36 @@ impl Names<'_> {
                 .or(hint)
                 .or_else(|| only_mesh(r, t, at, what)),
         };
+        let out = self.in_mesh(r, clusters, &at.key("clusters"), mesh, resolved, what);
+        (mesh, out)
+    }
+
+    /// Looks up every cluster of the list under `at`/`key`, reporting the unknown ones.
+    fn lookup_all(
+        &self,
+        r: &mut Reporter<'_>,
+        at: &Path,
+        key: &str,
+        list: &[String],
+    ) -> Vec<(usize, Option<ClusterId>)> {
+        list.iter()
+            .enumerate()
+            .map(|(i, name)| (i, self.clusters.lookup(r, name, &at.key(key).index(i))))
+            .collect()
+    }
+
+    /// The resolved clusters of the list at `list_at` that are in `mesh` (reporting the
+    /// others), without repeats, each with its position in the list.
+    fn in_mesh(
+        &self,
+        r: &mut Reporter<'_>,
+        clusters: &[ClusterInfo],
+        list_at: &Path,
+        mesh: Option<MeshId>,
+        resolved: Vec<(usize, Option<ClusterId>)>,
+        what: &str,
+    ) -> Vec<(usize, ClusterId)> {
+        let t = self.topology;
         let mut out = Vec::new();
         for (i, c) in resolved {
             let Some(c) = c else { continue };
@@ -673,7 +709,7 @@ impl Names<'_> {
                 let m = mesh.map_or("", |m| t.meshes[m].name.as_str());
                 r.report(
                     Code::CrossMeshReference,
-                    &at.key("clusters").index(i),
+                    &list_at.index(i),
                     format!("cluster `{}` is not in mesh `{m}`", t.clusters[c].name),
                 )
                 .label("in another mesh")
@@ -684,7 +720,7 @@ impl Names<'_> {
                 out.push((i, c));
             }
         }
-        (mesh, out)
+        out
     }
 }
 

@@ -80,10 +80,13 @@ pub struct ClusterPlan {
     /// when there are any, the cluster needs the reader token Secret.
     pub watchers: Vec<ClusterId>,
     pub watched: bool,
-    /// Application namespaces: those of the mesh's services (namespace sameness) and of the
-    /// objects placed here, each with whether its workloads join the data plane.
+    /// Application namespaces: those of the services whose Service is written here (namespace
+    /// sameness) and of the objects placed here, each with whether its workloads join the data
+    /// plane.
     pub namespaces: BTreeMap<String, bool>,
-    /// The mesh's services (every cluster gets every Service, so names resolve everywhere).
+    /// The services whose Service object is written here, in topology order: every service of
+    /// the mesh without `callers` (so its name resolves everywhere), and those with `callers`
+    /// that run here or are called from here.
     pub services: Vec<usize>,
     pub destination_rules: Vec<usize>,
     pub istio_config: Vec<usize>,
@@ -97,10 +100,23 @@ pub struct ClusterPlan {
 pub fn plan(model: &Model) -> Vec<ClusterPlan> {
     let t = &model.topology;
     // Indexes built once, so that planning stays linear in the size of the topology.
+    // Services without `callers` go to every cluster of their mesh: one list per mesh. Those
+    // with `callers` go to the clusters that run or call them: one list per such cluster.
     let mut services_of: BTreeMap<MeshId, Vec<usize>> = BTreeMap::new();
+    let mut called_on: BTreeMap<ClusterId, Vec<usize>> = BTreeMap::new();
     for (i, s) in model.services.iter().enumerate() {
-        if let Some(mi) = s.mesh {
-            services_of.entry(mi).or_default().push(i);
+        let Some(mi) = s.mesh else { continue };
+        match &s.callers {
+            None => services_of.entry(mi).or_default().push(i),
+            Some(callers) => {
+                for &c in s.clusters.iter().chain(callers) {
+                    let on = called_on.entry(c).or_default();
+                    // A caller that also runs the service still gets the Service once.
+                    if on.last() != Some(&i) {
+                        on.push(i);
+                    }
+                }
+            }
         }
     }
     let placed_on = |infos: &[crate::model::PlacedInfo]| {
@@ -164,7 +180,10 @@ pub fn plan(model: &Model) -> Vec<ClusterPlan> {
             }
         }
 
-        let services = services_of.get(&mi).cloned().unwrap_or_default();
+        let services = merge_sorted(
+            services_of.get(&mi).map_or(&[][..], Vec::as_slice),
+            called_on.get(&c).map_or(&[][..], Vec::as_slice),
+        );
         let on_c =
             |index: &BTreeMap<ClusterId, Vec<usize>>| index.get(&c).cloned().unwrap_or_default();
         let (destination_rules, istio_config) = if info.is_primary {
@@ -241,4 +260,22 @@ pub fn plan(model: &Model) -> Vec<ClusterPlan> {
         });
     }
     plans
+}
+
+/// Two ascending lists of distinct indexes (disjoint from each other) as one ascending list.
+fn merge_sorted(a: &[usize], b: &[usize]) -> Vec<usize> {
+    let mut out = Vec::with_capacity(a.len() + b.len());
+    let (mut i, mut j) = (0, 0);
+    while i < a.len() && j < b.len() {
+        if a[i] <= b[j] {
+            out.push(a[i]);
+            i += 1;
+        } else {
+            out.push(b[j]);
+            j += 1;
+        }
+    }
+    out.extend_from_slice(&a[i..]);
+    out.extend_from_slice(&b[j..]);
+    out
 }

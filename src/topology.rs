@@ -43,8 +43,9 @@ pub struct Topology {
     /// The Kubernetes clusters.
     #[schemars(length(min = 1))]
     pub clusters: Vec<Cluster>,
-    /// Application services; their namespaces exist, labelled for the data plane, in every
-    /// cluster of the mesh.
+    /// Application services; their Services and namespaces (labelled for the data plane) are
+    /// written to every cluster of the mesh, or, for a service with `callers`, to the clusters
+    /// that run or call it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub services: Vec<Service>,
     /// Istio DestinationRules, placed on the mesh's config clusters.
@@ -448,7 +449,7 @@ pub struct ExternalSecretRef {
 pub struct Service {
     /// The Service name (DNS-1035 label: starts with a letter).
     pub name: String,
-    /// Its namespace; created in every cluster of the mesh.
+    /// Its namespace; created in every cluster that gets the Service.
     pub namespace: String,
     /// The mesh; optional when there is one mesh or `clusters` tells.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -462,6 +463,12 @@ pub struct Service {
     /// mesh.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub clusters: Vec<String>,
+    /// The clusters whose workloads call the service. When set, the Service object (and its
+    /// namespace) is written only to `clusters` and `callers`; when omitted, to every cluster
+    /// of the mesh, so the name resolves everywhere. Elsewhere the name resolves only through
+    /// the sidecar DNS proxy (`dns.capture`) or ambient's DNS capture.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub callers: Option<Vec<String>>,
     /// Ambient: expose across clusters. `true`: the `istio.io/global: "true"` label
     /// (upstream) or `solo.io/service-scope: global` (solo: a second name
     /// `<name>.<namespace>.mesh.internal` with every cluster's endpoints). `global-only` (solo

@@ -536,6 +536,77 @@ fn namespaces_are_labelled_for_the_data_plane() {
     assert!(!built.exists("ocp-west/istio"));
 }
 
+/// `services[].callers`: a service with callers is written, with its namespace, only where it
+/// runs or is called from; one without is written everywhere. Each cluster of this topology
+/// holds a different set, so a services.yaml rendered for one cluster and reused for another
+/// would show here.
+#[test]
+fn services_with_callers_are_written_only_where_they_run_or_are_called() {
+    let built = Built::file("tests/data/topologies/callers.yaml");
+    let expected: [(&str, &[&str], &[&str]); 4] = [
+        (
+            "east-1",
+            &[
+                "bookinfo/reviews",
+                "bookinfo/productpage",
+                "ratings/ratings",
+            ],
+            &["bookinfo", "istio-system", "ratings"],
+        ),
+        (
+            "east-2",
+            &[
+                "bookinfo/reviews",
+                "bookinfo/productpage",
+                "details/details",
+            ],
+            &["bookinfo", "details", "istio-system"],
+        ),
+        (
+            "west-1",
+            &["bookinfo/reviews", "bookinfo/productpage"],
+            &["bookinfo", "istio-system"],
+        ),
+        (
+            "west-2",
+            &["bookinfo/productpage"],
+            &["bookinfo", "istio-system"],
+        ),
+    ];
+    for (cluster, services, namespaces) in expected {
+        let written: Vec<String> = built
+            .docs(&format!("{cluster}/services.yaml"))
+            .iter()
+            .map(|d| {
+                assert_eq!(d["kind"], "Service", "{cluster}");
+                format!(
+                    "{}/{}",
+                    d["metadata"]["namespace"].as_str().unwrap_or_default(),
+                    d["metadata"]["name"].as_str().unwrap_or_default()
+                )
+            })
+            .collect();
+        assert_eq!(written, services, "{cluster}: Services");
+        let docs = built.docs(&format!("{cluster}/namespaces.yaml"));
+        let mut created: Vec<&str> = docs
+            .iter()
+            .map(|d| d["metadata"]["name"].as_str().unwrap_or_default())
+            .collect();
+        created.sort_unstable();
+        assert_eq!(created, namespaces, "{cluster}: namespaces");
+        for ns in docs
+            .iter()
+            .filter(|d| d["metadata"]["name"] != "istio-system")
+        {
+            assert_eq!(
+                ns["metadata"]["labels"]["istio-injection"], "enabled",
+                "{cluster}: {}",
+                ns["metadata"]["name"]
+            );
+        }
+    }
+}
+
 #[test]
 fn a_revision_names_istiod_and_labels_namespaces() {
     let topology = TOPOLOGY

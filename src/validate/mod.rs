@@ -4,6 +4,7 @@
 //! the others, so one run reports every problem. A rule that depends on a reference the
 //! resolver could not resolve simply skips that object: the resolver already said why.
 
+mod callers;
 mod destination_rules;
 mod locality;
 mod names;
@@ -25,4 +26,5 @@ pub fn run(model: &Model, r: &mut Reporter<'_>) {
     networking::run(model, r);
     networking::services(model, r);
     destination_rules::run(model, r);
+    callers::run(model, r);
 }

@@ -203,7 +203,8 @@ fn ambient_multicluster(m: &Model, r: &mut Reporter<'_>) {
 
 /// W037: services deployed in only some clusters still resolve everywhere, because meshc
 /// writes each Service to every cluster of the mesh (namespace sameness). Said once per
-/// sidecar mesh without DNS capture, as information.
+/// sidecar mesh without DNS capture, as information. A service with `callers` is written where
+/// it is called from instead, which its author has said.
 fn partial_services(m: &Model, r: &mut Reporter<'_>) {
     let t = &m.topology;
     for (mi, mesh) in t.meshes.iter().enumerate() {
@@ -213,7 +214,9 @@ fn partial_services(m: &Model, r: &mut Reporter<'_>) {
         }
         let partial: Vec<usize> = (0..t.services.len())
             .filter(|&s| {
-                m.services[s].mesh == Some(mi) && m.services[s].clusters.len() < info.clusters.len()
+                m.services[s].mesh == Some(mi)
+                    && m.services[s].callers.is_none()
+                    && m.services[s].clusters.len() < info.clusters.len()
             })
             .collect();
         if let Some(&first) = partial.first() {
