@@ -1,7 +1,7 @@
 //! The command line: arguments into a plain value (clap), then one `match` on the command.
 //!
 //! Exit codes are a contract (CLI.md), defined once in [`Exit`]: 0 success, 1 differences,
-//! 2 invalid topology, 3 environment error. Diagnostics go to standard error, machine output
+//! 2 invalid topology, 3 environment error, 130 interrupted (SIGINT or SIGTERM). Diagnostics go to standard error, machine output
 //! (JSON, the schema) to standard output.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -136,6 +136,10 @@ pub struct StoreArgs {
     /// The PKI store [default: pki/ beside the topology file].
     #[arg(long, value_name = "DIR")]
     pub pki: Option<PathBuf>,
+    /// Whether the command writes the store (set by the command, not an option): a writer
+    /// first repairs what a run cut short left there, a reader refuses such leftovers.
+    #[arg(skip)]
+    pub writes: bool,
 }
 
 impl StoreArgs {
@@ -150,6 +154,29 @@ impl StoreArgs {
             return Err(Exit::Environment);
         }
         Ok(store)
+    }
+
+    /// Before the store is read: a writer repairs what a run cut short left in it (and says
+    /// so); a reader, which must not write, refuses a leftover that changes what it would read.
+    fn prepare(&self, store: &Store) -> Result<(), Exit> {
+        if !self.writes {
+            return store.check_leftovers().map_err(|e| {
+                eprintln!("error: {e}");
+                Exit::Environment
+            });
+        }
+        match store.repair() {
+            Ok(done) => {
+                for line in done {
+                    eprintln!("note: {line}");
+                }
+                if crate::interrupt::requested() {
+                    return Err(interrupted());
+                }
+                Ok(())
+            }
+            Err(e) => Err(write_failed(&e)),
+        }
     }
 
     fn store(&self, checked: &Checked) -> Store {
@@ -193,6 +220,28 @@ pub enum Exit {
     Differences = 1,
     Invalid = 2,
     Environment = 3,
+    /// SIGINT or SIGTERM; [`crate::interrupt`] exits with it directly outside store writes.
+    Interrupted = 130,
+}
+
+/// Reports an interrupt that a store write (or its repair) let finish first.
+fn interrupted() -> Exit {
+    eprintln!("meshc: interrupted");
+    Exit::Interrupted
+}
+
+/// Exit 130 for a store write stopped by an interrupt, 3 for one that failed.
+fn write_failed(e: &pki::WriteError) -> Exit {
+    match e {
+        pki::WriteError::Interrupted => {
+            eprintln!("meshc: {e}");
+            Exit::Interrupted
+        }
+        pki::WriteError::Failed(_) => {
+            eprintln!("error: {e}");
+            Exit::Environment
+        }
+    }
 }
 
 impl From<Exit> for ExitCode {
@@ -203,6 +252,7 @@ impl From<Exit> for ExitCode {
 
 /// Parses the process arguments and runs the command.
 pub fn run() -> ExitCode {
+    crate::interrupt::install();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
@@ -239,7 +289,10 @@ fn execute(command: Command) -> Exit {
         } => build(&BuildArgs {
             topology: &topology,
             out: &out,
-            store: &store,
+            store: &StoreArgs {
+                writes: !check,
+                ..store
+            },
             locked,
             check,
             templates: templates.as_deref(),
@@ -272,7 +325,14 @@ fn execute(command: Command) -> Exit {
             topology,
             cluster,
             store,
-        }) => pki_rotate(&topology, &cluster, &store),
+        }) => pki_rotate(
+            &topology,
+            &cluster,
+            &StoreArgs {
+                writes: true,
+                ..store
+            },
+        ),
         Command::Schema => {
             print_stdout(crate::schema::schema_text());
             Exit::Success
@@ -364,12 +424,13 @@ fn load_valid(
     if let Some(place) = in_place_of {
         checked.source.path = place.to_path_buf();
     }
-    let store = store.open(&checked)?;
+    let opened = store.open(&checked)?;
     if checked.model.is_none() || checked.tree.is_none() || checked.has_errors() {
         print_diagnostics(&checked, deny_warnings);
         return Err(Exit::Invalid);
     }
-    Ok((checked, store))
+    store.prepare(&opened)?;
+    Ok((checked, opened))
 }
 
 /// Everything a build reads before it writes anything.
@@ -506,8 +567,7 @@ fn build(args: &BuildArgs<'_>) -> Exit {
             return Exit::Environment;
         }
         if let Err(e) = store.add(&new_files) {
-            eprintln!("error: {e}");
-            return Exit::Environment;
+            return write_failed(&e);
         }
         // One line per directory, naming the files made there (never their contents).
         let mut created: BTreeMap<PathBuf, Vec<String>> = BTreeMap::new();
@@ -521,6 +581,10 @@ fn build(args: &BuildArgs<'_>) -> Exit {
             let _ = writeln!(text, "{}: created {}", dir.display(), names.join(", "));
         }
         print_stdout(&text);
+        // The material is stored; an interrupt that waited for that stops the build here.
+        if crate::interrupt::requested() {
+            return interrupted();
+        }
     }
     let summary = match crate::emit::emit(args.out, &output, &digest, args.check) {
         Ok(s) => s,
@@ -833,8 +897,13 @@ fn pki_rotate(topology: &Path, cluster: &str, store: &StoreArgs) -> Exit {
                     .format(&time::format_description::well_known::Rfc3339)
                     .unwrap_or_default(),
             ));
+            // The rotation is done; an interrupt that waited for it still ends the command 130.
+            if crate::interrupt::requested() {
+                return interrupted();
+            }
             Exit::Success
         }
+        Err(pki::RotateError::Write(e)) => write_failed(&e),
         Err(e) => {
             eprintln!("error: {e}");
             Exit::Environment

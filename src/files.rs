@@ -66,8 +66,49 @@ impl Staged {
         Ok(())
     }
 
+    /// Links the file into place like [`Staged::create`], but keeps the temporary name until
+    /// the value is dropped: while both names exist, the temporary file proves which target
+    /// this write made (the PKI store rolls back an interrupted addition with it).
+    pub fn link(&mut self) -> io::Result<()> {
+        fs::hard_link(&self.temp, &self.target)
+    }
+
     pub fn target(&self) -> &Path {
         &self.target
+    }
+
+    pub fn temp(&self) -> &Path {
+        &self.temp
+    }
+}
+
+/// Whether `name` is a temporary name [`Staged::write`] makes (`.NAME.meshc-PID-N`): what a
+/// process killed in the middle of a write leaves behind.
+pub fn is_temporary(name: &str) -> bool {
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    name.strip_prefix('.')
+        .and_then(|rest| rest.rsplit_once(".meshc-"))
+        .and_then(|(target, tail)| Some((target, tail.split_once('-')?)))
+        .is_some_and(|(target, (pid, n))| !target.is_empty() && digits(pid) && digits(n))
+}
+
+/// Flushes a directory's entries (names created, renamed or removed in it) to disk, so that a
+/// power loss cannot undo a rename that has been reported done. A no-op where directories
+/// cannot be opened (Windows).
+pub fn sync_dir(dir: &Path) -> io::Result<()> {
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    #[cfg(unix)]
+    {
+        File::open(dir)?.sync_all()
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = dir;
+        Ok(())
     }
 }
 
@@ -149,6 +190,34 @@ mod tests {
             let mode = fs::metadata(&target).expect("meta").permissions().mode() & 0o777;
             assert_eq!(mode, 0o600);
         }
+    }
+
+    #[test]
+    fn temporary_names_are_told_from_the_files_they_stand_for() {
+        assert!(is_temporary(".ca-key.pem.meshc-4242-0"));
+        assert!(is_temporary("..meshc-add-7.journal.meshc-7-12"));
+        for name in [
+            "ca-key.pem",
+            ".ca-key.pem",
+            ".meshc-1-2",
+            ".ca-key.pem.meshc-1-",
+            ".ca-key.pem.meshc-x-1",
+            ".ca-key.pem.meshc-12",
+        ] {
+            assert!(!is_temporary(name), "{name}");
+        }
+    }
+
+    #[test]
+    fn a_linked_write_keeps_its_temporary_name_until_dropped() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let target = dir.path().join("key.pem");
+        let mut staged = Staged::write(&target, b"k", PRIVATE).expect("stage");
+        staged.link().expect("link");
+        assert_eq!(fs::read_dir(dir.path()).expect("list").count(), 2);
+        drop(staged);
+        assert_eq!(fs::read(&target).expect("read"), b"k");
+        assert_eq!(fs::read_dir(dir.path()).expect("list").count(), 1);
     }
 
     #[test]

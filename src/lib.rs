@@ -12,6 +12,7 @@ pub mod diagnostic;
 pub mod diff;
 pub mod emit;
 mod files;
+pub mod interrupt;
 pub mod model;
 pub mod parse;
 pub mod pki;
