@@ -682,3 +682,102 @@ fn describe(path: &Path, e: &io::Error) -> String {
         _ => format!("cannot write {}: {e}", path.display()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(dir: &Path) -> Vec<String> {
+        entries(dir)
+            .expect("list")
+            .into_iter()
+            .map(|(_, name, _)| name)
+            .collect()
+    }
+
+    fn cluster_files(tag: &str) -> Vec<NewFile> {
+        vec![
+            NewFile::private(PathBuf::from("ca-key.pem"), format!("{tag} key")),
+            NewFile::public(PathBuf::from("ca-cert.pem"), format!("{tag} cert")),
+        ]
+    }
+
+    #[test]
+    fn the_two_rename_swap_cut_in_the_middle_is_undone_by_the_next_writer() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let store = Store::new(tmp.path().join("pki"));
+        let mesh = store.mesh_dir("m");
+        let dir = store.cluster_dir("m", "c");
+        make_dirs(&mesh).expect("mesh");
+        write_dir(&dir, &cluster_files("old")).expect("old");
+        let fresh = mesh.join(".c.new-7");
+        write_dir(&fresh, &cluster_files("new")).expect("new");
+        // The first of the two renames, then the process dies.
+        fs::rename(&dir, mesh.join(".c.old-7")).expect("aside");
+
+        let refused = store.check_leftovers().expect_err("a reader must refuse");
+        assert!(
+            refused.contains(".c.old-7") && refused.contains("meshc build"),
+            "{refused}"
+        );
+        let done = store.repair().expect("repair");
+        assert_eq!(done.len(), 2, "{done:?}");
+        assert_eq!(names(&mesh), ["c"]);
+        assert_eq!(fs::read(dir.join("ca-key.pem")).expect("key"), b"old key");
+        store.check_leftovers().expect("nothing left");
+    }
+
+    #[test]
+    fn the_two_rename_swap_puts_the_new_directory_in_place() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let mesh = tmp.path().join("m");
+        let (dir, fresh, old) = (mesh.join("c"), mesh.join(".c.new-7"), mesh.join(".c.old-7"));
+        write_dir(&dir, &cluster_files("old")).expect("old");
+        write_dir(&fresh, &cluster_files("new")).expect("new");
+        swap_by_renames(&dir, &fresh, &old).expect("swap");
+        assert_eq!(
+            fs::read(dir.join("ca-cert.pem")).expect("cert"),
+            b"new cert"
+        );
+        assert_eq!(
+            fs::read(old.join("ca-cert.pem")).expect("cert"),
+            b"old cert"
+        );
+    }
+
+    #[test]
+    fn a_journal_that_names_a_file_outside_the_store_is_not_followed() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let store = Store::new(tmp.path().join("pki"));
+        make_dirs(&store.dir).expect("store");
+        let outside = tmp.path().join("precious");
+        fs::write(&outside, "x").expect("write");
+        fs::write(store.dir.join(".copy"), "x").expect("write");
+        fs::write(
+            store.dir.join(".meshc-add-1.journal"),
+            r#"[["../precious", ".copy"]]"#,
+        )
+        .expect("journal");
+        let err = store.repair().expect_err("refused");
+        assert!(err.to_string().contains("outside the store"), "{err}");
+        assert!(outside.exists());
+    }
+
+    #[test]
+    fn only_the_names_meshc_makes_are_leftovers() {
+        assert_eq!(staged_dir(".c1.new-12"), Some(("c1".to_string(), false)));
+        assert_eq!(staged_dir(".c1.old-12"), Some(("c1".to_string(), true)));
+        for name in [
+            ".c1.new-",
+            ".c1.new-x",
+            ".c1.older-1",
+            "c1.new-1",
+            "..new-1",
+        ] {
+            assert_eq!(staged_dir(name), None, "{name}");
+        }
+        assert!(is_journal(".meshc-add-12.journal"));
+        assert!(!is_journal(".meshc-add-.journal"));
+        assert!(!is_journal("meshc-add-1.journal"));
+    }
+}
