@@ -1,7 +1,7 @@
 //! The command line: arguments into a plain value (clap), then one `match` on the command.
 //!
 //! Exit codes are a contract (CLI.md), defined once in [`Exit`]: 0 success, 1 differences,
-//! 2 invalid topology, 3 environment error. Diagnostics go to standard error, machine output
+//! 2 invalid topology, 3 environment error, 130 interrupted (SIGINT or SIGTERM). Diagnostics go to standard error, machine output
 //! (JSON, the schema) to standard output.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -139,6 +139,10 @@ pub struct StoreArgs {
     /// The PKI store [default: pki/ beside the topology file].
     #[arg(long, value_name = "DIR")]
     pub pki: Option<PathBuf>,
+    /// Whether the command writes the store (set by the command, not an option): a writer
+    /// first repairs what a run cut short left there, a reader refuses such leftovers.
+    #[arg(skip)]
+    pub writes: bool,
 }
 
 impl StoreArgs {
@@ -153,6 +157,29 @@ impl StoreArgs {
             return Err(Exit::Environment);
         }
         Ok(store)
+    }
+
+    /// Before the store is read: a writer repairs what a run cut short left in it (and says
+    /// so); a reader, which must not write, refuses a leftover that changes what it would read.
+    fn prepare(&self, store: &Store) -> Result<(), Exit> {
+        if !self.writes {
+            return store.check_leftovers().map_err(|e| {
+                eprintln!("error: {e}");
+                Exit::Environment
+            });
+        }
+        match store.repair() {
+            Ok(done) => {
+                for line in done {
+                    eprintln!("note: {line}");
+                }
+                if crate::interrupt::requested() {
+                    return Err(interrupted());
+                }
+                Ok(())
+            }
+            Err(e) => Err(write_failed(&e)),
+        }
     }
 
     fn store(&self, checked: &Checked) -> Store {
@@ -196,6 +223,28 @@ pub enum Exit {
     Differences = 1,
     Invalid = 2,
     Environment = 3,
+    /// SIGINT or SIGTERM; [`crate::interrupt`] exits with it directly outside store writes.
+    Interrupted = 130,
+}
+
+/// Reports an interrupt that a store write (or its repair) let finish first.
+fn interrupted() -> Exit {
+    eprintln!("meshc: interrupted");
+    Exit::Interrupted
+}
+
+/// Exit 130 for a store write stopped by an interrupt, 3 for one that failed.
+fn write_failed(e: &pki::WriteError) -> Exit {
+    match e {
+        pki::WriteError::Interrupted => {
+            eprintln!("meshc: {e}");
+            Exit::Interrupted
+        }
+        pki::WriteError::Failed(_) => {
+            eprintln!("error: {e}");
+            Exit::Environment
+        }
+    }
 }
 
 impl From<Exit> for ExitCode {
@@ -231,9 +280,6 @@ impl From<crate::emit::EmitError> for Fail {
     }
 }
 
-/// The exit code of an interrupted command (128 + SIGINT), as shells report it.
-const INTERRUPTED: u8 = 130;
-
 /// Parses the process arguments and runs the command.
 pub fn run() -> ExitCode {
     crate::interrupt::install();
@@ -258,7 +304,7 @@ pub fn run() -> ExitCode {
         }
         Err(Fail::Interrupted(message)) => {
             eprintln!("interrupted: {message}");
-            ExitCode::from(INTERRUPTED)
+            Exit::Interrupted.into()
         }
     }
 }
@@ -283,7 +329,10 @@ fn execute(command: Command) -> Result<Exit, Fail> {
         } => build(&BuildArgs {
             topology: &topology,
             out: &out,
-            store: &store,
+            store: &StoreArgs {
+                writes: !check,
+                ..store
+            },
             check,
             common: CompileArgs {
                 templates: templates.as_deref(),
@@ -322,7 +371,14 @@ fn execute(command: Command) -> Result<Exit, Fail> {
             topology,
             cluster,
             store,
-        }) => Ok(pki_rotate(&topology, &cluster, &store)),
+        }) => Ok(pki_rotate(
+            &topology,
+            &cluster,
+            &StoreArgs {
+                writes: true,
+                ..store
+            },
+        )),
         Command::Schema => {
             print_stdout(crate::schema::schema_text());
             Ok(Exit::Success)
@@ -414,12 +470,13 @@ fn load_valid(
     if let Some(place) = in_place_of {
         checked.source.path = place.to_path_buf();
     }
-    let store = store.open(&checked)?;
+    let opened = store.open(&checked)?;
     if checked.model.is_none() || checked.tree.is_none() || checked.has_errors() {
         print_diagnostics(&checked, deny_warnings);
         return Err(Exit::Invalid);
     }
-    Ok((checked, store))
+    store.prepare(&opened)?;
+    Ok((checked, opened))
 }
 
 /// Loads a valid topology (with the CRD check), opens its store and compiles it, printing the
@@ -537,9 +594,10 @@ fn build(args: &BuildArgs<'_>) -> Result<Exit, Fail> {
     };
     let summary_now = staged.is_none().then(|| plan_summary(args.out, &compiled));
     if !compiled.new_material.is_empty() {
-        store
-            .add(&compiled.new_material)
-            .map_err(Fail::Environment)?;
+        store.add(&compiled.new_material).map_err(|e| match e {
+            pki::WriteError::Interrupted => Fail::Interrupted(e.to_string()),
+            pki::WriteError::Failed(_) => Fail::Environment(e.to_string()),
+        })?;
         // One line per directory, naming the files made there (never their contents).
         let mut created: BTreeMap<PathBuf, Vec<String>> = BTreeMap::new();
         for f in &compiled.new_material {
@@ -552,6 +610,13 @@ fn build(args: &BuildArgs<'_>) -> Result<Exit, Fail> {
             let _ = writeln!(text, "{}: created {}", dir.display(), names.join(", "));
         }
         print_stdout(&text);
+        // The material is stored; an interrupt that waited for that stops the build here.
+        if crate::interrupt::requested() {
+            return Err(Fail::Interrupted(format!(
+                "the new key material is stored; {} was left as it was",
+                args.out.display()
+            )));
+        }
     }
     let summary = match staged {
         Some(staged) => staged.commit()?,
@@ -848,8 +913,13 @@ fn pki_rotate(topology: &Path, cluster: &str, store: &StoreArgs) -> Exit {
                     .format(&time::format_description::well_known::Rfc3339)
                     .unwrap_or_default(),
             ));
+            // The rotation is done; an interrupt that waited for it still ends the command 130.
+            if crate::interrupt::requested() {
+                return interrupted();
+            }
             Exit::Success
         }
+        Err(pki::RotateError::Write(e)) => write_failed(&e),
         Err(e) => {
             eprintln!("error: {e}");
             Exit::Environment

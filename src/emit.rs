@@ -368,7 +368,8 @@ fn leftovers(out: &Path) -> io::Result<Vec<PathBuf>> {
             let kind = entry.file_type()?;
             if kind.is_dir() {
                 dirs.push(entry.path());
-            } else if kind.is_file() && files::is_temporary(&entry.file_name()) {
+            } else if kind.is_file() && entry.file_name().to_str().is_some_and(files::is_temporary)
+            {
                 found.push(entry.path());
             }
         }

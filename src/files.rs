@@ -52,6 +52,13 @@ impl Staged {
         Ok(())
     }
 
+    /// Links the file into place like [`Staged::create`], but keeps the temporary name until
+    /// the value is dropped: while both names exist, the temporary file proves which target
+    /// this write made (the PKI store rolls back an interrupted addition with it).
+    pub fn link(&mut self) -> io::Result<()> {
+        fs::hard_link(&self.temp, &self.target)
+    }
+
     pub fn target(&self) -> &Path {
         &self.target
     }
@@ -97,23 +104,6 @@ impl Staged {
 /// What every temporary name holds: `.NAME.meshc-PID-N`.
 const TEMP_MARK: &str = ".meshc-";
 
-/// Whether a file name is one of meshc's temporary names (`.NAME.meshc-PID-N`).
-pub fn is_temporary(name: &std::ffi::OsStr) -> bool {
-    let Some(name) = name.to_str() else {
-        return false;
-    };
-    let Some((stem, tail)) = name.rsplit_once(TEMP_MARK) else {
-        return false;
-    };
-    let numbers = tail.split_once('-').is_some_and(|(pid, n)| {
-        !pid.is_empty()
-            && !n.is_empty()
-            && pid.bytes().all(|b| b.is_ascii_digit())
-            && n.bytes().all(|b| b.is_ascii_digit())
-    });
-    stem.len() > 1 && stem.starts_with('.') && numbers
-}
-
 /// Makes everything written under `dir` durable: one `syncfs` of its file system on Linux,
 /// where it is one system call however many files were written; elsewhere a no-op (the
 /// output tree can be rebuilt from the topology and the store).
@@ -126,6 +116,36 @@ pub fn sync_tree(dir: &Path) -> io::Result<()> {
     #[cfg(not(target_os = "linux"))]
     let _ = dir;
     Ok(())
+}
+
+/// Whether `name` is a temporary name [`Staged::write`] makes (`.NAME.meshc-PID-N`): what a
+/// process killed in the middle of a write leaves behind.
+pub fn is_temporary(name: &str) -> bool {
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    name.strip_prefix('.')
+        .and_then(|rest| rest.rsplit_once(".meshc-"))
+        .and_then(|(target, tail)| Some((target, tail.split_once('-')?)))
+        .is_some_and(|(target, (pid, n))| !target.is_empty() && digits(pid) && digits(n))
+}
+
+/// Flushes a directory's entries (names created, renamed or removed in it) to disk, so that a
+/// power loss cannot undo a rename that has been reported done. A no-op where directories
+/// cannot be opened (Windows).
+pub fn sync_dir(dir: &Path) -> io::Result<()> {
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    #[cfg(unix)]
+    {
+        File::open(dir)?.sync_all()
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = dir;
+        Ok(())
+    }
 }
 
 impl Drop for Staged {
@@ -209,21 +229,31 @@ mod tests {
     }
 
     #[test]
-    fn temporary_names_are_recognised_and_nothing_else() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let staged =
-            Staged::write_unsynced(&dir.path().join("cacerts.yaml"), b"x", PUBLIC).expect("stage");
-        assert!(is_temporary(staged.temp().file_name().expect("name")));
+    fn temporary_names_are_told_from_the_files_they_stand_for() {
+        assert!(is_temporary(".ca-key.pem.meshc-4242-0"));
+        assert!(is_temporary("..meshc-add-7.journal.meshc-7-12"));
         for name in [
-            "cacerts.yaml",
-            ".cacerts.yaml",
+            "ca-key.pem",
+            ".ca-key.pem",
             ".meshc-1-2",
-            ".x.meshc-1-",
-            ".x.meshc-a-2",
-            "x.meshc-1-2",
+            ".ca-key.pem.meshc-1-",
+            ".ca-key.pem.meshc-x-1",
+            ".ca-key.pem.meshc-12",
         ] {
-            assert!(!is_temporary(std::ffi::OsStr::new(name)), "{name}");
+            assert!(!is_temporary(name), "{name}");
         }
+    }
+
+    #[test]
+    fn a_linked_write_keeps_its_temporary_name_until_dropped() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let target = dir.path().join("key.pem");
+        let mut staged = Staged::write(&target, b"k", PRIVATE).expect("stage");
+        staged.link().expect("link");
+        assert_eq!(fs::read_dir(dir.path()).expect("list").count(), 2);
+        drop(staged);
+        assert_eq!(fs::read(&target).expect("read"), b"k");
+        assert_eq!(fs::read_dir(dir.path()).expect("list").count(), 1);
     }
 
     #[test]

@@ -371,7 +371,7 @@ fn services(
         let callers = s.callers.as_ref().map(|names_of| {
             let resolved = names.lookup_all(r, &at, "callers", names_of);
             names
-                .in_mesh(r, &clusters, &at.key("callers"), mesh, resolved, "service")
+                .in_mesh(r, clusters, &at.key("callers"), mesh, resolved, "service")
                 .into_iter()
                 .map(|(_, c)| c)
                 .collect()

@@ -9,7 +9,7 @@
 //!
 //! The stage is split in two so that nothing is created from a store that is wrong:
 //! [`inspect`] reads and checks everything (read-only) and says what is missing; only when it
-//! found no error does [`complete`] make the missing material, which [`Store::commit`] writes.
+//! found no error does [`complete`] make the missing material, which [`Store::add`] writes.
 
 mod cert;
 mod issue;
@@ -22,7 +22,7 @@ use std::path::{Path as FsPath, PathBuf};
 use time::OffsetDateTime;
 
 pub use cert::{Cert, Key, KeyKind, certs_from_pem};
-pub use store::{NewFile, Store};
+pub use store::{NewFile, Store, WriteError};
 
 use crate::diagnostic::{Code, Diagnostic, Reporter};
 use crate::model::{ClusterId, MeshId, Model};
@@ -1146,9 +1146,7 @@ pub fn rotate(
             chain_pem(&cert, root),
         ),
     ];
-    store
-        .replace_cluster(&mesh.name, cluster, &files)
-        .map_err(RotateError::Write)?;
+    store.replace_cluster(&mesh.name, cluster, &files)?;
     Ok(cert)
 }
 
@@ -1157,5 +1155,5 @@ pub enum RotateError {
     #[error("could not generate key material: {0}")]
     Generate(String),
     #[error("{0}")]
-    Write(String),
+    Write(#[from] WriteError),
 }
