@@ -177,8 +177,8 @@ fn compare(c: &mut Criterion) {
         text,
     ));
     let new = compile(&changed, &store, &options(true)).expect("compiled");
-    let old = meshc::diff::Side::borrowed(&old.output, std::collections::BTreeSet::new());
-    let new = meshc::diff::Side::borrowed(&new.output, std::collections::BTreeSet::new());
+    let old = meshc::diff::Side::rendered(&old.output, std::collections::BTreeSet::new());
+    let new = meshc::diff::Side::rendered(&new.output, std::collections::BTreeSet::new());
     group.bench_function(BenchmarkId::new("changed-weights", L.name), |b| {
         b.iter(|| {
             let report = meshc::diff::compare(&old, &new);

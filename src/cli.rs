@@ -147,39 +147,33 @@ pub struct StoreArgs {
 
 impl StoreArgs {
     /// The store directory; something else at its path (a file) is an environment error.
-    fn open(&self, checked: &Checked) -> Result<Store, Exit> {
+    fn open(&self, checked: &Checked) -> Result<Store, Fail> {
         let store = self.store(checked);
         if std::fs::metadata(&store.dir).is_ok_and(|m| !m.is_dir()) {
-            eprintln!(
-                "error: the PKI store {} is not a directory",
+            return Err(Fail::Environment(format!(
+                "the PKI store {} is not a directory",
                 store.dir.display()
-            );
-            return Err(Exit::Environment);
+            )));
         }
         Ok(store)
     }
 
     /// Before the store is read: a writer repairs what a run cut short left in it (and says
     /// so); a reader, which must not write, refuses a leftover that changes what it would read.
-    fn prepare(&self, store: &Store) -> Result<(), Exit> {
+    fn prepare(&self, store: &Store) -> Result<(), Fail> {
         if !self.writes {
-            return store.check_leftovers().map_err(|e| {
-                eprintln!("error: {e}");
-                Exit::Environment
-            });
+            return store.check_leftovers().map_err(Fail::Environment);
         }
-        match store.repair() {
-            Ok(done) => {
-                for line in done {
-                    eprintln!("note: {line}");
-                }
-                if crate::interrupt::requested() {
-                    return Err(interrupted());
-                }
-                Ok(())
-            }
-            Err(e) => Err(write_failed(&e)),
+        for line in store.repair()? {
+            eprintln!("note: {line}");
         }
+        if crate::interrupt::requested() {
+            return Err(Fail::Interrupted(format!(
+                "the PKI store {} was repaired first",
+                store.dir.display()
+            )));
+        }
+        Ok(())
     }
 
     fn store(&self, checked: &Checked) -> Store {
@@ -227,26 +221,6 @@ pub enum Exit {
     Interrupted = 130,
 }
 
-/// Reports an interrupt that a store write (or its repair) let finish first.
-fn interrupted() -> Exit {
-    eprintln!("meshc: interrupted");
-    Exit::Interrupted
-}
-
-/// Exit 130 for a store write stopped by an interrupt, 3 for one that failed.
-fn write_failed(e: &pki::WriteError) -> Exit {
-    match e {
-        pki::WriteError::Interrupted => {
-            eprintln!("meshc: {e}");
-            Exit::Interrupted
-        }
-        pki::WriteError::Failed(_) => {
-            eprintln!("error: {e}");
-            Exit::Environment
-        }
-    }
-}
-
 impl From<Exit> for ExitCode {
     fn from(e: Exit) -> Self {
         ExitCode::from(e as u8)
@@ -268,6 +242,16 @@ pub enum Fail {
 impl From<Exit> for Fail {
     fn from(exit: Exit) -> Fail {
         Fail::Reported(exit)
+    }
+}
+
+/// A store write stopped by an interrupt (rolled back) is exit 130; one that failed, 3.
+impl From<pki::WriteError> for Fail {
+    fn from(e: pki::WriteError) -> Fail {
+        match e {
+            pki::WriteError::Interrupted => Fail::Interrupted(e.to_string()),
+            pki::WriteError::Failed(_) => Fail::Environment(e.to_string()),
+        }
     }
 }
 
@@ -316,7 +300,7 @@ fn execute(command: Command) -> Result<Exit, Fail> {
             format,
             deny_warnings,
             crds,
-        } => Ok(validate(&topology, format, deny_warnings, &crds.istio_crds)),
+        } => validate(&topology, format, deny_warnings, &crds.istio_crds),
         Command::Build {
             topology,
             out,
@@ -366,19 +350,19 @@ fn execute(command: Command) -> Result<Exit, Fail> {
             topology,
             store,
             format,
-        }) => Ok(pki_status(&topology, &store, format)),
+        }) => pki_status(&topology, &store, format),
         Command::Pki(PkiCommand::Rotate {
             topology,
             cluster,
             store,
-        }) => Ok(pki_rotate(
+        }) => pki_rotate(
             &topology,
             &cluster,
             &StoreArgs {
                 writes: true,
                 ..store
             },
-        )),
+        ),
         Command::Schema => {
             print_stdout(crate::schema::schema_text());
             Ok(Exit::Success)
@@ -386,21 +370,18 @@ fn execute(command: Command) -> Result<Exit, Fail> {
     }
 }
 
-fn load(path: &Path) -> Result<Checked, Exit> {
-    compiler::check_file(path).map_err(|e| {
-        eprintln!("error: {e}");
-        Exit::Environment
-    })
+fn load(path: &Path) -> Result<Checked, Fail> {
+    compiler::check_file(path).map_err(|e| Fail::Environment(e.to_string()))
 }
 
-fn validate(path: &Path, format: Format, deny_warnings: bool, istio_crds: &[PathBuf]) -> Exit {
-    let mut checked = match load(path) {
-        Ok(c) => c,
-        Err(exit) => return exit,
-    };
-    if let Err(exit) = check_crds(&mut checked, istio_crds) {
-        return exit;
-    }
+fn validate(
+    path: &Path,
+    format: Format,
+    deny_warnings: bool,
+    istio_crds: &[PathBuf],
+) -> Result<Exit, Fail> {
+    let mut checked = load(path)?;
+    check_crds(&mut checked, istio_crds)?;
     // Bring-your-own roots are part of the topology: validate reads them (and nothing else).
     if let (Some(model), Some(tree)) = (&checked.model, &checked.tree) {
         let findings =
@@ -411,12 +392,12 @@ fn validate(path: &Path, format: Format, deny_warnings: bool, istio_crds: &[Path
     let (errors, warnings) = diagnostic::counts(&checked.diagnostics);
     let valid = errors == 0 && !(deny_warnings && warnings > 0);
     report(&checked, format, deny_warnings, valid);
-    if valid { Exit::Success } else { Exit::Invalid }
+    Ok(if valid { Exit::Success } else { Exit::Invalid })
 }
 
 /// `--istio-crds`: checks the topology's Istio resources against the CRD files and adds what
 /// they refuse to the diagnostics. A CRD file that cannot be used is an environment error.
-fn check_crds(checked: &mut Checked, files: &[PathBuf]) -> Result<(), Exit> {
+fn check_crds(checked: &mut Checked, files: &[PathBuf]) -> Result<(), Fail> {
     if files.is_empty() {
         return Ok(());
     }
@@ -426,10 +407,7 @@ fn check_crds(checked: &mut Checked, files: &[PathBuf]) -> Result<(), Exit> {
         }
         compiler::check_crds(checked, &crds)
     });
-    found.map_err(|e| {
-        eprintln!("error: {e}");
-        Exit::Environment
-    })
+    found.map_err(|e| Fail::Environment(e.to_string()))
 }
 
 fn merge(checked: &mut Checked, extra: Vec<Diagnostic>) {
@@ -465,7 +443,7 @@ fn load_valid(
     in_place_of: Option<&Path>,
     store: &StoreArgs,
     deny_warnings: bool,
-) -> Result<(Checked, Store), Exit> {
+) -> Result<(Checked, Store), Fail> {
     let mut checked = load(topology)?;
     if let Some(place) = in_place_of {
         checked.source.path = place.to_path_buf();
@@ -473,7 +451,7 @@ fn load_valid(
     let opened = store.open(&checked)?;
     if checked.model.is_none() || checked.tree.is_none() || checked.has_errors() {
         print_diagnostics(&checked, deny_warnings);
-        return Err(Exit::Invalid);
+        return Err(Fail::Reported(Exit::Invalid));
     }
     store.prepare(&opened)?;
     Ok((checked, opened))
@@ -572,6 +550,7 @@ fn build(args: &BuildArgs<'_>) -> Result<Exit, Fail> {
     if args.check {
         return check(args.out, &compiled);
     }
+    crate::interrupt::failpoint("build:compiled");
     let recovery = crate::emit::recover(args.out)?;
     if recovery.rolled_forward || !recovery.removed.is_empty() {
         eprintln!(
@@ -587,17 +566,13 @@ fn build(args: &BuildArgs<'_>) -> Result<Exit, Fail> {
     }
     let plan = crate::emit::compare(args.out, &compiled.output, &compiled.digest)?;
     // Stage out/ first: an output directory that cannot be written costs no key.
-    let staged = if plan.is_noop() {
-        None
+    let (staged, unchanged) = if plan.is_noop() {
+        (None, plan.summary().clone())
     } else {
-        Some(plan.stage()?)
+        (Some(plan.stage()?), Summary::default())
     };
-    let summary_now = staged.is_none().then(|| plan_summary(args.out, &compiled));
     if !compiled.new_material.is_empty() {
-        store.add(&compiled.new_material).map_err(|e| match e {
-            pki::WriteError::Interrupted => Fail::Interrupted(e.to_string()),
-            pki::WriteError::Failed(_) => Fail::Environment(e.to_string()),
-        })?;
+        store.add(&compiled.new_material)?;
         // One line per directory, naming the files made there (never their contents).
         let mut created: BTreeMap<PathBuf, Vec<String>> = BTreeMap::new();
         for f in &compiled.new_material {
@@ -620,7 +595,7 @@ fn build(args: &BuildArgs<'_>) -> Result<Exit, Fail> {
     }
     let summary = match staged {
         Some(staged) => staged.commit()?,
-        None => summary_now.unwrap_or_else(|| Ok(Summary::default()))?,
+        None => unchanged,
     };
     let mut lines = String::new();
     for (scope, c) in &summary.scopes {
@@ -642,15 +617,6 @@ fn build(args: &BuildArgs<'_>) -> Result<Exit, Fail> {
         )));
     }
     Ok(Exit::Success)
-}
-
-/// The summary of a build that writes nothing.
-fn plan_summary(out: &Path, compiled: &Compiled) -> Result<Summary, Fail> {
-    Ok(
-        crate::emit::compare(out, &compiled.output, &compiled.digest)?
-            .summary()
-            .clone(),
-    )
 }
 
 /// `build --check`: exit 1 when a build would change anything (with the brief diff).
@@ -675,10 +641,11 @@ fn check(out: &Path, compiled: &Compiled) -> Result<Exit, Fail> {
         print_stdout(&format!("{}: up to date\n", out.display()));
         return Ok(Exit::Success);
     }
-    let files = crate::emit::read_tree(out, &compiled.output.scopes())?;
+    let wanted = compiled.output.files.iter().map(|(p, f)| (p, &f.scope));
+    let files = crate::emit::read_tree(out, wanted)?;
     let report = crate::diff::compare(
         &crate::diff::Side::on_disk(files),
-        &crate::diff::Side::borrowed(&compiled.output, BTreeSet::new()),
+        &crate::diff::Side::rendered(&compiled.output, BTreeSet::new()),
     );
     eprint!("{}", crate::diff::brief(&report));
     eprintln!(
@@ -707,12 +674,8 @@ fn diff(args: &DiffArgs<'_>) -> Result<Exit, Fail> {
                     left.display()
                 );
             }
-            let scopes = new
-                .files
-                .iter()
-                .map(|(path, (scope, _))| (path.clone(), scope.clone()))
-                .collect();
-            crate::diff::Side::on_disk(crate::emit::read_tree(out, &scopes)?)
+            let wanted = new.files.iter().map(|(path, (scope, _))| (path, scope));
+            crate::diff::Side::on_disk(crate::emit::read_tree(out, wanted)?)
         }
         (None, Some(from)) => compile_side(from, Some(args.topology), args, true)?,
         (None, None) => return Ok(Exit::Invalid),
@@ -747,19 +710,16 @@ fn compile_side(
     let (_, _, compiled) =
         load_and_compile(topology, in_place_of, args.store, &args.common, quiet)?;
     Ok(crate::diff::Side::rendered(
-        compiled.output,
+        &compiled.output,
         compiled.pending,
     ))
 }
 
-fn pki_status(topology: &Path, store: &StoreArgs, format: Format) -> Exit {
+fn pki_status(topology: &Path, store: &StoreArgs, format: Format) -> Result<Exit, Fail> {
     let now = OffsetDateTime::now_utc();
-    let (mut checked, store) = match load_valid(topology, None, store, false) {
-        Ok(loaded) => loaded,
-        Err(exit) => return exit,
-    };
+    let (mut checked, store) = load_valid(topology, None, store, false)?;
     let (Some(model), Some(tree)) = (&checked.model, &checked.tree) else {
-        return Exit::Invalid;
+        return Ok(Exit::Invalid);
     };
     let inspection = pki::inspect(model, &store, checked.source.base_dir(), now);
     let extra: Vec<Diagnostic> = inspection
@@ -782,13 +742,13 @@ fn pki_status(topology: &Path, store: &StoreArgs, format: Format) -> Exit {
             .iter()
             .any(|f| f.origin == origin && f.code.severity() == Severity::Error)
     };
-    if failed(Origin::Topology) {
+    Ok(if failed(Origin::Topology) {
         Exit::Invalid
     } else if failed(Origin::Store) {
         Exit::Environment
     } else {
         Exit::Success
-    }
+    })
 }
 
 fn status_table(rows: &[pki::StatusRow]) -> String {
@@ -842,14 +802,11 @@ fn status_table(rows: &[pki::StatusRow]) -> String {
     out
 }
 
-fn pki_rotate(topology: &Path, cluster: &str, store: &StoreArgs) -> Exit {
+fn pki_rotate(topology: &Path, cluster: &str, store: &StoreArgs) -> Result<Exit, Fail> {
     let now = OffsetDateTime::now_utc();
-    let (checked, store) = match load_valid(topology, None, store, false) {
-        Ok(loaded) => loaded,
-        Err(exit) => return exit,
-    };
+    let (checked, store) = load_valid(topology, None, store, false)?;
     let (Some(model), Some(tree)) = (&checked.model, &checked.tree) else {
-        return Exit::Invalid;
+        return Ok(Exit::Invalid);
     };
     let Some(c) = model
         .topology
@@ -868,10 +825,10 @@ fn pki_rotate(topology: &Path, cluster: &str, store: &StoreArgs) -> Exit {
             checked.source.name,
             names.join(", ")
         );
-        return Exit::Invalid;
+        return Ok(Exit::Invalid);
     };
     let Some(mi) = model.clusters[c].mesh else {
-        return Exit::Invalid;
+        return Ok(Exit::Invalid);
     };
     // Only the root must be sound: rotation is how a damaged intermediate is repaired.
     let inspection = pki::inspect(model, &store, checked.source.base_dir(), now);
@@ -892,39 +849,35 @@ fn pki_rotate(topology: &Path, cluster: &str, store: &StoreArgs) -> Exit {
         print_diagnostics(&shown, false);
         if model.topology.meshes[mi].ca.root.is_some() {
             // A bring-your-own root that cannot sign is the topology's problem, as in build.
-            return Exit::Invalid;
+            return Ok(Exit::Invalid);
         }
-        eprintln!(
-            "error: mesh `{}` has no usable root in {}: run `meshc build` first, or repair the root",
+        return Err(Fail::Environment(format!(
+            "mesh `{}` has no usable root in {}: run `meshc build` first, or repair the root",
             model.topology.meshes[mi].name,
             store.dir.display()
-        );
-        return Exit::Environment;
+        )));
     };
-    match pki::rotate(model, &store, root, mi, c, now) {
-        Ok(cert) => {
-            print_stdout(&format!(
-                "{}: new intermediate for `{cluster}`: serial {}, valid until {}\nrun `meshc build` to write the new cacerts\n",
-                store
-                    .cluster_dir(&model.topology.meshes[mi].name, cluster)
-                    .display(),
-                cert.serial,
-                cert.not_after
-                    .format(&time::format_description::well_known::Rfc3339)
-                    .unwrap_or_default(),
-            ));
-            // The rotation is done; an interrupt that waited for it still ends the command 130.
-            if crate::interrupt::requested() {
-                return interrupted();
-            }
-            Exit::Success
-        }
-        Err(pki::RotateError::Write(e)) => write_failed(&e),
-        Err(e) => {
-            eprintln!("error: {e}");
-            Exit::Environment
-        }
+    let cert = pki::rotate(model, &store, root, mi, c, now).map_err(|e| match e {
+        pki::RotateError::Write(e) => Fail::from(e),
+        e @ pki::RotateError::Generate(_) => Fail::Environment(e.to_string()),
+    })?;
+    print_stdout(&format!(
+        "{}: new intermediate for `{cluster}`: serial {}, valid until {}\nrun `meshc build` to write the new cacerts\n",
+        store
+            .cluster_dir(&model.topology.meshes[mi].name, cluster)
+            .display(),
+        cert.serial,
+        cert.not_after
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default(),
+    ));
+    // The rotation is done; an interrupt that waited for it still ends the command 130.
+    if crate::interrupt::requested() {
+        return Err(Fail::Interrupted(format!(
+            "the new intermediate for `{cluster}` is in place"
+        )));
     }
+    Ok(Exit::Success)
 }
 
 /// Prints diagnostics (and, for a clean human run, a one-line summary of the topology).

@@ -50,25 +50,14 @@ impl Side {
         }
     }
 
-    /// A rendered output, still owned by its caller (the bytes are shared, not copied).
-    pub fn borrowed(output: &crate::output::Output, pending: BTreeSet<String>) -> Side {
+    /// What a build renders, with the clusters whose key material it would still make (the
+    /// bytes are shared with the output, not copied).
+    pub fn rendered(output: &crate::output::Output, pending: BTreeSet<String>) -> Side {
         Side {
             files: output
                 .files
                 .iter()
                 .map(|(path, f)| (path.clone(), (f.scope.clone(), Arc::clone(&f.bytes))))
-                .collect(),
-            pending,
-        }
-    }
-
-    /// What a build renders, with the clusters whose key material it would still make.
-    pub fn rendered(output: crate::output::Output, pending: BTreeSet<String>) -> Side {
-        Side {
-            files: output
-                .files
-                .into_iter()
-                .map(|(path, f)| (path, (f.scope, f.bytes)))
                 .collect(),
             pending,
         }

@@ -27,7 +27,7 @@
 //! build): one sync at the end makes a finished build durable; the PKI store, which holds the
 //! only state that cannot be rebuilt, syncs every write (`pki/store.rs`).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, HashMap};
 use std::fs;
 use std::io;
 use std::path::{Component, Path, PathBuf};
@@ -127,7 +127,7 @@ pub enum EmitError {
         "{path} is damaged ({reason}); delete it to start over (files it listed will then be kept, not pruned)"
     )]
     Manifest { path: PathBuf, reason: String },
-    #[error("interrupted: {out} was left as it was")]
+    #[error("{out} was left as it was")]
     Interrupted { out: PathBuf },
 }
 
@@ -175,69 +175,86 @@ impl Plan<'_> {
     }
 
     /// Writes every new file (and the manifest) beside its target: nothing is in place yet.
-    /// On failure or interrupt, what was written is removed again.
+    /// On failure or interrupt, what was written is removed again, directories included.
     pub fn stage(self) -> Result<Staged, EmitError> {
-        let guard = crate::interrupt::Critical::enter();
-        let mut staged = Vec::with_capacity(self.writes.len() + 1);
-        for (rel, file) in &self.writes {
+        let mut staged = Staged {
+            out: self.out,
+            summary: self.summary,
+            files: Vec::with_capacity(self.writes.len() + 1),
+            created: Vec::new(),
+            removals: self.removals,
+            _guard: crate::interrupt::Critical::enter(),
+        };
+        let manifest = self
+            .manifest
+            .as_deref()
+            .map(|bytes| (MANIFEST, bytes, false));
+        let writes = self
+            .writes
+            .iter()
+            .map(|(rel, file)| (*rel, &*file.bytes, file.private));
+        for (rel, bytes, private) in writes.chain(manifest) {
             if crate::interrupt::requested() {
-                return Err(EmitError::Interrupted { out: self.out });
+                return Err(EmitError::Interrupted {
+                    out: staged.out.clone(),
+                });
             }
-            let path = self.out.join(rel);
+            let path = staged.out.join(rel);
             if let Some(parent) = path.parent() {
-                files::create_dirs(parent, 0o755).map_err(io_err(parent))?;
+                staged.create_dirs(parent)?;
             }
-            let mode = if file.private {
+            let mode = if private {
                 files::PRIVATE
             } else {
                 files::PUBLIC
             };
-            staged.push((
-                (*rel).to_string(),
-                StagedFile::write_unsynced(&path, &file.bytes, mode).map_err(io_err(&path))?,
-            ));
+            let file = StagedFile::write_unsynced(&path, bytes, mode).map_err(io_err(&path))?;
+            staged.files.push((rel.to_string(), file));
             crate::interrupt::failpoint("emit:staging");
         }
-        if let Some(bytes) = &self.manifest {
-            let path = self.out.join(MANIFEST);
-            if let Some(parent) = path.parent() {
-                files::create_dirs(parent, 0o755).map_err(io_err(parent))?;
-            }
-            staged.push((
-                MANIFEST.to_string(),
-                StagedFile::write_unsynced(&path, bytes, files::PUBLIC).map_err(io_err(&path))?,
-            ));
-        }
         if crate::interrupt::requested() {
-            return Err(EmitError::Interrupted { out: self.out });
+            return Err(EmitError::Interrupted {
+                out: staged.out.clone(),
+            });
         }
-        Ok(Staged {
-            out: self.out,
-            summary: self.summary,
-            files: staged,
-            removals: self.removals,
-            _guard: guard,
-        })
+        Ok(staged)
     }
 }
 
 /// Every new file written beside its target; [`Staged::commit`] puts them in place, dropping
-/// it removes them.
+/// it removes them and the directories made for them.
 #[derive(Debug)]
 pub struct Staged {
     out: PathBuf,
     summary: Summary,
     /// `(target, staged file)`; the manifest last.
     files: Vec<(String, StagedFile)>,
+    /// Directories this build made, parents first: removed again if it does not commit.
+    created: Vec<PathBuf>,
     removals: Vec<String>,
     _guard: crate::interrupt::Critical,
 }
 
 impl Staged {
+    /// Creates `dir` and its missing parents, remembering which were made.
+    fn create_dirs(&mut self, dir: &Path) -> Result<(), EmitError> {
+        let missing: Vec<PathBuf> = dir
+            .ancestors()
+            .take_while(|d| fs::symlink_metadata(d).is_err())
+            .map(Path::to_path_buf)
+            .collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        files::create_dirs(dir, 0o755).map_err(io_err(dir))?;
+        self.created.extend(missing.into_iter().rev());
+        Ok(())
+    }
+
     /// Puts every staged file in place and removes the files no longer produced. An interrupt
     /// from here on is taken after the tree is complete.
-    pub fn commit(self) -> Result<Summary, EmitError> {
-        let out = self.out;
+    pub fn commit(mut self) -> Result<Summary, EmitError> {
+        let out = self.out.clone();
         let relative = |p: &Path| {
             p.strip_prefix(&out)
                 .map(|r| r.to_string_lossy().replace('\\', "/"))
@@ -249,24 +266,37 @@ impl Staged {
                 .iter()
                 .map(|(target, s)| (relative(s.temp()), target.clone()))
                 .collect(),
-            removals: self.removals,
+            removals: std::mem::take(&mut self.removals),
         };
         let mut bytes = serde_json::to_vec_pretty(&journal).unwrap_or_default();
         bytes.push(b'\n');
         let journal_path = out.join(JOURNAL);
         if let Some(parent) = journal_path.parent() {
-            files::create_dirs(parent, 0o755).map_err(io_err(parent))?;
+            self.create_dirs(parent)?;
         }
         // Only now is anything of the old tree replaced: this rename is the commit point.
         StagedFile::write_unsynced(&journal_path, &bytes, files::PUBLIC)
             .and_then(StagedFile::replace)
             .map_err(io_err(&journal_path))?;
-        for (_, s) in self.files {
+        // The journal owns the staged files and the directories now.
+        self.created.clear();
+        for (_, s) in self.files.drain(..) {
             s.keep();
         }
         crate::interrupt::failpoint("emit:committed");
         apply(&out, &journal)?;
-        Ok(self.summary)
+        Ok(std::mem::take(&mut self.summary))
+    }
+}
+
+impl Drop for Staged {
+    fn drop(&mut self) {
+        // The staged files first (their own drop removes them), then the directories made for
+        // them, deepest first; a directory something else wrote into stays.
+        self.files.clear();
+        for dir in self.created.iter().rev() {
+            let _ = fs::remove_dir(dir);
+        }
     }
 }
 
@@ -447,6 +477,8 @@ pub fn compare<'o>(
         }
     }
 
+    // A file shared by many clusters (one `services.yaml` per mesh) is hashed once.
+    let mut digests: HashMap<*const u8, String> = HashMap::new();
     let manifest = Manifest {
         meshc_version: env!("CARGO_PKG_VERSION").to_string(),
         topology_digest: topology_digest.to_string(),
@@ -456,7 +488,10 @@ pub fn compare<'o>(
             .map(|(path, f)| ManifestEntry {
                 path: path.clone(),
                 scope: Some(f.scope.key()),
-                sha256: sha256_hex(&f.bytes),
+                sha256: digests
+                    .entry(f.bytes.as_ptr())
+                    .or_insert_with(|| sha256_hex(&f.bytes))
+                    .clone(),
             })
             .collect(),
     };
@@ -494,9 +529,9 @@ fn same_bytes(path: &Path, bytes: &[u8]) -> io::Result<bool> {
 /// `wanted`, where they exist, each with its scope (the manifest's, else `wanted`'s). Reads
 /// only; a path through a symbolic link out of the tree is refused, as a build would refuse
 /// to write it.
-pub fn read_tree(
+pub fn read_tree<'w>(
     out: &Path,
-    wanted: &BTreeMap<String, Scope>,
+    wanted: impl IntoIterator<Item = (&'w String, &'w Scope)>,
 ) -> Result<BTreeMap<String, (Scope, Vec<u8>)>, EmitError> {
     let root = match fs::canonicalize(out) {
         Ok(root) => root,
@@ -504,7 +539,10 @@ pub fn read_tree(
         Err(e) => return Err(io_err(out)(e)),
     };
     check_inside(&root, out, MANIFEST)?;
-    let mut paths: BTreeMap<String, Scope> = wanted.clone();
+    let mut paths: BTreeMap<String, Scope> = wanted
+        .into_iter()
+        .map(|(path, scope)| (path.clone(), scope.clone()))
+        .collect();
     if let Some(manifest) = read_manifest(&out.join(MANIFEST))? {
         for f in manifest.files {
             let scope = f.scope();
@@ -576,9 +614,4 @@ fn remove_empty_parents(out: &Path, file: &Path) {
         }
         dir = d.parent();
     }
-}
-
-/// The set of paths of a tree, for tests and tools.
-pub fn paths(tree: &BTreeMap<String, (Scope, Vec<u8>)>) -> BTreeSet<&str> {
-    tree.keys().map(String::as_str).collect()
 }

@@ -100,14 +100,6 @@ impl Output {
             },
         );
     }
-
-    /// The scope of each path, for reading a tree on disk alongside this output.
-    pub fn scopes(&self) -> BTreeMap<String, Scope> {
-        self.files
-            .iter()
-            .map(|(path, f)| (path.clone(), f.scope.clone()))
-            .collect()
-    }
 }
 
 #[cfg(test)]

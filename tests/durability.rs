@@ -285,24 +285,44 @@ fn signal_at(env: &Env, failpoint: &str, signal: &str, args: &[&str]) -> (ExitSt
     let status = child.wait().expect("waits");
     // An interrupt outside a store write ends the process at once; inside one, once the
     // write is rolled back or done. Either way, not after the 20 s pause.
-    if failpoint == "store:add:begin" {
+    if failpoint == "build:compiled" {
         assert!(started.elapsed().as_secs() < 15, "{failpoint}: not at once");
     }
     (status, text)
 }
 
 #[test]
-fn ctrl_c_outside_a_store_write_ends_the_build_at_once_with_130() {
+fn ctrl_c_outside_a_write_ends_the_build_at_once_with_130() {
     let env = Env::new(TOPOLOGY);
+    // Compiled, nothing written yet: no write to finish or roll back.
     let (status, _) = signal_at(
         &env,
-        "store:add:begin",
+        "build:compiled",
         "-INT",
         &["build", "topology.yaml", "-o", "out"],
     );
     assert_eq!(status.code(), Some(130), "{status:?}");
     assert!(stored_files(&env).is_empty());
     assert!(!env.path("out/c1").exists());
+}
+
+#[test]
+fn ctrl_c_with_the_output_staged_rolls_it_back_and_stores_no_key() {
+    let env = Env::new(TOPOLOGY);
+    // out/ is staged (so it can be written) before the store is; an interrupt here undoes
+    // the staging once the store write has seen it.
+    let (status, err) = signal_at(
+        &env,
+        "store:add:begin",
+        "-INT",
+        &["build", "topology.yaml", "-o", "out"],
+    );
+    assert_eq!(status.code(), Some(130), "{status:?}: {err}");
+    assert!(stored_files(&env).is_empty());
+    assert!(
+        !env.path("out").exists(),
+        "the staged tree is gone, directories too"
+    );
 }
 
 #[test]

@@ -73,7 +73,7 @@ const DIR_MODE: u32 = 0o700;
 #[derive(Debug, thiserror::Error)]
 pub enum WriteError {
     /// SIGINT or SIGTERM arrived before the commit: the store was left as it was.
-    #[error("interrupted: nothing was written to the PKI store")]
+    #[error("nothing was written to the PKI store")]
     Interrupted,
     #[error("{0}")]
     Failed(String),
