@@ -14,7 +14,6 @@ use std::path::Path;
 use time::OffsetDateTime;
 
 use crate::compiler::Checked;
-use crate::inputs::Inputs;
 use crate::output::Output;
 use crate::pki::{self, Finding, Missing, NewFile, Store};
 use crate::plan::ClusterPlan;
@@ -76,16 +75,12 @@ pub fn compile(
     let base_dir = checked.source.base_dir();
     let inspection = pki::inspect(model, store, base_dir, options.now);
     let plans = crate::plan::plan(model);
-    let Inputs {
-        tokens,
-        api_server_ca,
-        findings: input_findings,
-    } = crate::inputs::read_inputs(model, &plans, base_dir);
+    let mut inputs = crate::inputs::read_inputs(model, &plans, base_dir);
     let findings: Vec<Finding> = inspection
         .findings
         .iter()
         .cloned()
-        .chain(input_findings)
+        .chain(std::mem::take(&mut inputs.findings))
         .collect();
     if findings.iter().any(Finding::is_error) {
         return Err(Failure::Findings(findings));
@@ -110,11 +105,6 @@ pub fn compile(
             .map_err(|e| Failure::Environment(e.to_string()))?;
     let renderer =
         Renderer::new(options.templates).map_err(|e| Failure::Environment(e.to_string()))?;
-    let inputs = Inputs {
-        tokens,
-        api_server_ca,
-        findings: Vec::new(),
-    };
     let output = crate::emitters::emit(model, &plans, &material, &inputs, &renderer)
         .map_err(|e| Failure::Environment(e.to_string()))?;
     Ok(Compiled {

@@ -33,10 +33,6 @@ struct ExternalCacerts<'a> {
 }
 
 impl ClusterEmitter for Cacerts {
-    fn name(&self) -> &'static str {
-        "cacerts"
-    }
-
     fn emit(&self, cx: &ClusterCx<'_>, files: &mut Files) -> Result<(), RenderError> {
         let t = &cx.model.topology;
         let p = cx.plan;

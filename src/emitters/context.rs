@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use crate::istio::SYSTEM_NAMESPACE;
 use crate::model::Model;
-use crate::plan::{ClusterPlan, EastWest, Flavour};
+use crate::plan::{ClusterPlan, Flavour};
 use crate::topology::{Platform, ServiceType};
 
 /// The values every template of one cluster may use.
@@ -200,10 +200,5 @@ impl Common {
             ztunnel_network: p.peering.then(|| p.network.clone()),
             cni_dns_capture: p.peering,
         }
-    }
-
-    /// Whether the cluster installs its east-west gateway from the chart (sidecar meshes).
-    pub fn chart_east_west(p: &ClusterPlan) -> bool {
-        p.east_west == Some(EastWest::Chart)
     }
 }

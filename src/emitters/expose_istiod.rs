@@ -20,10 +20,6 @@ struct Cx {
 }
 
 impl ClusterEmitter for ExposeIstiod {
-    fn name(&self) -> &'static str {
-        "expose-istiod"
-    }
-
     fn emit(&self, cx: &ClusterCx<'_>, files: &mut Files) -> Result<(), RenderError> {
         // Ambient meshes expose istiod through their Gateway API gateway instead.
         if !(cx.plan.serves_remotes && cx.plan.east_west == Some(EastWest::Chart)) {

@@ -9,10 +9,6 @@ use crate::render::RenderError;
 pub struct ExposeServices;
 
 impl ClusterEmitter for ExposeServices {
-    fn name(&self) -> &'static str {
-        "expose-services"
-    }
-
     fn emit(&self, cx: &ClusterCx<'_>, files: &mut Files) -> Result<(), RenderError> {
         if !cx.plan.expose_services {
             return Ok(());

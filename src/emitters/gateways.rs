@@ -97,10 +97,6 @@ fn add(
 }
 
 impl ClusterEmitter for EastWestGateway {
-    fn name(&self) -> &'static str {
-        "eastwest-gateway"
-    }
-
     fn emit(&self, cx: &ClusterCx<'_>, files: &mut Files) -> Result<(), RenderError> {
         let p = cx.plan;
         let t = &cx.model.topology;
@@ -179,10 +175,6 @@ impl ClusterEmitter for EastWestGateway {
 }
 
 impl ClusterEmitter for PeerGateways {
-    fn name(&self) -> &'static str {
-        "peer-gateways"
-    }
-
     fn emit(&self, cx: &ClusterCx<'_>, files: &mut Files) -> Result<(), RenderError> {
         let p = cx.plan;
         if p.east_west != Some(EastWest::Solo) {

@@ -39,10 +39,6 @@ struct Cx<'a> {
 }
 
 impl TreeEmitter for Index {
-    fn name(&self) -> &'static str {
-        "index"
-    }
-
     fn emit(
         &self,
         cx: &TreeCx<'_>,

@@ -36,10 +36,6 @@ pub fn display(installer: Installer) -> &'static str {
 }
 
 impl ClusterEmitter for Install {
-    fn name(&self) -> &'static str {
-        "install"
-    }
-
     fn emit(&self, cx: &ClusterCx<'_>, files: &mut Files) -> Result<(), RenderError> {
         for &installer in &cx.plan.installers {
             match installer {

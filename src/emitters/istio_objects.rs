@@ -26,10 +26,6 @@ struct Object<'a> {
 }
 
 impl ClusterEmitter for IstioObjects {
-    fn name(&self) -> &'static str {
-        "istio"
-    }
-
     fn emit(&self, cx: &ClusterCx<'_>, files: &mut Files) -> Result<(), RenderError> {
         let t = &cx.model.topology;
         let p = cx.plan;

@@ -27,10 +27,6 @@ pub fn resources(files: &Files) -> Vec<&str> {
 }
 
 impl ClusterEmitter for Kustomization {
-    fn name(&self) -> &'static str {
-        "kustomization"
-    }
-
     fn emit(&self, cx: &ClusterCx<'_>, files: &mut Files) -> Result<(), RenderError> {
         // A Kustomization is read by kustomize, not applied: it has no metadata.name to check.
         let text = cx.renderer.values(

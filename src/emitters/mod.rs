@@ -27,8 +27,9 @@ mod readme;
 mod remote_secrets;
 mod services;
 
+use std::cell::RefCell;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 
 use serde::Serialize;
 
@@ -82,7 +83,7 @@ pub struct ClusterCx<'a> {
 /// Files that are the same for many clusters, rendered once and shared by reference.
 #[derive(Debug, Default)]
 struct Shared {
-    texts: Mutex<HashMap<String, Arc<[u8]>>>,
+    texts: RefCell<HashMap<String, Arc<[u8]>>>,
 }
 
 impl ClusterCx<'_> {
@@ -93,17 +94,14 @@ impl ClusterCx<'_> {
         key: String,
         render: impl FnOnce() -> Result<String, RenderError>,
     ) -> Result<Arc<[u8]>, RenderError> {
-        let lock = || {
-            self.shared
-                .texts
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-        };
-        if let Some(text) = lock().get(&key) {
-            return Ok(Arc::clone(text));
+        if let Some(bytes) = self.shared.texts.borrow().get(&key) {
+            return Ok(Arc::clone(bytes));
         }
         let bytes: Arc<[u8]> = Arc::from(render()?.into_bytes());
-        lock().insert(key, Arc::clone(&bytes));
+        self.shared
+            .texts
+            .borrow_mut()
+            .insert(key, Arc::clone(&bytes));
         Ok(bytes)
     }
 }
@@ -170,8 +168,6 @@ pub struct With<'a, T: Serialize> {
 
 /// Makes one kind of a cluster's files.
 pub trait ClusterEmitter: Sync {
-    /// The output it makes, for errors and the docs.
-    fn name(&self) -> &'static str;
     /// Adds the cluster's files of this kind (none when the cluster does not need them).
     fn emit(&self, cx: &ClusterCx<'_>, files: &mut Files) -> Result<(), RenderError>;
 }
@@ -207,7 +203,6 @@ pub struct TreeCx<'a> {
 
 /// Makes a file about more than one cluster.
 pub trait TreeEmitter: Sync {
-    fn name(&self) -> &'static str;
     /// Adds `(scope, path relative to the output directory, text)` for each file it makes.
     fn emit(
         &self,

@@ -25,10 +25,6 @@ struct Cx<'a> {
 }
 
 impl ClusterEmitter for Namespaces {
-    fn name(&self) -> &'static str {
-        "namespaces"
-    }
-
     fn emit(&self, cx: &ClusterCx<'_>, files: &mut Files) -> Result<(), RenderError> {
         let t = &cx.model.topology;
         let p = cx.plan;

@@ -19,10 +19,6 @@ struct Cx {
 }
 
 impl ClusterEmitter for ReaderToken {
-    fn name(&self) -> &'static str {
-        "reader-token"
-    }
-
     fn emit(&self, cx: &ClusterCx<'_>, files: &mut Files) -> Result<(), RenderError> {
         if !cx.plan.watched {
             return Ok(());

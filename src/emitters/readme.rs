@@ -51,10 +51,6 @@ fn commands(files: &Files) -> Vec<String> {
 }
 
 impl ClusterEmitter for Readme {
-    fn name(&self) -> &'static str {
-        "readme"
-    }
-
     fn emit(&self, cx: &ClusterCx<'_>, files: &mut Files) -> Result<(), RenderError> {
         let t = &cx.model.topology;
         let p = cx.plan;

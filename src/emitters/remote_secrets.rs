@@ -44,10 +44,6 @@ struct Cx<'a> {
 }
 
 impl ClusterEmitter for RemoteSecrets {
-    fn name(&self) -> &'static str {
-        "remote-secrets"
-    }
-
     fn emit(&self, cx: &ClusterCx<'_>, files: &mut Files) -> Result<(), RenderError> {
         let t = &cx.model.topology;
         let mut secrets = Vec::new();

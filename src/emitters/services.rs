@@ -99,10 +99,6 @@ fn service(model: &Model, s: usize) -> Service<'_> {
 }
 
 impl ClusterEmitter for Services {
-    fn name(&self) -> &'static str {
-        "services"
-    }
-
     fn emit(&self, cx: &ClusterCx<'_>, files: &mut Files) -> Result<(), RenderError> {
         let services = &cx.plan.services;
         if services.is_empty() {
