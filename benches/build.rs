@@ -29,10 +29,7 @@ use time::OffsetDateTime;
 /// A generated topology written to `dir` (with its token files), checked.
 fn setup(dir: &Path, size: Size, ca: &str) -> Checked {
     let text = generate::topology(size, ca);
-    std::fs::create_dir_all(dir.join("secrets")).expect("secrets");
-    for c in 0..size.clusters {
-        std::fs::write(dir.join(format!("secrets/c{c}.token")), "token\n").expect("token");
-    }
+    generate::write_files(dir, size);
     let path = dir.join("topology.yaml");
     std::fs::write(&path, &text).expect("topology");
     let checked = compiler::check(Source::new("topology.yaml", &path, text));

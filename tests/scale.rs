@@ -15,14 +15,7 @@ fn a_200_cluster_mesh_builds_and_diffs_clean_against_itself() {
     let dir = tempfile::tempdir().expect("tempdir");
     let topology = generate::topology(generate::L, "");
     std::fs::write(dir.path().join("topology.yaml"), &topology).expect("topology");
-    std::fs::create_dir_all(dir.path().join("secrets")).expect("secrets");
-    for c in 0..generate::L.clusters {
-        std::fs::write(
-            dir.path().join(format!("secrets/c{c}.token")),
-            format!("token-{c}\n"),
-        )
-        .expect("token");
-    }
+    generate::write_files(dir.path(), generate::L);
     let meshc = |args: &[&str]| {
         assert_cmd::Command::cargo_bin("meshc")
             .expect("binary")
@@ -33,6 +26,7 @@ fn a_200_cluster_mesh_builds_and_diffs_clean_against_itself() {
     };
     let out = meshc(&["build", "topology.yaml", "-o", "out"]);
     assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(!stderr(&out).contains("warning"), "{}", stderr(&out));
     // Every cluster has its directory; the tree-level index lists them all.
     let index = std::fs::read_to_string(dir.path().join("out/README.md")).expect("index");
     assert_eq!(index.matches("](c").count(), generate::L.clusters);

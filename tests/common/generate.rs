@@ -3,9 +3,11 @@
 //!
 //! The shape is a hybrid, multi-network mesh as a platform team runs one: `networks` networks,
 //! each with `primaries / networks` primaries serving an equal share of the remotes, a region
-//! per network with three zones, every service running on three clusters of one network (its
-//! "home") and reachable everywhere, and locality DestinationRules that keep 80% of traffic in
-//! the home region and send 20% to the next.
+//! per network with three zones, every service running on two clusters of its home network and
+//! one of the next, reachable everywhere, and locality DestinationRules that keep 80% of
+//! traffic in the home region and send 20% to the next. Every API server has a CA file
+//! (`secrets/api-ca.pem`, written by [`write_files`] with the reader tokens), so a valid
+//! topology compiles without a warning.
 
 #![allow(dead_code)]
 
@@ -94,15 +96,20 @@ pub fn topology(size: Size, ca: &str) -> String {
         }
         let _ = writeln!(
             s,
-            "    apiServer: {{url: \"https://api{c}.example.com:6443\"}}\n    remoteSecret: {{tokenFile: secrets/c{c}.token}}"
+            "    apiServer: {{url: \"https://api{c}.example.com:6443\", caFile: secrets/api-ca.pem}}\n    remoteSecret: {{tokenFile: secrets/c{c}.token}}"
         );
     }
     s.push_str("services:\n");
     for v in 0..services {
         let home = v % clusters;
-        let runs: Vec<String> = (0..3.min(clusters))
-            .map(|k| format!("c{}", (home + k * networks) % clusters))
-            .collect();
+        // Two clusters of the home network and one of the next: where the rules send traffic.
+        let mut runs: Vec<String> = Vec::new();
+        for c in [home, home + networks, home + 1] {
+            let name = format!("c{}", c % clusters);
+            if !runs.contains(&name) {
+                runs.push(name);
+            }
+        }
         let _ = writeln!(
             s,
             "  - name: svc{v}\n    namespace: ns{}\n    ports: [{{name: http, port: 8080}}]\n    clusters: [{}]",
@@ -129,4 +136,19 @@ pub fn topology(size: Size, ca: &str) -> String {
         );
     }
     s
+}
+
+/// Writes the files a topology of `size` names into `dir`: a reader token per cluster and the
+/// API servers' CA.
+pub fn write_files(dir: &std::path::Path, size: Size) {
+    let secrets = dir.join("secrets");
+    std::fs::create_dir_all(&secrets).expect("secrets/");
+    for c in 0..size.clusters {
+        std::fs::write(secrets.join(format!("c{c}.token")), format!("token-{c}\n")).expect("token");
+    }
+    std::fs::write(
+        secrets.join("api-ca.pem"),
+        "-----BEGIN CERTIFICATE-----\nbWVzaGMgYmVuY2htYXJrIEFQSSBzZXJ2ZXIgQ0E=\n-----END CERTIFICATE-----\n",
+    )
+    .expect("CA");
 }
