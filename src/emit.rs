@@ -27,7 +27,7 @@
 //! build): one sync at the end makes a finished build durable; the PKI store, which holds the
 //! only state that cannot be rebuilt, syncs every write (`pki/store.rs`).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs;
 use std::io;
 use std::path::{Component, Path, PathBuf};
@@ -329,7 +329,7 @@ fn apply(out: &Path, journal: &Journal) -> Result<(), EmitError> {
     }
     let journal_path = out.join(JOURNAL);
     fs::remove_file(&journal_path).map_err(io_err(&journal_path))?;
-    files::sync_tree(out).map_err(io_err(out))?;
+    files::sync_batch(out, &[]).map_err(io_err(out))?;
     Ok(())
 }
 
@@ -417,14 +417,8 @@ pub fn compare<'o>(
     topology_digest: &str,
 ) -> Result<Plan<'o>, EmitError> {
     debug_assert!(output.files.keys().all(|p| is_plain_relative(p)));
-    let root = match fs::canonicalize(out) {
-        Ok(root) => Some(root),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => None,
-        Err(e) => return Err(io_err(out)(e)),
-    };
-    if let Some(root) = &root {
-        check_inside(root, out, MANIFEST)?;
-    }
+    let mut inside = Inside::new(out)?;
+    inside.check(MANIFEST)?;
     let old = read_manifest(&out.join(MANIFEST))?;
     let owned: BTreeMap<&str, Scope> = old
         .as_ref()
@@ -440,9 +434,7 @@ pub fn compare<'o>(
     let mut writes = Vec::new();
     for (rel, file) in &output.files {
         let path = out.join(rel);
-        if let Some(root) = &root {
-            check_inside(root, out, rel)?;
-        }
+        inside.check(rel)?;
         match same_bytes(&path, &file.bytes) {
             Ok(true) => summary.count(&file.scope).unchanged += 1,
             Ok(false) if !owned.contains_key(rel.as_str()) => {
@@ -468,9 +460,7 @@ pub fn compare<'o>(
             continue;
         }
         let path = out.join(rel);
-        if let Some(root) = &root {
-            check_inside(root, out, rel)?;
-        }
+        inside.check(rel)?;
         if fs::symlink_metadata(&path).is_ok_and(|m| m.is_file()) {
             summary.count(scope).removed += 1;
             removals.push((*rel).to_string());
@@ -533,12 +523,11 @@ pub fn read_tree<'w>(
     out: &Path,
     wanted: impl IntoIterator<Item = (&'w String, &'w Scope)>,
 ) -> Result<BTreeMap<String, (Scope, Vec<u8>)>, EmitError> {
-    let root = match fs::canonicalize(out) {
-        Ok(root) => root,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(BTreeMap::new()),
-        Err(e) => return Err(io_err(out)(e)),
-    };
-    check_inside(&root, out, MANIFEST)?;
+    let mut inside = Inside::new(out)?;
+    if inside.root.is_none() {
+        return Ok(BTreeMap::new());
+    }
+    inside.check(MANIFEST)?;
     let mut paths: BTreeMap<String, Scope> = wanted
         .into_iter()
         .map(|(path, scope)| (path.clone(), scope.clone()))
@@ -551,7 +540,7 @@ pub fn read_tree<'w>(
     }
     let mut tree = BTreeMap::new();
     for (rel, scope) in paths.into_iter().filter(|(p, _)| is_plain_relative(p)) {
-        check_inside(&root, out, &rel)?;
+        inside.check(&rel)?;
         let path = out.join(&rel);
         match fs::read(&path) {
             Ok(bytes) => {
@@ -586,23 +575,57 @@ fn is_plain_relative(rel: &str) -> bool {
             .all(|c| matches!(c, Component::Normal(_)))
 }
 
-/// Refuses a path whose existing parts include a symlink that resolves outside `root`.
-fn check_inside(root: &Path, out: &Path, rel: &str) -> Result<(), EmitError> {
-    let mut path = out.to_path_buf();
-    for part in Path::new(rel).components() {
-        path.push(part);
-        match fs::symlink_metadata(&path) {
-            Ok(meta) if meta.file_type().is_symlink() => {
-                let inside = fs::canonicalize(&path).is_ok_and(|t| t.starts_with(root));
-                if !inside {
-                    return Err(EmitError::Symlink { path });
-                }
-            }
-            Ok(_) => {}
-            Err(_) => break,
-        }
+/// Refuses paths under `out` whose existing parts include a symbolic link that resolves
+/// outside it. Each directory is looked at once, however many files lie under it.
+struct Inside<'a> {
+    out: &'a Path,
+    /// `out`, resolved; `None` while it does not exist (nothing in it can be a link).
+    root: Option<PathBuf>,
+    checked: HashSet<PathBuf>,
+}
+
+impl<'a> Inside<'a> {
+    fn new(out: &'a Path) -> Result<Inside<'a>, EmitError> {
+        let root = match fs::canonicalize(out) {
+            Ok(root) => Some(root),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+            Err(e) => return Err(io_err(out)(e)),
+        };
+        Ok(Inside {
+            out,
+            root,
+            checked: HashSet::new(),
+        })
     }
-    Ok(())
+
+    fn check(&mut self, rel: &str) -> Result<(), EmitError> {
+        let Some(root) = &self.root else {
+            return Ok(());
+        };
+        let parts: Vec<Component<'_>> = Path::new(rel).components().collect();
+        let mut path = self.out.to_path_buf();
+        for (i, part) in parts.iter().enumerate() {
+            path.push(part);
+            let directory = i + 1 < parts.len();
+            if directory && self.checked.contains(&path) {
+                continue;
+            }
+            match fs::symlink_metadata(&path) {
+                Ok(meta) if meta.file_type().is_symlink() => {
+                    let inside = fs::canonicalize(&path).is_ok_and(|t| t.starts_with(root));
+                    if !inside {
+                        return Err(EmitError::Symlink { path });
+                    }
+                }
+                Ok(_) => {}
+                Err(_) => break,
+            }
+            if directory {
+                self.checked.insert(path.clone());
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Removes directories left empty by a removal, up to (not including) `out`.

@@ -8,6 +8,8 @@
 //! whose documents are not Kubernetes objects, is a bug in a template and stops the build
 //! rather than reaching a cluster. Errors never quote the rendered text, which may hold keys.
 
+use std::cell::RefCell;
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use minijinja::syntax::SyntaxConfig;
@@ -132,6 +134,10 @@ pub enum RenderError {
 #[derive(Debug)]
 pub struct Renderer {
     env: Environment<'static>,
+    /// Digests of the object texts already parsed and found to be objects: many clusters
+    /// render the same bytes (the namespaces of every cluster of a network), and bytes checked
+    /// once need no second parse.
+    checked: RefCell<HashSet<[u8; 32]>>,
 }
 
 impl Renderer {
@@ -162,13 +168,23 @@ impl Renderer {
             env.add_template_owned(*name, source)
                 .map_err(|e| template_error(name, &e))?;
         }
-        Ok(Renderer { env })
+        Ok(Renderer {
+            env,
+            checked: RefCell::default(),
+        })
     }
 
     /// Renders Kubernetes objects: every document must parse and carry `apiVersion`, `kind`
     /// and `metadata.name`.
     pub fn objects(&self, name: &str, context: &impl Serialize) -> Result<String, RenderError> {
         let text = self.render(name, context)?;
+        let mut digest = [0u8; 32];
+        digest.copy_from_slice(
+            aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, text.as_bytes()).as_ref(),
+        );
+        if self.checked.borrow().contains(&digest) {
+            return Ok(text);
+        }
         let docs: Vec<serde_json::Value> =
             crate::yaml::documents(&text).map_err(|e| RenderError::Yaml {
                 name: name.to_string(),
@@ -199,6 +215,7 @@ impl Renderer {
                 }
             }
         }
+        self.checked.borrow_mut().insert(digest);
         Ok(text)
     }
 

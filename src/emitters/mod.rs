@@ -83,7 +83,7 @@ pub struct ClusterCx<'a> {
 /// Files that are the same for many clusters, rendered once and shared by reference.
 #[derive(Debug, Default)]
 struct Shared {
-    texts: RefCell<HashMap<String, Arc<[u8]>>>,
+    texts: RefCell<HashMap<String, Arc<str>>>,
 }
 
 impl ClusterCx<'_> {
@@ -93,16 +93,16 @@ impl ClusterCx<'_> {
         &self,
         key: String,
         render: impl FnOnce() -> Result<String, RenderError>,
-    ) -> Result<Arc<[u8]>, RenderError> {
-        if let Some(bytes) = self.shared.texts.borrow().get(&key) {
-            return Ok(Arc::clone(bytes));
+    ) -> Result<Arc<str>, RenderError> {
+        if let Some(text) = self.shared.texts.borrow().get(&key) {
+            return Ok(Arc::clone(text));
         }
-        let bytes: Arc<[u8]> = Arc::from(render()?.into_bytes());
+        let text: Arc<str> = Arc::from(render()?);
         self.shared
             .texts
             .borrow_mut()
-            .insert(key, Arc::clone(&bytes));
-        Ok(bytes)
+            .insert(key, Arc::clone(&text));
+        Ok(text)
     }
 }
 

@@ -59,18 +59,21 @@ impl ClusterEmitter for RemoteSecrets {
                 Token::External { .. } => "{{ .token }}",
                 Token::Missing => continue,
             };
-            let kubeconfig = cx.renderer.values(
-                "remote-kubeconfig.yaml.j2",
-                &Kubeconfig {
-                    peer: &peer_cluster.name,
-                    server: &api.url,
-                    ca_data: cx.inputs.api_server_ca.get(&peer),
-                    tls_server_name: api.tls_server_name.as_deref().filter(|s| !s.is_empty()),
-                    token: token_text,
-                },
-            )?;
+            // The same for every primary that watches the peer: rendered once per peer.
+            let kubeconfig = cx.shared(format!("remote-kubeconfig:{peer}"), || {
+                cx.renderer.values(
+                    "remote-kubeconfig.yaml.j2",
+                    &Kubeconfig {
+                        peer: &peer_cluster.name,
+                        server: &api.url,
+                        ca_data: cx.inputs.api_server_ca.get(&peer),
+                        tls_server_name: api.tls_server_name.as_deref().filter(|s| !s.is_empty()),
+                        token: token_text,
+                    },
+                )
+            })?;
             let mut string_data = BTreeMap::new();
-            string_data.insert(peer_cluster.name.as_str(), kubeconfig);
+            string_data.insert(peer_cluster.name.as_str(), kubeconfig.to_string());
             let (store, key) = match token {
                 Token::External { store, key } => (Some(secret_store_ref(store)), Some(key)),
                 Token::Value(_) | Token::Missing => (None, None),

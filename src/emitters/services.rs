@@ -117,7 +117,7 @@ impl ClusterEmitter for Services {
         })?;
         files.add(Produced {
             rel: "services.yaml".to_string(),
-            bytes,
+            bytes: bytes.into(),
             private: false,
             role: Role::Applied,
             gateway_api: false,

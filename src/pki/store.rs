@@ -177,8 +177,6 @@ impl Store {
             return Err(WriteError::Interrupted);
         }
         let journal = self.write_journal(&staged)?;
-        interrupt::failpoint("store:add:journal");
-        // Past this point an interrupt no longer stops the write: it completes.
         let mut dirs: Vec<PathBuf> = staged
             .iter()
             .filter_map(|s| s.target().parent().map(Path::to_path_buf))
@@ -190,6 +188,17 @@ impl Store {
             .collect();
         dirs.sort();
         dirs.dedup();
+        // The staged keys, the new directories and the journal reach the disk together,
+        // before the first name is linked.
+        let batch: Vec<&Path> = staged
+            .iter()
+            .map(Staged::temp)
+            .chain(dirs.iter().map(PathBuf::as_path))
+            .chain([journal.as_path(), self.dir.as_path()])
+            .collect();
+        files::sync_batch(&self.dir, &batch).map_err(|e| describe(&self.dir, &e))?;
+        interrupt::failpoint("store:add:journal");
+        // Past this point an interrupt no longer stops the write: it completes.
         let mut linked: Vec<PathBuf> = Vec::with_capacity(staged.len());
         let mut failed = None;
         for s in &mut staged {
@@ -211,7 +220,8 @@ impl Store {
                 interrupt::failpoint("store:add:linked-one");
             }
         }
-        let synced = dirs.iter().try_for_each(|d| files::sync_dir(d));
+        let dir_refs: Vec<&Path> = dirs.iter().map(PathBuf::as_path).collect();
+        let synced = files::sync_batch(&self.dir, &dir_refs);
         if let (None, Err(e)) = (&failed, synced) {
             failed = Some(format!("cannot write {}: {e}", self.dir.display()));
         }
@@ -221,28 +231,25 @@ impl Store {
             }
             drop(staged);
             let _ = fs::remove_file(&journal);
-            for d in &dirs {
-                let _ = files::sync_dir(d);
-            }
-            let _ = files::sync_dir(&self.dir);
+            let _ = files::sync_batch(&self.dir, &dir_refs);
+            let _ = files::sync_batch(&self.dir, &[&self.dir]);
             return Err(WriteError::Failed(message));
         }
         interrupt::failpoint("store:add:linked");
         // The commit: once the journal is gone, nothing rolls the files back.
         fs::remove_file(&journal)
-            .and_then(|()| files::sync_dir(&self.dir))
+            .and_then(|()| files::sync_batch(&self.dir, &[&self.dir]))
             .map_err(|e| describe(&journal, &e))?;
         interrupt::failpoint("store:add:committed");
         // The temporary names go last; one left by a crash here is only removed.
         drop(staged);
-        for d in &dirs {
-            let _ = files::sync_dir(d);
-        }
+        let _ = files::sync_batch(&self.dir, &dir_refs);
         Ok(())
     }
 
     /// Writes the journal of an addition: each target and the temporary file it is linked
-    /// from, relative to the store. Written whole or not at all, and synced.
+    /// from, relative to the store. Written whole or not at all; the caller syncs it with the
+    /// staged files.
     fn write_journal(&self, staged: &[Staged]) -> Result<PathBuf, WriteError> {
         let relative = |p: &Path| {
             p.strip_prefix(&self.dir)
@@ -257,9 +264,8 @@ impl Store {
         let journal = self
             .dir
             .join(format!(".meshc-add-{}.journal", std::process::id()));
-        Staged::write(&journal, text.as_bytes(), files::PRIVATE)
+        Staged::write_unsynced(&journal, text.as_bytes(), files::PRIVATE)
             .and_then(Staged::replace)
-            .and_then(|()| files::sync_dir(&self.dir))
             .map_err(|e| describe(&journal, &e))?;
         Ok(journal)
     }
@@ -533,10 +539,10 @@ impl Store {
         let mut staged = Vec::with_capacity(new.len());
         for f in new {
             if let Some(parent) = f.path.parent() {
-                created.extend(make_dirs(parent).map_err(|e| describe(parent, &e))?);
+                created.extend(create_missing(parent).map_err(|e| describe(parent, &e))?);
             }
             staged.push(
-                Staged::write(&f.path, f.contents.as_bytes(), f.mode)
+                Staged::write_unsynced(&f.path, f.contents.as_bytes(), f.mode)
                     .map_err(|e| describe(&f.path, &e))?,
             );
         }
@@ -593,6 +599,16 @@ fn staged_dir(name: &str) -> Option<(String, bool)> {
 /// Creates `path` and its missing parents (0700), outermost first, syncing each new
 /// directory's parent so that its name survives a power loss; returns the directories made.
 fn make_dirs(path: &Path) -> io::Result<Vec<PathBuf>> {
+    let created = create_missing(path)?;
+    for dir in &created {
+        files::sync_dir(dir.parent().unwrap_or(Path::new("")))?;
+    }
+    Ok(created)
+}
+
+/// Creates `path` and its missing parents (0700), outermost first, syncing nothing (the
+/// caller syncs the batch); returns the directories made.
+fn create_missing(path: &Path) -> io::Result<Vec<PathBuf>> {
     let mut missing = Vec::new();
     let mut at = path;
     while !at.as_os_str().is_empty() && !present(at) {
@@ -609,7 +625,6 @@ fn make_dirs(path: &Path) -> io::Result<Vec<PathBuf>> {
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
             Err(e) => return Err(e),
         }
-        files::sync_dir(dir.parent().unwrap_or(Path::new("")))?;
     }
     Ok(created)
 }
