@@ -44,11 +44,9 @@ fn assert_killed(out: &Output, failpoint: &str) {
     );
 }
 
+/// openssl's standard output; it must succeed.
 fn openssl(args: &[&str]) -> Vec<u8> {
-    let out = Command::new("openssl")
-        .args(args)
-        .output()
-        .expect("openssl is installed (.ci/run installs it)");
+    let out = common::openssl(args);
     assert!(
         out.status.success(),
         "openssl {args:?}: {}",

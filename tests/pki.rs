@@ -8,18 +8,10 @@
 mod common;
 
 use std::path::Path;
-use std::process::Output;
 
-use common::{Env, TOPOLOGY, assert_no_key_material, code, codes_at, stderr, stdout};
+use common::{Env, TOPOLOGY, assert_no_key_material, code, codes_at, openssl, stderr, stdout};
 use serde_json::Value;
 use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
-
-fn openssl(args: &[&str]) -> Output {
-    std::process::Command::new("openssl")
-        .args(args)
-        .output()
-        .expect("openssl is installed (.ci/run installs it)")
-}
 
 fn verify(dir: &Path) {
     let out = openssl(&[

@@ -202,3 +202,11 @@ pub fn codes_at(diags: &[Value]) -> Vec<String> {
         })
         .collect()
 }
+
+/// Runs openssl (the tests check what meshc writes with it).
+pub fn openssl(args: &[&str]) -> Output {
+    std::process::Command::new("openssl")
+        .args(args)
+        .output()
+        .expect("openssl is installed (.ci/run installs it)")
+}
