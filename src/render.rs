@@ -8,9 +8,9 @@
 //! whose documents are not Kubernetes objects, is a bug in a template and stops the build
 //! rather than reaching a cluster. Errors never quote the rendered text, which may hold keys.
 
-use std::cell::RefCell;
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use minijinja::syntax::SyntaxConfig;
 use minijinja::value::Serde;
@@ -137,7 +137,7 @@ pub struct Renderer {
     /// Digests of the object texts already parsed and found to be objects: many clusters
     /// render the same bytes (the namespaces of every cluster of a network), and bytes checked
     /// once need no second parse.
-    checked: RefCell<HashSet<[u8; 32]>>,
+    checked: Mutex<HashSet<[u8; 32]>>,
 }
 
 impl Renderer {
@@ -170,7 +170,7 @@ impl Renderer {
         }
         Ok(Renderer {
             env,
-            checked: RefCell::default(),
+            checked: Mutex::default(),
         })
     }
 
@@ -182,7 +182,7 @@ impl Renderer {
         digest.copy_from_slice(
             aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, text.as_bytes()).as_ref(),
         );
-        if self.checked.borrow().contains(&digest) {
+        if self.checked().contains(&digest) {
             return Ok(text);
         }
         let docs: Vec<serde_json::Value> =
@@ -215,8 +215,12 @@ impl Renderer {
                 }
             }
         }
-        self.checked.borrow_mut().insert(digest);
+        self.checked().insert(digest);
         Ok(text)
+    }
+
+    fn checked(&self) -> MutexGuard<'_, HashSet<[u8; 32]>> {
+        self.checked.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Renders an installer input (Helm values, a kubeconfig): one YAML mapping.

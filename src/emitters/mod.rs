@@ -27,9 +27,8 @@ mod readme;
 mod remote_secrets;
 mod services;
 
-use std::cell::RefCell;
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use serde::Serialize;
 
@@ -83,7 +82,7 @@ pub struct ClusterCx<'a> {
 /// Files that are the same for many clusters, rendered once and shared by reference.
 #[derive(Debug, Default)]
 struct Shared {
-    texts: RefCell<HashMap<String, Arc<str>>>,
+    texts: Mutex<HashMap<String, Arc<str>>>,
 }
 
 impl ClusterCx<'_> {
@@ -94,14 +93,19 @@ impl ClusterCx<'_> {
         key: String,
         render: impl FnOnce() -> Result<String, RenderError>,
     ) -> Result<Arc<str>, RenderError> {
-        if let Some(text) = self.shared.texts.borrow().get(&key) {
+        let texts = || {
+            self.shared
+                .texts
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+        };
+        if let Some(text) = texts().get(&key) {
             return Ok(Arc::clone(text));
         }
+        // Rendered without the lock held: two threads may both render a text first asked for
+        // at once, and get the same bytes.
         let text: Arc<str> = Arc::from(render()?);
-        self.shared
-            .texts
-            .borrow_mut()
-            .insert(key, Arc::clone(&text));
+        texts().insert(key, Arc::clone(&text));
         Ok(text)
     }
 }
@@ -223,8 +227,7 @@ pub fn emit(
     renderer: &Renderer,
 ) -> Result<Output, RenderError> {
     let shared = Shared::default();
-    let mut clusters = Vec::with_capacity(plans.len());
-    for plan in plans {
+    let cluster = |plan: &ClusterPlan| {
         let common = Common::new(model, plan);
         let cx = ClusterCx {
             model,
@@ -239,8 +242,9 @@ pub fn emit(
         for emitter in CLUSTER {
             emitter.emit(&cx, &mut files)?;
         }
-        clusters.push(files);
-    }
+        Ok(files)
+    };
+    let clusters = in_parallel(plans, cluster)?;
     let mut tree = Vec::new();
     let cx = TreeCx {
         model,
@@ -267,4 +271,50 @@ pub fn emit(
         output.add(scope, path, bytes, false);
     }
     Ok(output)
+}
+
+/// Stack for the rendering threads: verbatim Istio specs may nest as deep as the parser
+/// allows (64 levels), and rendering, serializing and checking them recurse per level.
+const STACK_BYTES: usize = 64 * 1024 * 1024;
+
+/// `each` over `items` on every core, in contiguous chunks, with the results in `items`'
+/// order (so the output does not depend on the number of threads); the first error in that
+/// order wins. One item, one core, or no thread to be had: on this thread.
+fn in_parallel<T: Sync, R: Send, E: Send>(
+    items: &[T],
+    each: impl Fn(&T) -> Result<R, E> + Sync,
+) -> Result<Vec<R>, E> {
+    let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    if threads == 1 || items.len() <= 1 {
+        return items.iter().map(&each).collect();
+    }
+    let each = &each;
+    let run = move |part: &[T]| part.iter().map(each).collect::<Result<Vec<R>, E>>();
+    let parts: Vec<Result<Vec<R>, E>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = items
+            .chunks(items.len().div_ceil(threads))
+            .map(|part| {
+                let thread = std::thread::Builder::new()
+                    .name("meshc-render".into())
+                    .stack_size(STACK_BYTES)
+                    .spawn_scoped(scope, move || run(part));
+                (part, thread)
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|(part, thread)| match thread {
+                Ok(thread) => thread
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+                // No thread to be had: this chunk is done here.
+                Err(_) => run(part),
+            })
+            .collect()
+    });
+    let mut all = Vec::with_capacity(items.len());
+    for part in parts {
+        all.extend(part?);
+    }
+    Ok(all)
 }
