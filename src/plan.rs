@@ -23,6 +23,15 @@ pub enum Flavour {
 }
 
 impl Flavour {
+    /// A mesh's data plane and distribution.
+    pub fn of(mesh: &crate::topology::Mesh) -> Flavour {
+        match (mesh.dataplane, mesh.istio.distribution) {
+            (Dataplane::Sidecar, _) => Flavour::Sidecar,
+            (Dataplane::Ambient, Distribution::Upstream) => Flavour::Ambient,
+            (Dataplane::Ambient, Distribution::Solo) => Flavour::SoloAmbient,
+        }
+    }
+
     pub fn is_ambient(self) -> bool {
         matches!(self, Flavour::Ambient | Flavour::SoloAmbient)
     }
@@ -37,6 +46,17 @@ pub enum EastWest {
     GatewayApi,
     /// Solo's `istio-eastwest` Gateway in `istio-gateways` (Solo's ambient distribution).
     Solo,
+}
+
+impl EastWest {
+    /// The form a cluster of this data plane deploys its east-west gateway in.
+    pub fn of(flavour: Flavour) -> EastWest {
+        match flavour {
+            Flavour::Sidecar => EastWest::Chart,
+            Flavour::Ambient => EastWest::GatewayApi,
+            Flavour::SoloAmbient => EastWest::Solo,
+        }
+    }
 }
 
 /// What one cluster's directory holds.
@@ -153,8 +173,8 @@ pub fn plan(model: &Model) -> Vec<ClusterPlan> {
             .collect();
         let multi_network = mesh_info.networks.len() > 1;
         let serves_remotes = model.serves_remotes(c);
-        let ambient = mesh.dataplane == Dataplane::Ambient;
-        let peering = ambient && mesh.istio.distribution == Distribution::Solo && multi_network;
+        let flavour = Flavour::of(mesh);
+        let peering = flavour == Flavour::SoloAmbient && multi_network;
         let peers: Vec<ClusterId> = members
             .iter()
             .copied()
@@ -165,20 +185,11 @@ pub fn plan(model: &Model) -> Vec<ClusterPlan> {
             .copied()
             .filter(|&w| model.discovers(w, c))
             .collect();
-        let mut linked: Vec<ClusterId> = Vec::new();
-        if peering && info.is_primary {
-            for &m in &members {
-                let (Some(net), Some(own)) = (model.clusters[m].network, info.network) else {
-                    continue;
-                };
-                let seen = linked
-                    .iter()
-                    .any(|&l| model.clusters[l].network == Some(net));
-                if model.clusters[m].is_primary && net != own && !seen {
-                    linked.push(m);
-                }
-            }
-        }
+        let linked = if peering && info.is_primary {
+            linked(model, c, &members)
+        } else {
+            Vec::new()
+        };
 
         let services = merge_sorted(
             services_of.get(&mi).map_or(&[][..], Vec::as_slice),
@@ -193,44 +204,23 @@ pub fn plan(model: &Model) -> Vec<ClusterPlan> {
         };
         let ingress_gateways = on_c(&gateways_on);
 
-        let mut namespaces: BTreeMap<String, bool> = BTreeMap::new();
-        for &s in &services {
-            namespaces.insert(t.services[s].namespace.clone(), true);
-        }
-        for &g in &ingress_gateways {
-            namespaces.insert(t.ingress_gateways[g].namespace.clone(), true);
-        }
-        for &d in &destination_rules {
-            if let Some(ns) = &model.destination_rules[d].namespace {
-                namespaces.entry(ns.clone()).or_insert(false);
-            }
-        }
-        for &i in &istio_config {
-            namespaces
-                .entry(t.istio_config[i].metadata.namespace.clone())
-                .or_insert(false);
-        }
-        let flavour = match (mesh.dataplane, mesh.istio.distribution) {
-            (Dataplane::Sidecar, _) => Flavour::Sidecar,
-            (Dataplane::Ambient, Distribution::Upstream) => Flavour::Ambient,
-            (Dataplane::Ambient, Distribution::Solo) => Flavour::SoloAmbient,
-        };
-        let east_west = model.has_east_west_gateway(c).then_some(match flavour {
-            Flavour::Sidecar => EastWest::Chart,
-            Flavour::Ambient => EastWest::GatewayApi,
-            Flavour::SoloAmbient => EastWest::Solo,
-        });
+        let east_west = model
+            .has_east_west_gateway(c)
+            .then_some(EastWest::of(flavour));
         let installers: Vec<Installer> = [Installer::Helm, Installer::Istioctl]
             .into_iter()
             .filter(|i| mesh.istio.installers.contains(i))
             .collect();
-        if east_west == Some(EastWest::Solo) {
-            // Solo's east-west and istio-remote Gateways live in their own namespace.
-            namespaces
-                .entry(crate::istio::SOLO_GATEWAY_NAMESPACE.to_string())
-                .or_insert(false);
-        }
-        namespaces.remove(crate::istio::SYSTEM_NAMESPACE);
+        let namespaces = namespaces(
+            model,
+            &Placed {
+                services: &services,
+                destination_rules: &destination_rules,
+                istio_config: &istio_config,
+                ingress_gateways: &ingress_gateways,
+            },
+            east_west,
+        );
 
         plans.push(ClusterPlan {
             cluster: c,
@@ -242,7 +232,7 @@ pub fn plan(model: &Model) -> Vec<ClusterPlan> {
             serves_remotes,
             multi_network,
             east_west,
-            expose_services: multi_network && info.is_primary && !ambient,
+            expose_services: multi_network && info.is_primary && !flavour.is_ambient(),
             flavour,
             installers,
             cni: flavour.is_ambient() || cluster.platform == Platform::Openshift,
@@ -260,6 +250,71 @@ pub fn plan(model: &Model) -> Vec<ClusterPlan> {
         });
     }
     plans
+}
+
+/// For a Solo primary: for every other network of the mesh that has a primary, the first such
+/// primary (topology order), whose east-west gateway its `istio-remote` Gateway points at.
+fn linked(model: &Model, c: ClusterId, members: &[ClusterId]) -> Vec<ClusterId> {
+    let mut linked: Vec<ClusterId> = Vec::new();
+    let Some(own) = model.clusters[c].network else {
+        return linked;
+    };
+    for &m in members {
+        let Some(net) = model.clusters[m].network else {
+            continue;
+        };
+        let seen = linked
+            .iter()
+            .any(|&l| model.clusters[l].network == Some(net));
+        if model.clusters[m].is_primary && net != own && !seen {
+            linked.push(m);
+        }
+    }
+    linked
+}
+
+/// What is placed on one cluster, by index.
+struct Placed<'a> {
+    services: &'a [usize],
+    destination_rules: &'a [usize],
+    istio_config: &'a [usize],
+    ingress_gateways: &'a [usize],
+}
+
+/// The application namespaces of a cluster, each with whether its workloads join the data
+/// plane: those of its Services and ingress gateways do; those that only hold configuration,
+/// and Solo's gateway namespace, do not. The system namespace is written on its own.
+fn namespaces(
+    model: &Model,
+    placed: &Placed<'_>,
+    east_west: Option<EastWest>,
+) -> BTreeMap<String, bool> {
+    let t = &model.topology;
+    let mut namespaces: BTreeMap<String, bool> = BTreeMap::new();
+    for &s in placed.services {
+        namespaces.insert(t.services[s].namespace.clone(), true);
+    }
+    for &g in placed.ingress_gateways {
+        namespaces.insert(t.ingress_gateways[g].namespace.clone(), true);
+    }
+    for &d in placed.destination_rules {
+        if let Some(ns) = &model.destination_rules[d].namespace {
+            namespaces.entry(ns.clone()).or_insert(false);
+        }
+    }
+    for &i in placed.istio_config {
+        namespaces
+            .entry(t.istio_config[i].metadata.namespace.clone())
+            .or_insert(false);
+    }
+    if east_west == Some(EastWest::Solo) {
+        // Solo's east-west and istio-remote Gateways live in their own namespace.
+        namespaces
+            .entry(crate::istio::SOLO_GATEWAY_NAMESPACE.to_string())
+            .or_insert(false);
+    }
+    namespaces.remove(crate::istio::SYSTEM_NAMESPACE);
+    namespaces
 }
 
 /// Two ascending lists of distinct indexes (disjoint from each other) as one ascending list.
