@@ -44,6 +44,7 @@ fn setup(dir: &Path, size: Size, ca: &str) -> Checked {
 fn options(locked: bool) -> Options<'static> {
     Options {
         templates: None,
+        out: None,
         locked,
         now: OffsetDateTime::now_utc(),
     }

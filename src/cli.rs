@@ -320,6 +320,7 @@ fn execute(command: Command) -> Result<Exit, Fail> {
             check,
             common: CompileArgs {
                 templates: templates.as_deref(),
+                out: Some(&out),
                 istio_crds: &crds.istio_crds,
                 deny_warnings,
                 locked,
@@ -341,6 +342,7 @@ fn execute(command: Command) -> Result<Exit, Fail> {
             format,
             common: CompileArgs {
                 templates: templates.as_deref(),
+                out: out.as_deref(),
                 istio_crds: &crds.istio_crds,
                 deny_warnings: false,
                 locked: false,
@@ -477,6 +479,7 @@ fn load_and_compile(
     }
     let options = Options {
         templates: common.templates,
+        out: common.out,
         locked: common.locked,
         now: OffsetDateTime::now_utc(),
     };
@@ -522,6 +525,8 @@ fn load_and_compile(
 /// What `build` and `diff` share.
 struct CompileArgs<'a> {
     templates: Option<&'a Path>,
+    /// The output directory, which install commands name files relative to.
+    out: Option<&'a Path>,
     istio_crds: &'a [PathBuf],
     deny_warnings: bool,
     locked: bool,

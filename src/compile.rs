@@ -25,6 +25,10 @@ use crate::topology::SecretsMode;
 pub struct Options<'a> {
     /// A directory of templates that replace the built-in ones of the same name.
     pub templates: Option<&'a Path>,
+    /// The directory the output goes to. Install commands are run from a cluster's directory,
+    /// so a file they name outside it (`istio.license.file`) is written relative to
+    /// `<out>/<cluster>/`; without it, relative to the topology file.
+    pub out: Option<&'a Path>,
     /// Refuse to make key material: every root and intermediate must be stored already.
     pub locked: bool,
     /// The time certificates are checked (and made) against.
@@ -75,7 +79,7 @@ pub fn compile(
     let base_dir = checked.source.base_dir();
     let inspection = pki::inspect(model, store, base_dir, options.now);
     let plans = crate::plan::plan(model);
-    let mut inputs = crate::inputs::read_inputs(model, &plans, base_dir);
+    let mut inputs = crate::inputs::read_inputs(model, &plans, base_dir, options.out);
     let findings: Vec<Finding> = inspection
         .findings
         .iter()

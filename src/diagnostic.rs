@@ -84,7 +84,7 @@ codes! {
     PrimariesShareNetwork = "E029", "two primaries of a solo ambient mesh on one network";
     // Networking.
     RemotePrimaryWithoutGateway = "E030", "a remote whose primary has no `eastWestGateway.address`";
-    AmbientTopologyUnsupported = "E031", "upstream ambient multicluster that is not multi-primary multi-network";
+    AmbientTopologyUnsupported = "E031", "upstream ambient multicluster with a remote cluster (only multi-primary is supported)";
     AmbientVersionTooOld = "E032", "upstream ambient multicluster with Istio older than 1.27";
     EastWestL7Hint = "W033", "an east-west gateway annotation that terminates TLS or speaks L7";
     LoopbackApiServer = "E034", "an `apiServer.url` on loopback";
@@ -95,9 +95,17 @@ codes! {
     TooManyGatewayAnnotations = "E039", "more than 8 annotations on an ambient east-west gateway";
     // Trust.
     TrustDomainMismatch = "W040", "clusters of one upstream mesh with different trust domains";
-    IstioctlPeering = "W041", "the `istioctl` installer for a solo ambient mesh that peers";
+    IstioctlPeering = "W041", "the `istioctl` installer for a solo ambient mesh that peers: only Solo's istioctl accepts it";
     // Services with `callers`.
     RuleWithoutCallers = "W042", "a DestinationRule on a config cluster that serves no cluster running or calling its service";
+    // Install: charts, license, versions.
+    SoloWithoutCharts = "E043", "a solo mesh without `istio.charts` (Solo's repository and exact `-solo` version)";
+    SoloWithoutLicense = "E044", "a solo mesh without `istio.license`";
+    LicenseMisplaced = "E045", "`istio.license` on the upstream distribution, or without exactly one of `secretRef` and `file`";
+    InvalidChartRepository = "E046", "an `istio.charts.repository` that is not an `oci://` or `https://` repository";
+    AmbientSharedNetwork = "W047", "two clusters on one network in an upstream ambient mesh (untested upstream)";
+    AmbientMulticlusterAlpha = "W048", "upstream ambient multicluster on Istio 1.27 or 1.28, where it is alpha";
+    GatewayApiBundle = "W049", "a Gateway API route kind that needs a newer Gateway API CRD bundle on this Istio version";
     // DestinationRules.
     DistributeAndFailover = "E050", "`distribute` and `failover` both set";
     FailoverWithTopologyPriority = "E051", "`failover` with a region/zone/subzone label in `failoverPriority`";

@@ -1,5 +1,7 @@
 //! The inputs a build reads besides the topology and the store: reader tokens and API server
-//! CAs, the files `remoteSecret.tokenFile` and `apiServer.caFile` name.
+//! CAs, the files `remoteSecret.tokenFile` and `apiServer.caFile` name; and where the install
+//! commands take a Solo license from (`istio.license`), which is checked but never read into
+//! the output.
 //!
 //! They are read once, before anything is rendered, so that rendering does no I/O and every
 //! unreadable file is reported with the others. A token is never copied into a diagnostic.
@@ -38,9 +40,20 @@ impl std::fmt::Debug for Token {
     }
 }
 
+/// Where a mesh's install commands take its Solo license from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LicenseSource {
+    /// A key of a Secret in the system namespace, read by `kubectl` at install time.
+    Secret { name: String, key: String },
+    /// A file on the installing machine, by a path relative to a cluster's output directory.
+    File(String),
+}
+
 /// What the build reads from the files the topology names, per cluster.
 #[derive(Debug, Default)]
 pub struct Inputs {
+    /// Per mesh (by index) with `istio.license`.
+    pub licenses: BTreeMap<usize, LicenseSource>,
     pub tokens: BTreeMap<ClusterId, Token>,
     /// `apiServer.caFile`, base64 for a kubeconfig's `certificate-authority-data`.
     pub api_server_ca: BTreeMap<ClusterId, String>,
@@ -50,9 +63,15 @@ pub struct Inputs {
 
 /// Reads every reader token and API server CA the plan needs. Tokens are never copied into a
 /// diagnostic.
-pub fn read_inputs(model: &Model, plans: &[ClusterPlan], base_dir: &Path) -> Inputs {
+pub fn read_inputs(
+    model: &Model,
+    plans: &[ClusterPlan],
+    base_dir: &Path,
+    out: Option<&Path>,
+) -> Inputs {
     let t = &model.topology;
     let mut inputs = Inputs::default();
+    licenses(model, base_dir, out, &mut inputs);
     for p in plans.iter().filter(|p| p.watched) {
         let c = p.cluster;
         let cluster = &t.clusters[c];
@@ -108,6 +127,84 @@ pub fn read_inputs(model: &Model, plans: &[ClusterPlan], base_dir: &Path) -> Inp
         inputs.tokens.insert(c, token);
     }
     inputs
+}
+
+/// Each mesh's license source. A license file must exist and hold something, but its content
+/// stays out of the build: the install command passes the file itself.
+fn licenses(model: &Model, base_dir: &Path, out: Option<&Path>, inputs: &mut Inputs) {
+    for (mi, mesh) in model.topology.meshes.iter().enumerate() {
+        let Some(license) = &mesh.istio.license else {
+            continue;
+        };
+        let source = match (&license.secret_ref, &license.file) {
+            (Some(r), _) => LicenseSource::Secret {
+                name: r.name.clone(),
+                key: r.key.clone(),
+            },
+            (None, Some(file)) => {
+                let path = base_dir.join(file);
+                let problem = match std::fs::metadata(&path) {
+                    Ok(m) if m.is_file() && m.len() > 0 => None,
+                    Ok(_) => Some("is empty or not a file".to_string()),
+                    Err(e) => Some(format!("cannot be read: {e}")),
+                };
+                if let Some(problem) = problem {
+                    inputs.findings.push(Finding {
+                        code: Code::UnreadablePki,
+                        origin: Origin::Topology,
+                        file: path.clone(),
+                        message: format!("the license file {problem}"),
+                        help: "put the Solo license key in the file (relative to the topology file), or use `secretRef`".to_string(),
+                        at: path!("meshes", mi, "istio", "license", "file"),
+                    });
+                }
+                LicenseSource::File(from_cluster_dir(&path, out, file))
+            }
+            (None, None) => continue,
+        };
+        inputs.licenses.insert(mi, source);
+    }
+}
+
+/// `file` (at `path`) as a cluster's install commands name it: relative to `<out>/<cluster>/`,
+/// where they are run. Without an output directory, or where no relative path exists (another
+/// drive, say), the path as the topology gives it.
+fn from_cluster_dir(path: &Path, out: Option<&Path>, as_given: &str) -> String {
+    let relative = out.and_then(|out| {
+        let from = std::path::absolute(out.join("cluster")).ok()?;
+        let to = std::path::absolute(path).ok()?;
+        relative_path(&to, &from)
+    });
+    relative.unwrap_or_else(|| as_given.to_string())
+}
+
+/// The path from directory `from` to `to`, both absolute, lexically (`..` components of the
+/// inputs are resolved first).
+fn relative_path(to: &Path, from: &Path) -> Option<String> {
+    use std::path::Component;
+    let normal = |p: &Path| -> Option<Vec<std::ffi::OsString>> {
+        let mut parts = Vec::new();
+        for c in p.components() {
+            match c {
+                Component::RootDir | Component::CurDir => {}
+                Component::Prefix(_) => return None,
+                Component::ParentDir => {
+                    parts.pop();
+                }
+                Component::Normal(n) => parts.push(n.to_os_string()),
+            }
+        }
+        Some(parts)
+    };
+    let (to, from) = (normal(to)?, normal(from)?);
+    let common = to.iter().zip(&from).take_while(|(a, b)| a == b).count();
+    let mut rel: Vec<String> = vec!["..".to_string(); from.len() - common];
+    rel.extend(
+        to[common..]
+            .iter()
+            .map(|p| p.to_string_lossy().into_owned()),
+    );
+    Some(rel.join("/"))
 }
 
 /// The names of the primaries that discover the planned cluster.
@@ -201,5 +298,25 @@ fn missing_token(model: &Model, p: &ClusterPlan, base_dir: &Path) -> Finding {
         } else {
             path!("clusters", c, "name")
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::relative_path;
+    use std::path::Path;
+
+    #[test]
+    fn a_file_beside_the_output_is_named_from_a_cluster_directory() {
+        let rel = |to: &str, from: &str| relative_path(Path::new(to), Path::new(from));
+        assert_eq!(
+            rel("/repo/secrets/solo.txt", "/repo/out/cluster").as_deref(),
+            Some("../../secrets/solo.txt")
+        );
+        assert_eq!(
+            rel("/repo/./x/../secrets/l", "/repo/out/c").as_deref(),
+            Some("../../secrets/l")
+        );
+        assert_eq!(rel("/a/b", "/c/d").as_deref(), Some("../../a/b"));
     }
 }

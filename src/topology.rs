@@ -104,7 +104,7 @@ fn default_trust_domain() -> String {
 #[serde(rename_all = "camelCase")]
 #[schemars(deny_unknown_fields)]
 pub struct IstioSettings {
-    /// Target minor version, quoted (`"1.30"`): 1.26 to 1.30.
+    /// Target minor version, quoted (`"1.30"`): 1.26 to 1.31.
     #[serde(default)]
     pub version: IstioVersion,
     /// Optional control-plane revision (`istiod-<rev>`, `istio.io/rev` labels); empty for none.
@@ -118,6 +118,55 @@ pub struct IstioSettings {
     #[serde(default = "default_installers")]
     #[schemars(length(min = 1), extend("uniqueItems" = true))]
     pub installers: Vec<Installer>,
+    /// Where the install charts come from (`helm upgrade --install <repository>/<chart>
+    /// --version <version>`). Required for `distribution: solo`, whose charts live in a
+    /// per-customer OCI repository with `-solo` versions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub charts: Option<Charts>,
+    /// The license of Solo's distribution, passed to its istiod chart at install time and never
+    /// written into the output. `distribution: solo` only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub license: Option<License>,
+}
+
+/// A Helm chart repository and the chart version to install from it.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(deny_unknown_fields)]
+pub struct Charts {
+    /// `oci://host/path` (each chart is `<repository>/<chart>`) or an `https://` chart
+    /// repository (added with `helm repo add`).
+    pub repository: String,
+    /// The chart version or constraint; upstream's default is `~<minor>.0`. Solo's versions
+    /// carry a `-solo` suffix, which a `~` constraint never matches: name the exact version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+}
+
+/// Where the install takes the Solo license from: exactly one of `secretRef` and `file`.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(deny_unknown_fields)]
+pub struct License {
+    /// A Secret in the system namespace of each cluster, made out of band (for example by
+    /// External Secrets); the install command reads it from there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_ref: Option<SecretKeyRef>,
+    /// A file holding the license key (relative to the topology file); the install command
+    /// passes it with `--set-file`, so it stays on the machine that installs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
+}
+
+/// A key of a Kubernetes Secret.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(deny_unknown_fields)]
+pub struct SecretKeyRef {
+    /// The Secret's name (DNS-1123 subdomain).
+    pub name: String,
+    /// The key within the Secret.
+    pub key: String,
 }
 
 impl Default for IstioSettings {
@@ -127,6 +176,8 @@ impl Default for IstioSettings {
             revision: String::new(),
             distribution: Distribution::default(),
             installers: default_installers(),
+            charts: None,
+            license: None,
         }
     }
 }
@@ -151,6 +202,8 @@ pub enum IstioVersion {
     #[default]
     #[serde(rename = "1.30")]
     V1_30,
+    #[serde(rename = "1.31")]
+    V1_31,
 }
 
 impl IstioVersion {
@@ -162,6 +215,7 @@ impl IstioVersion {
             IstioVersion::V1_28 => 28,
             IstioVersion::V1_29 => 29,
             IstioVersion::V1_30 => 30,
+            IstioVersion::V1_31 => 31,
         }
     }
 }

@@ -170,7 +170,12 @@ impl Common {
             },
             revision,
             version: mesh.istio.version.to_string(),
-            chart_version: format!("~{}.0", mesh.istio.version),
+            chart_version: mesh
+                .istio
+                .charts
+                .as_ref()
+                .and_then(|c| c.version.clone())
+                .unwrap_or_else(|| format!("~{}.0", mesh.istio.version)),
             platform: platform(cluster.platform),
             primary: p.primary,
             remote,

@@ -5,15 +5,22 @@
 //!
 //! Charts and releases follow Istio's Helm install docs: `istio/base`, `istio/cni` (where the
 //! cluster runs it), `istio/istiod`, `istio/ztunnel` (ambient), `istio/gateway` for the
-//! east-west gateway of a sidecar mesh and for each ingress gateway.
+//! east-west gateway of a sidecar mesh and for each ingress gateway. A mesh that names its
+//! chart repository (`istio.charts`; Solo's distribution must) installs the same chart names
+//! from there: `oci://<repository>/<chart>`, or `<chart> --repo <repository>`.
+//!
+//! Solo's license (`istio.license`) goes to istiod on its install line, from the Secret or
+//! file the topology names, so that the key itself is never part of the output.
 
 use serde::Serialize;
 
 use super::context::GatewayCx;
 use super::{ClusterCx, ClusterEmitter, Files, Produced, Role, With};
+use crate::inputs::LicenseSource;
+use crate::istio::SYSTEM_NAMESPACE;
 use crate::plan::{EastWest, Flavour};
 use crate::render::RenderError;
-use crate::topology::Installer;
+use crate::topology::{Charts, Installer};
 
 #[derive(Debug)]
 pub struct Install;
@@ -79,19 +86,78 @@ fn input(
     })
 }
 
+/// Values from the topology double-quoted for the shell (and `~1.30.0` must not be read as a
+/// home directory). They are DNS labels, versions, paths and URLs the rules have checked, so
+/// JSON's quoting is the shell's.
+fn quote(s: &str) -> String {
+    serde_json::to_string(s).unwrap_or_default()
+}
+
+/// How a Helm command names `chart`: `istio/<chart>` from Istio's repository (added with
+/// `helm repo add istio`), `oci://<repository>/<chart>`, or `<chart> --repo <repository>`.
+pub fn chart_ref(charts: Option<&Charts>, chart: &str) -> String {
+    match charts.map(|c| c.repository.as_str()) {
+        None => format!("istio/{chart}"),
+        Some(repo) if repo.starts_with("oci://") => quote(&format!("{repo}/{chart}")),
+        Some(repo) => format!("{chart} --repo {}", quote(repo)),
+    }
+}
+
+/// The command that prints the license from its Secret, for `$(...)` on an install line.
+fn read_secret(name: &str, key: &str) -> String {
+    // jsonpath needs the dots of a key escaped; the key is quoted for the shell as a whole.
+    let jsonpath = format!("{{.data.{}}}", key.replace('.', "\\."));
+    format!(
+        "kubectl get secret -n {SYSTEM_NAMESPACE} {} -o jsonpath={} | base64 -d",
+        quote(name),
+        quote(&jsonpath)
+    )
+}
+
+/// The flag that hands the license to istiod's chart (`license.value`, Solo's istiod chart)
+/// on a Helm or istioctl install line.
+fn license_flag(license: &LicenseSource, installer: Installer) -> String {
+    match (license, installer) {
+        (LicenseSource::File(path), Installer::Helm) => {
+            format!("--set-file license.value={}", quote(path))
+        }
+        (LicenseSource::File(path), Installer::Istioctl) => {
+            format!("--set values.license.value=\"$(cat {})\"", quote(path))
+        }
+        (LicenseSource::Secret { name, key }, Installer::Helm) => {
+            format!(
+                "--set-string license.value=\"$({})\"",
+                read_secret(name, key)
+            )
+        }
+        (LicenseSource::Secret { name, key }, Installer::Istioctl) => {
+            format!(
+                "--set values.license.value=\"$({})\"",
+                read_secret(name, key)
+            )
+        }
+    }
+}
+
 fn helm(cx: &ClusterCx<'_>, files: &mut Files) -> Result<(), RenderError> {
     let c = cx.common;
     let p = cx.plan;
-    // Values from the topology are double-quoted for the shell (and `~1.30.0` must not be
-    // read as a home directory); they are DNS labels and versions, so JSON's quoting is the
-    // shell's.
-    let quote = |s: &str| serde_json::to_string(s).unwrap_or_default();
+    let charts = cx.model.topology.meshes[p.mesh].istio.charts.as_ref();
+    let license = cx.inputs.licenses.get(&p.mesh);
     let chart = |release: &str, chart: &str, namespace: &str, rel: &str| {
-        format!(
-            "helm upgrade --install {release} istio/{chart} -n {} --version {} -f {rel}",
+        let mut command = format!(
+            "helm upgrade --install {release} {} -n {} --version {} -f {rel}",
+            chart_ref(charts, chart),
             quote(namespace),
             quote(&c.chart_version)
-        )
+        );
+        if chart == "istiod"
+            && let Some(license) = license
+        {
+            command.push(' ');
+            command.push_str(&license_flag(license, Installer::Helm));
+        }
+        command
     };
     let ns = c.system_namespace;
     let mut inputs: Vec<(&str, &str, String)> = Vec::new();
@@ -145,7 +211,13 @@ fn istioctl(cx: &ClusterCx<'_>, files: &mut Files) -> Result<(), RenderError> {
     }
     for name in inputs {
         let rel = format!("install/istioctl/{name}.yaml");
-        let command = format!("istioctl install -y -f {rel}");
+        let mut command = format!("istioctl install -y -f {rel}");
+        if name == "controlplane"
+            && let Some(license) = cx.inputs.licenses.get(&cx.plan.mesh)
+        {
+            command.push(' ');
+            command.push_str(&license_flag(license, Installer::Istioctl));
+        }
         input(
             cx,
             files,

@@ -8,10 +8,11 @@ use serde::Serialize;
 use super::install::display;
 use super::kustomization::resources;
 use super::{ClusterCx, ClusterEmitter, Files, Produced, Role, With};
-use crate::inputs::Token;
-use crate::istio::external_key;
+use crate::inputs::{LicenseSource, Token};
+use crate::istio::{SYSTEM_NAMESPACE, external_key};
 use crate::render::RenderError;
-use crate::topology::{Installer, SecretsMode};
+use crate::topology::{Charts, Distribution, Installer, SecretsMode};
+use crate::validate::gateway_api_bundle;
 
 #[derive(Debug)]
 pub struct Readme;
@@ -19,11 +20,55 @@ pub struct Readme;
 #[derive(Serialize)]
 struct Cx<'a> {
     role: String,
-    helm: bool,
+    /// What Helm needs before the install lines, in a few words.
+    helm_setup: Option<String>,
+    gateway_api_bundle: &'static str,
     install_commands: Vec<String>,
     resources: Vec<&'a str>,
     notes: Vec<String>,
     gateway_api: bool,
+}
+
+/// What Helm needs before the install lines: Istio's repository added under the name the
+/// lines use; an OCI registry logged in to where it is private; nothing for `--repo`.
+fn helm_setup(charts: Option<&Charts>) -> String {
+    match charts.map(|c| c.repository.as_str()) {
+        None => {
+            "`helm repo add istio https://istio-release.storage.googleapis.com/charts`".to_string()
+        }
+        Some(repo) => match repo.strip_prefix("oci://") {
+            Some(rest) => format!(
+                "charts from `{repo}`; if the registry is private, `helm registry login {}` first",
+                rest.split('/').next().unwrap_or(rest)
+            ),
+            None => format!("charts from `{repo}`"),
+        },
+    }
+}
+
+/// Notes on what the install lines need from the person running them.
+fn install_notes(cx: &ClusterCx<'_>) -> Vec<String> {
+    let t = &cx.model.topology;
+    let p = cx.plan;
+    let mesh = &t.meshes[p.mesh];
+    let mut notes = Vec::new();
+    match cx.inputs.licenses.get(&p.mesh) {
+        Some(LicenseSource::Secret { name, key }) => notes.push(format!(
+            "The istiod install line reads Solo's license from key `{key}` of Secret `{name}` in `{SYSTEM_NAMESPACE}`: create it there first (for example with External Secrets); it is never written here."
+        )),
+        Some(LicenseSource::File(path)) => notes.push(format!(
+            "The istiod install line passes Solo's license from `{path}` (relative to this directory); keep that file out of git."
+        )),
+        None => {}
+    }
+    if mesh.istio.distribution == Distribution::Solo && p.installers.contains(&Installer::Istioctl)
+    {
+        notes.push(format!(
+            "Run the istioctl lines with Solo's istioctl for {} (`istioctl` of the `-solo` build): upstream istioctl installs upstream's charts, and its strict check refuses Solo's `values.platforms`.",
+            mesh.istio.charts.as_ref().and_then(|c| c.version.as_deref()).unwrap_or("this version")
+        ));
+    }
+    notes
 }
 
 /// The install commands in order; a second installer is offered as an alternative.
@@ -69,7 +114,9 @@ impl ClusterEmitter for Readme {
                 ));
             }
         }
-        if t.meshes[p.mesh].ca.secrets == SecretsMode::External {
+        let mesh = &t.meshes[p.mesh];
+        notes.extend(install_notes(cx));
+        if mesh.ca.secrets == SecretsMode::External {
             notes.push(format!(
                 "`cacerts` comes from the secret store: upload this cluster's CA material under `{}` first.",
                 external_key(&t.clusters[p.cluster].name)
@@ -77,7 +124,11 @@ impl ClusterEmitter for Readme {
         }
         let extra = Cx {
             role,
-            helm: p.installers.contains(&Installer::Helm),
+            helm_setup: p
+                .installers
+                .contains(&Installer::Helm)
+                .then(|| helm_setup(mesh.istio.charts.as_ref())),
+            gateway_api_bundle: gateway_api_bundle(mesh.istio.version.minor()),
             install_commands: commands(files),
             resources: resources(files),
             notes,

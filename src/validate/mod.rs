@@ -6,12 +6,14 @@
 
 mod callers;
 mod destination_rules;
+mod install;
 mod locality;
 mod names;
 mod networking;
 mod structure;
 mod trust;
 
+pub use install::gateway_api_bundle;
 pub use locality::{Locality, parse_locality};
 pub use names::{dns1035_label, dns1123_label};
 
@@ -25,6 +27,7 @@ pub fn run(model: &Model, r: &mut Reporter<'_>) {
     trust::run(model, r);
     networking::run(model, r);
     networking::services(model, r);
+    install::run(model, r);
     destination_rules::run(model, r);
     callers::run(model, r);
 }

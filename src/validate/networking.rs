@@ -161,8 +161,8 @@ fn ambient_multicluster_mesh(m: &Model, mi: usize) -> bool {
 }
 
 /// E032, E031: upstream ambient multicluster needs Istio 1.27 (the istio-east-west gateway
-/// class and multi-network ambient) and supports only multi-primary, multi-network: no
-/// remotes, one cluster per network. Solo's peering predates the upstream east-west class:
+/// class and multi-network ambient) and supports only multi-primary: no remotes. (Two
+/// clusters on one network are untested upstream, not refused: W047 in `install.rs`.) Solo's peering predates the upstream east-west class:
 /// its docs need 1.24.3-solo.
 fn ambient_multicluster(m: &Model, r: &mut Reporter<'_>) {
     let t = &m.topology;
@@ -181,21 +181,6 @@ fn ambient_multicluster(m: &Model, r: &mut Reporter<'_>) {
                 r.report(Code::AmbientTopologyUnsupported, &path!("clusters", c, "controlPlane"), format!("cluster `{}` is a remote in ambient mesh `{}`", t.clusters[c].name, mesh.name))
                     .label("remote in an ambient mesh")
                     .help("upstream ambient multicluster supports only multi-primary, multi-network: make every cluster a primary on its own network, or use `distribution: solo`");
-            }
-        }
-        let mut seen: Vec<(usize, usize)> = Vec::new();
-        for &c in &info.clusters {
-            let Some(n) = m.clusters[c].network else {
-                continue;
-            };
-            if let Some(&(_, other)) = seen.iter().find(|(net, _)| *net == n) {
-                let span = r.span(&path!("clusters", other, "network"));
-                r.report(Code::AmbientTopologyUnsupported, &path!("clusters", c, "network"), format!("clusters `{}` and `{}` share network `{}` in ambient mesh `{}`", t.clusters[other].name, t.clusters[c].name, t.networks[n].name, mesh.name))
-                    .label("second cluster on this network")
-                    .also(span, "first cluster on it")
-                    .help("upstream ambient multicluster supports only multi-primary, multi-network: put each cluster on its own network");
-            } else {
-                seen.push((n, c));
             }
         }
     }
@@ -272,7 +257,7 @@ fn peering(m: &Model, r: &mut Reporter<'_>) {
 /// Solo's peering: every primary links to one east-west gateway per other network
 /// (`istio-remote-peer-<network>`), so each network holds one primary (E029), and each primary
 /// that another network links to has an address (E028). Solo documents the setup for its
-/// Helm charts only (W041).
+/// Helm charts, and only Solo's istioctl knows `values.platforms` (W041).
 fn mesh_peering(m: &Model, r: &mut Reporter<'_>, mi: usize) {
     let t = &m.topology;
     let info = &m.meshes[mi];
@@ -319,9 +304,9 @@ fn mesh_peering(m: &Model, r: &mut Reporter<'_>, mi: usize) {
             .help(format!("add `eastWestGateway: {{address: <IP or DNS name>}}` to cluster `{}`: the load balancer address of its istio-eastwest Gateway, which each peer's istio-remote Gateway names in `spec.addresses`", t.clusters[c].name));
     }
     if mesh.istio.installers.contains(&Installer::Istioctl) {
-        r.report(Code::IstioctlPeering, &path!("meshes", mi, "istio", "installers"), format!("mesh `{}` peers on the solo distribution, whose setup Solo documents for its Helm charts", mesh.name))
+        r.report(Code::IstioctlPeering, &path!("meshes", mi, "istio", "installers"), format!("mesh `{}` peers on the solo distribution: its IstioOperator carries `values.platforms.peering`, which upstream istioctl refuses", mesh.name))
             .label("IstioOperator input for a peering mesh")
-            .help("meshc writes `values.platforms.peering.enabled` into the IstioOperator too, but only Solo's istiod chart is documented to read it: prefer `installers: [helm]`, or check the IstioOperator against Solo's istioctl before relying on it");
+            .help("upstream istioctl decodes `values` strictly and stops at `platforms` (unknown field); install with Solo's istioctl of the same `-solo` version, or drop `istioctl` from `installers` (Solo documents peering for its Helm charts)");
     }
 }
 

@@ -1,0 +1,189 @@
+//! Install: where the charts come from, the Solo license, and what each Istio minor can do.
+//!
+//! These rules exist because an install can "succeed" and still leave the mesh broken: Solo's
+//! peering settings given to upstream's istiod chart are ignored without a word, and a feature
+//! that a minor does not have yet is simply absent. Each version-dependent rule names the
+//! version it depends on and links the release note or doc it comes from.
+
+use crate::diagnostic::{Code, Reporter};
+use crate::model::Model;
+use crate::path;
+use crate::topology::{Dataplane, Distribution};
+
+/// Istio's release notes, cited by the version-dependent rules.
+const NOTES_1_29: &str =
+    "https://istio.io/latest/news/releases/1.29.x/announcing-1.29/change-notes/";
+/// The Gateway API bundle each Istio minor is built and tested with (`sigs.k8s.io/gateway-api`
+/// in istio/istio's go.mod at the release tag).
+pub const GATEWAY_API_BUNDLES: &[(u32, &str)] = &[
+    (26, "v1.3.0"),
+    (27, "v1.3.0"),
+    (28, "v1.4.0"),
+    (29, "v1.4.0"),
+    (30, "v1.5.1"),
+    (31, "v1.6.0"),
+];
+
+/// The Gateway API bundle an Istio minor is tested with.
+pub fn gateway_api_bundle(minor: u32) -> &'static str {
+    GATEWAY_API_BUNDLES
+        .iter()
+        .rev()
+        .find(|(m, _)| *m <= minor)
+        .map_or("v1.3.0", |(_, b)| b)
+}
+
+/// Runs every install rule group.
+pub fn run(m: &Model, r: &mut Reporter<'_>) {
+    charts_and_license(m, r);
+    ambient_maturity(m, r);
+    gateway_api_routes(m, r);
+}
+
+/// E043, E044, E045, E046: a Solo mesh names its chart repository, an exact `-solo` version
+/// and its license; a license belongs to Solo's distribution and comes from one place.
+///
+/// Upstream's istiod chart ignores `platforms.peering.enabled`, so a Solo mesh installed from
+/// upstream's repository installs without any multicluster at all; Solo's charts live in a
+/// per-customer OCI repository and need a license.
+fn charts_and_license(m: &Model, r: &mut Reporter<'_>) {
+    for (mi, mesh) in m.topology.meshes.iter().enumerate() {
+        let istio = &mesh.istio;
+        let solo = istio.distribution == Distribution::Solo;
+        if let Some(charts) = &istio.charts {
+            let repo = &charts.repository;
+            let valid = (repo.starts_with("oci://") || repo.starts_with("https://"))
+                && !repo.ends_with('/')
+                && !repo.contains(char::is_whitespace);
+            if !valid {
+                r.report(Code::InvalidChartRepository, &path!("meshes", mi, "istio", "charts", "repository"), format!("`{repo}` is not a chart repository meshc can name in an install command"))
+                    .label("not oci:// or https://")
+                    .help("give the repository as `oci://host/path` (each chart is `<repository>/<chart>`) or an `https://` chart repository, without a trailing `/`");
+            }
+        }
+        if solo {
+            match &istio.charts {
+                None => {
+                    r.report_key(Code::SoloWithoutCharts, &path!("meshes", mi, "istio", "distribution"), format!("mesh `{}` is on Solo's distribution but names no chart repository", mesh.name))
+                        .label("installed from upstream's charts otherwise")
+                        .help("add `istio.charts: {repository: oci://<Solo's repository for your account>, version: <x.y.z>-solo}`: upstream's istiod chart ignores Solo's settings (`platforms.peering`), so the install would succeed without multicluster");
+                }
+                Some(charts) if charts.version.is_none() => {
+                    r.report_key(Code::SoloWithoutCharts, &path!("meshes", mi, "istio", "charts"), format!("mesh `{}` names Solo's chart repository but no chart version", mesh.name))
+                        .label("no `version`")
+                        .help(format!("add `version: {}.<patch>-solo`: Solo's chart versions carry a `-solo` suffix, which Helm's `~{}.0` constraint never matches", istio.version, istio.version));
+                }
+                Some(_) => {}
+            }
+            if istio.license.is_none() {
+                r.report_key(Code::SoloWithoutLicense, &path!("meshes", mi, "istio", "distribution"), format!("mesh `{}` is on Solo's distribution but names no license", mesh.name))
+                    .label("no `istio.license`")
+                    .help("add `istio.license: {secretRef: {name: <secret>, key: <key>}}` (a Secret in istio-system, made out of band) or `{file: <path>}`: Solo's istiod chart needs the license, and meshc never writes it into the output");
+            }
+        }
+        if let Some(license) = &istio.license {
+            let at = path!("meshes", mi, "istio", "license");
+            if solo {
+                match (&license.secret_ref, &license.file) {
+                    (Some(_), Some(_)) => {
+                        let file = r.span(&path!("meshes", mi, "istio", "license", "file"));
+                        r.report_key(Code::LicenseMisplaced, &path!("meshes", mi, "istio", "license", "secretRef"), format!("mesh `{}` gives its license twice", mesh.name))
+                            .label("from a Secret")
+                            .also(file, "and from a file")
+                            .help("keep one: `secretRef` (a Secret in istio-system, read at install time) or `file` (passed with `helm --set-file`)");
+                    }
+                    (None, None) => {
+                        r.report_key(
+                            Code::LicenseMisplaced,
+                            &at,
+                            format!("mesh `{}` has a license with no source", mesh.name),
+                        )
+                        .label("neither `secretRef` nor `file`")
+                        .help("give `secretRef: {name: <secret>, key: <key>}` or `file: <path>`");
+                    }
+                    _ => {}
+                }
+            } else {
+                r.report_key(Code::LicenseMisplaced, &at, format!("mesh `{}` names a license, but upstream Istio takes none", mesh.name))
+                    .label("license on the upstream distribution")
+                    .help("remove `istio.license`, or set `distribution: solo` if the mesh runs Solo's build");
+            }
+        }
+    }
+}
+
+/// W047, W048: upstream ambient multicluster before 1.29 is alpha, and two clusters on one
+/// network are "untested, and may be broken" (Istio's ambient multicluster docs): warnings,
+/// since Istio does not refuse them.
+fn ambient_maturity(m: &Model, r: &mut Reporter<'_>) {
+    let t = &m.topology;
+    for (mi, mesh) in t.meshes.iter().enumerate() {
+        let info = &m.meshes[mi];
+        if mesh.dataplane != Dataplane::Ambient
+            || mesh.istio.distribution != Distribution::Upstream
+            || info.clusters.len() < 2
+            || info.duplicate
+        {
+            continue;
+        }
+        let minor = mesh.istio.version.minor();
+        if (27..29).contains(&minor) {
+            r.report(Code::AmbientMulticlusterAlpha, &path!("meshes", mi, "istio", "version"), format!("ambient multicluster is alpha in Istio {}; mesh `{}` spans {} clusters", mesh.istio.version, mesh.name, info.clusters.len()))
+                .label("alpha before 1.29")
+                .help(format!("Istio 1.29 promoted multi-network ambient multicluster to beta ({NOTES_1_29}): target \"1.29\" or later for production"));
+        }
+        let mut seen: Vec<(usize, usize)> = Vec::new();
+        for &c in &info.clusters {
+            let Some(n) = m.clusters[c].network else {
+                continue;
+            };
+            if let Some(&(_, other)) = seen.iter().find(|(net, _)| *net == n) {
+                let span = r.span(&path!("clusters", other, "network"));
+                r.report(Code::AmbientSharedNetwork, &path!("clusters", c, "network"), format!("clusters `{}` and `{}` share network `{}` in ambient mesh `{}`", t.clusters[other].name, t.clusters[c].name, t.networks[n].name, mesh.name))
+                    .label("second cluster on this network")
+                    .also(span, "first cluster on it")
+                    .help("Istio's ambient multicluster docs: \"multicluster single-network configurations are untested, and may be broken\"; put each cluster on its own network unless you have tested this one (https://istio.io/latest/docs/ambient/install/multicluster/)");
+            } else {
+                seen.push((n, c));
+            }
+        }
+    }
+}
+
+/// W049: a Gateway API route kind whose served version needs a newer CRD bundle than an
+/// Istio minor's predecessors were tested with: `TLSRoute` is read at `v1` from Istio 1.30
+/// (Gateway API v1.5.0 made it standard), `TCPRoute` at `v1` from 1.31 (v1.6.0).
+fn gateway_api_routes(m: &Model, r: &mut Reporter<'_>) {
+    const ROUTES: &[(&str, u32, &str)] = &[("TLSRoute", 30, "v1.5.0"), ("TCPRoute", 31, "v1.6.0")];
+    let t = &m.topology;
+    for (i, res) in t.istio_config.iter().enumerate() {
+        let group = res.api_version.split('/').next().unwrap_or_default();
+        if group != "gateway.networking.k8s.io" {
+            continue;
+        }
+        let Some(&(kind, since, bundle)) = ROUTES.iter().find(|(k, _, _)| *k == res.kind) else {
+            continue;
+        };
+        let Some(mi) = m.istio_config[i].mesh else {
+            continue;
+        };
+        let version = t.meshes[mi].istio.version;
+        if version.minor() >= since {
+            r.report(Code::GatewayApiBundle, &path!("istioConfig", i, "kind"), format!("Istio {version} reads {kind} from the Gateway API bundle {bundle} or later"))
+                .label(format!("needs Gateway API CRDs {bundle}+"))
+                .help(format!("install the Gateway API CRDs {} (the bundle Istio {version} is tested with) or at least {bundle} in every cluster this resource goes to: with an older bundle Istio 1.{since}+ does not see {kind}s", gateway_api_bundle(version.minor())));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::gateway_api_bundle;
+
+    #[test]
+    fn every_minor_names_its_bundle() {
+        assert_eq!(gateway_api_bundle(26), "v1.3.0");
+        assert_eq!(gateway_api_bundle(30), "v1.5.1");
+        assert_eq!(gateway_api_bundle(31), "v1.6.0");
+    }
+}

@@ -1,0 +1,190 @@
+//! The install lines meshc writes: where the charts come from, how Solo's license reaches
+//! istiod without entering the output, and what each Istio minor is given. Each test builds a
+//! topology through the real binary and reads back the command lines and values a user would
+//! run and review.
+
+mod common;
+
+use common::{Env, code, files_under, stderr};
+
+/// A Solo ambient mesh of two peering primaries; `{istio}` is the mesh's `istio:` block.
+fn solo(istio: &str) -> String {
+    format!(
+        "\
+apiVersion: meshc/v1alpha1
+kind: Topology
+meshes:
+  - name: solo
+    dataplane: ambient
+    istio:
+{istio}
+networks:
+  - name: n1
+  - name: n2
+clusters:
+  - name: c1
+    network: n1
+    controlPlane: primary
+    eastWestGateway: {{ address: 203.0.113.10 }}
+  - name: c2
+    network: n2
+    controlPlane: primary
+    eastWestGateway: {{ address: 203.0.113.20 }}
+"
+    )
+}
+
+fn read(env: &Env, rel: &str) -> String {
+    std::fs::read_to_string(env.path(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
+}
+
+/// The command on a values file's first line.
+fn header(env: &Env, rel: &str) -> String {
+    let text = read(env, rel);
+    let first = text.lines().next().unwrap_or_default();
+    first
+        .strip_prefix("# ")
+        .unwrap_or_else(|| panic!("{rel}: no command line: {first}"))
+        .to_string()
+}
+
+#[test]
+fn a_solo_mesh_installs_every_chart_from_its_repository_at_its_version() {
+    let env = Env::new(&solo(
+        "      distribution: solo
+      charts: { repository: oci://registry.example/solo/istio-helm, version: 1.30.3-solo }
+      license: { secretRef: { name: solo-license, key: license.jwt } }",
+    ));
+    let out = env.build();
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    for chart in ["base", "cni", "istiod", "ztunnel"] {
+        let line = header(&env, &format!("out/c1/install/helm/{chart}.values.yaml"));
+        assert!(
+            line.contains(&format!(
+                "\"oci://registry.example/solo/istio-helm/{chart}\" -n \"istio-system\" --version \"1.30.3-solo\""
+            )),
+            "{line}"
+        );
+        assert!(!line.contains("istio/"), "{line}");
+    }
+    // The license reaches istiod from the Secret, on istiod's line only; the dot of the key
+    // is escaped for kubectl's jsonpath.
+    let istiod = header(&env, "out/c1/install/helm/istiod.values.yaml");
+    assert!(
+        istiod.ends_with(
+            r#"--set-string license.value="$(kubectl get secret -n istio-system "solo-license" -o jsonpath="{.data.license\\.jwt}" | base64 -d)""#
+        ),
+        "{istiod}"
+    );
+    let ztunnel = header(&env, "out/c1/install/helm/ztunnel.values.yaml");
+    assert!(!ztunnel.contains("license"), "{ztunnel}");
+    let readme = read(&env, "out/c1/README.md");
+    assert!(
+        readme.contains("helm registry login registry.example"),
+        "{readme}"
+    );
+    assert!(!readme.contains("helm repo add istio"), "{readme}");
+    assert!(
+        readme.contains("Secret `solo-license` in `istio-system`"),
+        "{readme}"
+    );
+}
+
+#[test]
+fn a_license_file_is_passed_by_path_and_never_copied_into_the_output() {
+    let env = Env::new(&solo(
+        "      distribution: solo
+      installers: [helm, istioctl]
+      charts: { repository: oci://registry.example/istio, version: 1.30.3-solo }
+      license: { file: secrets/solo-license.txt }",
+    ));
+    std::fs::create_dir_all(env.path("secrets")).expect("mkdir");
+    let key = "eyJsaWNlbnNlIjoic2VjcmV0LWxpY2Vuc2Uta2V5In0";
+    std::fs::write(env.path("secrets/solo-license.txt"), key).expect("license");
+    let out = env.build();
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    // Commands run from the cluster's directory, out/c1/.
+    let istiod = header(&env, "out/c1/install/helm/istiod.values.yaml");
+    assert!(
+        istiod.ends_with(r#"--set-file license.value="../../secrets/solo-license.txt""#),
+        "{istiod}"
+    );
+    let iop = header(&env, "out/c1/install/istioctl/controlplane.yaml");
+    assert!(
+        iop.ends_with(r#"--set values.license.value="$(cat "../../secrets/solo-license.txt")""#),
+        "{iop}"
+    );
+    let readme = read(&env, "out/c1/README.md");
+    assert!(
+        readme.contains("Solo's istioctl for 1.30.3-solo"),
+        "{readme}"
+    );
+    for file in files_under(&env.path("out")) {
+        let text = std::fs::read(env.path("out").join(&file)).expect("read");
+        assert!(
+            !String::from_utf8_lossy(&text).contains(key),
+            "{file} holds the license"
+        );
+    }
+}
+
+#[test]
+fn a_missing_license_file_is_an_error_at_the_line_that_names_it() {
+    let env = Env::new(&solo(
+        "      distribution: solo
+      charts: { repository: oci://registry.example/istio, version: 1.30.3-solo }
+      license: { file: secrets/missing.txt }",
+    ));
+    let out = env.build();
+    assert_eq!(code(&out), 2, "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("E075"), "{err}");
+    assert!(err.contains("the license file cannot be read"), "{err}");
+    assert!(err.contains("topology.yaml:9:"), "{err}");
+    assert!(!env.path("out").exists(), "nothing is written");
+}
+
+#[test]
+fn an_https_repository_is_named_with_repo_and_the_upstream_default_stays_istio() {
+    let topology = |istio: &str| {
+        format!(
+            "\
+apiVersion: meshc/v1alpha1
+kind: Topology
+meshes:
+  - name: m
+    istio:
+{istio}
+networks:
+  - name: n1
+clusters:
+  - name: c1
+    network: n1
+    controlPlane: primary
+"
+        )
+    };
+    let env = Env::new(&topology(
+        "      version: \"1.29\"
+      charts: { repository: https://charts.example/istio }",
+    ));
+    let out = env.build();
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let line = header(&env, "out/c1/install/helm/istiod.values.yaml");
+    assert!(
+        line.contains(
+            r#"istiod --repo "https://charts.example/istio" -n "istio-system" --version "~1.29.0""#
+        ),
+        "{line}"
+    );
+    let env = Env::new(&topology("      version: \"1.29\""));
+    let out = env.build();
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let line = header(&env, "out/c1/install/helm/base.values.yaml");
+    assert!(line.contains("istio/base -n"), "{line}");
+    let readme = read(&env, "out/c1/README.md");
+    assert!(
+        readme.contains("helm repo add istio https://istio-release.storage.googleapis.com/charts"),
+        "{readme}"
+    );
+}
