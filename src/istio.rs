@@ -21,6 +21,10 @@ pub const SOLO_GATEWAY_NAMESPACE: &str = "istio-gateways";
 /// The east-west Gateway of Solo's distribution (`istioctl multicluster expose`).
 pub const SOLO_EAST_WEST_NAME: &str = "istio-eastwest";
 
+/// istiod's webhook port, which the east-west gateway passes through for remotes
+/// (`expose-istiod`); the charts' `istiod` Service maps 443 to it, the gateway does not.
+pub const WEBHOOK_PORT: u16 = 15017;
+
 /// The four keys of the `cacerts` Secret, in the order istiod documents them.
 pub const CACERTS_KEYS: [&str; 4] = [
     "ca-cert.pem",

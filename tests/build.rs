@@ -338,25 +338,50 @@ fn remotes_reach_their_primary_through_its_east_west_address() {
                 "/inject/cluster/{name}/net/{}",
                 cluster["network"].as_str().expect("network")
             );
-            let helm = format!("{name}/install/helm/istiod.values.yaml");
-            if built.exists(&helm) {
-                let istiod = built.doc(&helm);
-                assert_eq!(istiod["profile"], "remote");
+            // An IP address: the chart's Service for istiod maps the webhook port 443 to
+            // 15017 through an EndpointSlice, so a path is enough. A DNS name becomes an
+            // ExternalName Service, which would send the webhook to the gateway's 443: the
+            // webhook dials 15017 by URL instead, and the primary's istiod certifies the name.
+            let host = address.as_str().expect("address");
+            let by_name = host.parse::<std::net::IpAddr>().is_err();
+            let url = format!("https://{host}:15017{path}");
+            let check_remote = |values: &Value| {
                 assert_eq!(
-                    &istiod["global"]["remotePilotAddress"], address,
+                    &values["global"]["remotePilotAddress"], address,
                     "{example}/{name}"
                 );
-                assert_eq!(istiod["istiodRemote"]["injectionPath"], path.as_str());
+                if by_name {
+                    assert_eq!(values["istiodRemote"]["injectionURL"], url.as_str());
+                    assert_eq!(values["istiodRemote"]["injectionPath"], Value::Null);
+                    assert_eq!(
+                        values["base"]["validationURL"],
+                        format!("https://{host}:15017/validate").as_str()
+                    );
+                } else {
+                    assert_eq!(values["istiodRemote"]["injectionPath"], path.as_str());
+                    assert_eq!(values["istiodRemote"]["injectionURL"], Value::Null);
+                }
+            };
+            let helm = format!("{name}/install/helm/istiod.values.yaml");
+            if built.exists(&helm) {
+                let mut istiod = built.doc(&helm);
+                assert_eq!(istiod["profile"], "remote");
+                istiod["base"] =
+                    built.doc(&format!("{name}/install/helm/base.values.yaml"))["base"].clone();
+                check_remote(&istiod);
+                let primary_istiod =
+                    built.doc(&format!("{primary_name}/install/helm/istiod.values.yaml"));
+                assert_eq!(
+                    primary_istiod["env"]["ISTIOD_CUSTOM_HOST"].as_str(),
+                    by_name.then_some(host),
+                    "{example}/{primary_name}"
+                );
             }
             let iop = format!("{name}/install/istioctl/controlplane.yaml");
             if built.exists(&iop) {
                 let spec = built.doc(&iop)["spec"].clone();
                 assert_eq!(spec["profile"], "remote");
-                assert_eq!(&spec["values"]["global"]["remotePilotAddress"], address);
-                assert_eq!(
-                    spec["values"]["istiodRemote"]["injectionPath"],
-                    path.as_str()
-                );
+                check_remote(&spec["values"]);
             }
             let ns = built
                 .find(

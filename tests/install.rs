@@ -188,3 +188,121 @@ clusters:
         "{readme}"
     );
 }
+
+/// A sidecar primary-remote pair on two networks at `version`.
+fn primary_remote(version: &str) -> String {
+    format!(
+        "\
+apiVersion: meshc/v1alpha1
+kind: Topology
+meshes:
+  - name: m
+    istio: {{ version: \"{version}\" }}
+networks:
+  - name: n1
+  - name: n2
+clusters:
+  - name: c1
+    network: n1
+    controlPlane: primary
+    eastWestGateway: {{ address: 203.0.113.10 }}
+  - name: c2
+    network: n2
+    controlPlane: remote
+    primary: c1
+    eastWestGateway: {{ address: 203.0.113.20 }}
+    apiServer: {{ url: \"https://10.0.0.2:6443\" }}
+"
+    )
+}
+
+fn values(env: &Env, rel: &str) -> serde_json::Value {
+    serde_saphyr::from_str(&read(env, rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
+}
+
+#[test]
+fn reader_rbac_is_left_out_from_1_30_where_no_control_plane_reads_the_cluster() {
+    for (version, primary) in [("1.29", None), ("1.30", Some(false)), ("1.31", Some(false))] {
+        let env = Env::new(&primary_remote(version));
+        let out = env.build();
+        assert_eq!(code(&out), 0, "{}", stderr(&out));
+        // c1 is read by nobody; c2 is read by c1's istiod through its remote secret.
+        for chart in ["base", "istiod"] {
+            let c1 = values(&env, &format!("out/c1/install/helm/{chart}.values.yaml"));
+            assert_eq!(
+                c1["global"]["enableReaderRBAC"].as_bool(),
+                primary,
+                "{version} c1 {chart}"
+            );
+            let c2 = values(&env, &format!("out/c2/install/helm/{chart}.values.yaml"));
+            assert_eq!(c2["global"]["enableReaderRBAC"], serde_json::Value::Null);
+        }
+        assert!(env.path("out/c2/reader-token.yaml").exists());
+    }
+}
+
+#[test]
+fn a_network_gateway_lists_its_ports_only_where_the_chart_reads_them() {
+    for (version, listed) in [("1.29", true), ("1.30", false)] {
+        let env = Env::new(&primary_remote(version));
+        let out = env.build();
+        assert_eq!(code(&out), 0, "{}", stderr(&out));
+        let gw = values(&env, "out/c1/install/helm/eastwestgateway.values.yaml");
+        assert_eq!(gw["networkGateway"], "n1");
+        let ports: Vec<i64> = gw["service"]["ports"]
+            .as_array()
+            .map(|p| p.iter().filter_map(|p| p["port"].as_i64()).collect())
+            .unwrap_or_default();
+        if listed {
+            assert_eq!(ports, [15021, 15443, 15012, 15017], "{version}");
+        } else {
+            assert!(ports.is_empty(), "{version}: {ports:?}");
+        }
+    }
+}
+
+#[test]
+fn the_readme_names_the_gateway_api_bundle_of_the_istio_version() {
+    let ambient = |version: &str| {
+        format!(
+            "\
+apiVersion: meshc/v1alpha1
+kind: Topology
+meshes:
+  - name: m
+    dataplane: ambient
+    istio: {{ version: \"{version}\" }}
+networks:
+  - name: n1
+  - name: n2
+clusters:
+  - name: c1
+    network: n1
+    controlPlane: primary
+    eastWestGateway: {{ address: 203.0.113.10 }}
+    apiServer: {{ url: \"https://10.0.0.1:6443\" }}
+  - name: c2
+    network: n2
+    controlPlane: primary
+    eastWestGateway: {{ address: 203.0.113.20 }}
+    apiServer: {{ url: \"https://10.0.0.2:6443\" }}
+"
+        )
+    };
+    for (version, bundle) in [("1.29", "v1.4.0"), ("1.30", "v1.5.1"), ("1.31", "v1.6.0")] {
+        let env = Env::new(&ambient(version));
+        let out = env.build();
+        assert_eq!(code(&out), 0, "{}", stderr(&out));
+        let readme = read(&env, "out/c1/README.md");
+        assert!(
+            readme.contains(&format!(
+                "gateway-api/releases/download/{bundle}/standard-install.yaml"
+            )),
+            "{version}: {readme}"
+        );
+        assert!(
+            readme.contains(&format!("{bundle} is the bundle Istio {version} is")),
+            "{readme}"
+        );
+    }
+}

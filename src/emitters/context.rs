@@ -6,10 +6,10 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::istio::SYSTEM_NAMESPACE;
+use crate::istio::{SYSTEM_NAMESPACE, WEBHOOK_PORT};
 use crate::model::Model;
 use crate::plan::{ClusterPlan, Flavour};
-use crate::topology::{Platform, ServiceType};
+use crate::topology::{Cluster, Platform, ServiceType};
 
 /// The values every template of one cluster may use.
 #[derive(Debug, Clone, Serialize)]
@@ -32,11 +32,22 @@ pub struct Common {
     pub ambient: bool,
     pub remote_pilot_address: Option<String>,
     pub injection_path: String,
+    /// A remote served through a DNS name: its webhooks dial the east-west gateway's 15017
+    /// directly (`istiodRemote.injectionURL`, `base.validationURL`), since the chart's
+    /// ExternalName Service would send them to port 443, which the gateway does not serve.
+    pub injection_url: Option<String>,
+    pub validation_url: Option<String>,
+    /// `global.enableReaderRBAC` (Istio 1.30+): `false` on a cluster no other control plane
+    /// reads, so that the reader ServiceAccount and ClusterRole are not installed for nothing.
+    pub enable_reader_rbac: Option<bool>,
+    /// The gateway chart takes a network gateway's ports from `networkGatewayPorts` (1.30+),
+    /// whose defaults are the east-west ports, and ignores `service.ports`.
+    pub network_gateway_ports: bool,
     pub dns_capture: bool,
     pub profile: Option<&'static str>,
     pub iop_profile: &'static str,
-    pub istiod_env: BTreeMap<&'static str, &'static str>,
-    pub iop_pilot_env: BTreeMap<&'static str, &'static str>,
+    pub istiod_env: BTreeMap<&'static str, String>,
+    pub iop_pilot_env: BTreeMap<&'static str, String>,
     pub istiod_release: String,
     pub east_west: EastWestCx,
     pub disable_default_ingress: bool,
@@ -85,6 +96,15 @@ fn platform(p: Platform) -> Option<&'static str> {
     }
 }
 
+/// The cluster's east-west gateway address when it is a DNS name rather than an IP.
+fn east_west_dns_name(cluster: &Cluster) -> Option<&str> {
+    cluster
+        .east_west_gateway
+        .as_ref()
+        .and_then(|g| g.address.as_deref())
+        .filter(|a| a.parse::<std::net::IpAddr>().is_err())
+}
+
 impl Common {
     pub fn new(model: &Model, p: &ClusterPlan) -> Common {
         let t = &model.topology;
@@ -107,28 +127,40 @@ impl Common {
             .map(|s| &t.clusters[s])
             .and_then(|s| s.east_west_gateway.as_ref())
             .and_then(|g| g.address.clone());
+        // A DNS-named east-west gateway (Istio's remote-istiod-service.yaml makes an
+        // ExternalName Service of it, whose port 443 the gateway does not serve).
+        let dns_pilot = remote_pilot_address
+            .clone()
+            .filter(|a| a.parse::<std::net::IpAddr>().is_err());
+        let own_dns_address = east_west_dns_name(cluster);
         // Another cluster of the mesh has another trust domain: listed as an alias everywhere,
         // and on Solo's ambient distribution also not validated by istiod and ztunnel (its
         // docs).
         let distinct_trust_domains = !aliases.is_empty();
         let mut istiod_env = BTreeMap::new();
         if ambient && p.multi_network {
-            istiod_env.insert("AMBIENT_ENABLE_MULTI_NETWORK", "true");
+            istiod_env.insert("AMBIENT_ENABLE_MULTI_NETWORK", "true".to_string());
         }
         // istiod's settings for Solo's peering, on the clusters that run istiod.
         if p.peering && p.primary {
-            istiod_env.insert("PILOT_ENABLE_IP_AUTOALLOCATE", "true");
+            istiod_env.insert("PILOT_ENABLE_IP_AUTOALLOCATE", "true".to_string());
         }
         let mut ztunnel_env = BTreeMap::new();
         if p.flavour == Flavour::SoloAmbient && distinct_trust_domains {
             if p.primary {
-                istiod_env.insert("PILOT_SKIP_VALIDATE_TRUST_DOMAIN", "true");
+                istiod_env.insert("PILOT_SKIP_VALIDATE_TRUST_DOMAIN", "true".to_string());
             }
             ztunnel_env.insert("SKIP_VALIDATE_TRUST_DOMAIN", "true");
         }
+        // istiod signs its serving certificate for the name remotes' webhooks dial.
+        if p.serves_remotes
+            && let Some(name) = own_dns_address
+        {
+            istiod_env.insert("ISTIOD_CUSTOM_HOST", name.to_string());
+        }
         let mut iop_pilot_env = istiod_env.clone();
         if p.serves_remotes {
-            iop_pilot_env.insert("EXTERNAL_ISTIOD", "true");
+            iop_pilot_env.insert("EXTERNAL_ISTIOD", "true".to_string());
         }
         let east_west = cluster.east_west_gateway.as_ref();
         let ingress_gateways: Vec<GatewayCx> = p
@@ -184,6 +216,15 @@ impl Common {
             ambient,
             remote_pilot_address,
             injection_path: format!("/inject/cluster/{}/net/{}", cluster.name, p.network),
+            injection_url: dns_pilot.as_ref().map(|a| {
+                format!(
+                    "https://{a}:{WEBHOOK_PORT}/inject/cluster/{}/net/{}",
+                    cluster.name, p.network
+                )
+            }),
+            validation_url: dns_pilot.map(|a| format!("https://{a}:{WEBHOOK_PORT}/validate")),
+            enable_reader_rbac: (mesh.istio.version.minor() >= 30 && !p.watched).then_some(false),
+            network_gateway_ports: mesh.istio.version.minor() >= 30,
             dns_capture: mesh.dns.capture && !ambient,
             profile,
             iop_profile: profile.unwrap_or("default"),

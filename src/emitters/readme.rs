@@ -61,6 +61,18 @@ fn install_notes(cx: &ClusterCx<'_>) -> Vec<String> {
         )),
         None => {}
     }
+    let c = cx.common;
+    if let Some(url) = &c.injection_url {
+        let primary = p.served_by.map_or("", |s| t.clusters[s].name.as_str());
+        notes.push(format!(
+            "This remote's webhooks dial istiod through `{primary}`'s east-west gateway by name (`{url}`), so the name must resolve to that gateway's load balancer. The API server checks istiod's certificate for the name: `{primary}`'s istiod adds it to its serving certificate (`ISTIOD_CUSTOM_HOST`), so install `{primary}` with its values from this build before this cluster."
+        ));
+    }
+    if let Some(name) = c.istiod_env.get("ISTIOD_CUSTOM_HOST") {
+        notes.push(format!(
+            "istiod signs its serving certificate for `{name}` too (`ISTIOD_CUSTOM_HOST`): the remotes' webhooks reach it by that name through the east-west gateway on port 15017."
+        ));
+    }
     if mesh.istio.distribution == Distribution::Solo && p.installers.contains(&Installer::Istioctl)
     {
         notes.push(format!(
