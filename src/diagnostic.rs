@@ -73,7 +73,7 @@ codes! {
     DuplicateClusterName = "E020", "two clusters with the same name (Istio clusterName)";
     NetworkAcrossMeshes = "E021", "a network used by clusters of two meshes";
     ExternalStoreMissing = "E022", "`ca.secrets: external` without `ca.externalStore`";
-    RemoteSecretConflict = "E023", "`remoteSecret` with both `tokenFile` and `externalSecret`";
+    RemoteSecretConflict = "E023", "`remoteSecret` with more than one of `tokenFile`, `externalSecret` and `exec`";
     UnusedNetwork = "W024", "a network that no cluster uses";
     NotIstioResource = "E025", "an `istioConfig` entry that is not an Istio resource kind and version";
     // Services.
@@ -141,6 +141,8 @@ codes! {
     // Build inputs.
     RemoteSecretSkipped = "W080", "a remote secret skipped: no reader token for the watched cluster";
     RemoteSecretWithoutCa = "W081", "a watched cluster without `apiServer.caFile`";
+    ExecPluginInIstiod = "W082", "a remote secret with an exec plugin, which istiod's own image must carry";
+    KubeconfigSecretUnsupported = "E083", "`istio.kubeconfigSecret` before Istio 1.30, or with a peer whose token comes from `externalSecret`";
     // Istio's CRD schemas (`--istio-crds`).
     CrdUnknownField = "E090", "a field the resource's CRD schema does not have (`--istio-crds`)";
     CrdInvalidValue = "E091", "a value the resource's CRD schema refuses, or a required field missing (`--istio-crds`)";

@@ -26,6 +26,8 @@ pub enum Token {
     Value(String),
     /// Fetched by an ExternalSecret from `remoteSecret.externalSecret`.
     External { store: String, key: String },
+    /// No token: istiod runs the kubeconfig exec plugin of `remoteSecret.exec`.
+    Exec(crate::topology::ExecPlugin),
     /// Not available: the secret is skipped (W080).
     Missing,
 }
@@ -35,6 +37,7 @@ impl std::fmt::Debug for Token {
         match self {
             Token::Value(_) => f.write_str("Token::Value(<secret>)"),
             Token::External { store, key } => write!(f, "Token::External({store}, {key})"),
+            Token::Exec(plugin) => write!(f, "Token::Exec({})", plugin.command),
             Token::Missing => f.write_str("Token::Missing"),
         }
     }
@@ -110,16 +113,18 @@ pub fn read_inputs(
         let token = match (
             secret.and_then(|s| s.token_file.as_ref()),
             secret.and_then(|s| s.external_secret.as_ref()),
+            secret.and_then(|s| s.exec.as_ref()),
         ) {
-            (_, Some(ext)) => Token::External {
+            (_, _, Some(plugin)) => Token::Exec(plugin.clone()),
+            (_, Some(ext), None) => Token::External {
                 store: ext.store.clone(),
                 key: ext.key.clone(),
             },
-            (Some(file), None) => match std::fs::read_to_string(base_dir.join(file)) {
+            (Some(file), None, None) => match std::fs::read_to_string(base_dir.join(file)) {
                 Ok(text) if !text.trim().is_empty() => Token::Value(text.trim().to_string()),
                 _ => Token::Missing,
             },
-            (None, None) => Token::Missing,
+            (None, None, None) => Token::Missing,
         };
         if matches!(token, Token::Missing) {
             inputs.findings.push(missing_token(model, p, base_dir));

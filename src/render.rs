@@ -70,6 +70,10 @@ const EMBEDDED: &[(&str, &str)] = &[
         include_str!("../templates/remote-kubeconfig.yaml.j2"),
     ),
     (
+        "remote-kubeconfigs.yaml.j2",
+        include_str!("../templates/remote-kubeconfigs.yaml.j2"),
+    ),
+    (
         "remote-secrets.yaml.j2",
         include_str!("../templates/remote-secrets.yaml.j2"),
     ),

@@ -127,6 +127,11 @@ pub struct IstioSettings {
     /// written into the output. `distribution: solo` only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub license: Option<License>,
+    /// Istio 1.30+: give each primary's istiod the kubeconfigs of the clusters it watches as
+    /// files of this Secret (one `<cluster>.yaml` each, mounted and named by
+    /// `PILOT_MULTICLUSTER_KUBECONFIG_PATH`) instead of `istio/multiCluster` remote secrets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kubeconfig_secret: Option<String>,
 }
 
 /// A Helm chart repository and the chart version to install from it.
@@ -178,6 +183,7 @@ impl Default for IstioSettings {
             installers: default_installers(),
             charts: None,
             license: None,
+            kubeconfig_secret: None,
         }
     }
 }
@@ -483,6 +489,26 @@ pub struct RemoteSecret {
     /// Take the token from an external secret store instead.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub external_secret: Option<ExternalSecretRef>,
+    /// Or no long-lived token at all: istiod runs this kubeconfig exec plugin for short-lived
+    /// credentials (EKS `aws eks get-token`, GKE `gke-gcloud-auth-plugin`). The command must
+    /// be in istiod's image (W050).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exec: Option<ExecPlugin>,
+}
+
+/// A kubeconfig `users[].user.exec` entry (client.authentication.k8s.io/v1beta1).
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(deny_unknown_fields)]
+pub struct ExecPlugin {
+    /// The program, as istiod's container finds it (a name on its PATH or an absolute path).
+    pub command: String,
+    /// Its arguments.
+    #[serde(default)]
+    pub args: Vec<String>,
+    /// Extra environment for it.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
 }
 
 /// A reference into an external secret store (External Secrets Operator).

@@ -306,3 +306,100 @@ clusters:
         );
     }
 }
+
+#[test]
+fn exec_plugins_and_kubeconfig_files_replace_long_lived_tokens_and_remote_secrets() {
+    let topology = "\
+apiVersion: meshc/v1alpha1
+kind: Topology
+meshes:
+  - name: m
+    istio: { version: \"1.30\", installers: [helm, istioctl], kubeconfigSecret: istio-kubeconfigs }
+networks:
+  - name: n1
+clusters:
+  - name: c1
+    network: n1
+    controlPlane: primary
+    apiServer: { url: \"https://10.0.0.1:6443\" }
+    remoteSecret:
+      exec:
+        command: aws
+        args: [eks, get-token, --cluster-name, c1]
+        env: { AWS_REGION: eu-central-1 }
+  - name: c2
+    network: n1
+    controlPlane: primary
+    apiServer: { url: \"https://10.0.0.2:6443\" }
+    remoteSecret: { tokenFile: c2.token }
+";
+    let env = Env::new(topology);
+    std::fs::write(env.path("c2.token"), "c2-reader-token\n").expect("token");
+    let out = env.build();
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(stderr(&out).contains("W082"), "{}", stderr(&out));
+    // c2 watches c1 with the plugin: a kubeconfig file, no remote secret, no reader token on c1.
+    assert!(!env.path("out/c2/remote-secrets.yaml").exists());
+    assert!(!env.path("out/c1/reader-token.yaml").exists());
+    assert!(env.path("out/c2/reader-token.yaml").exists());
+    let secret = values(&env, "out/c2/remote-kubeconfigs.yaml");
+    assert_eq!(secret["kind"], "Secret");
+    assert_eq!(secret["metadata"]["name"], "istio-kubeconfigs");
+    assert_eq!(
+        secret["metadata"]["labels"]["istio/multiCluster"],
+        serde_json::Value::Null
+    );
+    let kubeconfig: serde_json::Value =
+        serde_saphyr::from_str(secret["stringData"]["c1.yaml"].as_str().expect("c1.yaml"))
+            .expect("kubeconfig");
+    assert_eq!(kubeconfig["current-context"], "c1");
+    let user = &kubeconfig["users"][0]["user"];
+    assert_eq!(user["token"], serde_json::Value::Null);
+    assert_eq!(
+        user["exec"]["apiVersion"],
+        "client.authentication.k8s.io/v1beta1"
+    );
+    assert_eq!(user["exec"]["command"], "aws");
+    assert_eq!(user["exec"]["args"][1], "get-token");
+    assert_eq!(user["exec"]["env"][0]["name"], "AWS_REGION");
+    assert_eq!(user["exec"]["interactiveMode"], "Never");
+    // c1 watches c2 with its token, as a file of the same kind of Secret.
+    let c1_secret = values(&env, "out/c1/remote-kubeconfigs.yaml");
+    assert!(
+        c1_secret["stringData"]["c2.yaml"]
+            .as_str()
+            .is_some_and(|k| k.contains("c2-reader-token"))
+    );
+    // istiod mounts the Secret, reads the directory, and accepts the plugin where it needs it.
+    let istiod = values(&env, "out/c2/install/helm/istiod.values.yaml");
+    let dir = "/etc/istio/multicluster-kubeconfigs";
+    assert_eq!(istiod["env"]["PILOT_MULTICLUSTER_KUBECONFIG_PATH"], dir);
+    assert_eq!(
+        istiod["env"]["PILOT_INSECURE_MULTICLUSTER_KUBECONFIG_OPTIONS"],
+        "exec"
+    );
+    assert_eq!(
+        istiod["volumes"][0]["secret"]["secretName"],
+        "istio-kubeconfigs"
+    );
+    assert_eq!(istiod["volumeMounts"][0]["mountPath"], dir);
+    let c1_istiod = values(&env, "out/c1/install/helm/istiod.values.yaml");
+    assert_eq!(
+        c1_istiod["env"]["PILOT_INSECURE_MULTICLUSTER_KUBECONFIG_OPTIONS"],
+        serde_json::Value::Null
+    );
+    let iop = values(&env, "out/c2/install/istioctl/controlplane.yaml");
+    assert_eq!(
+        iop["spec"]["values"]["pilot"]["volumes"][0]["secret"]["secretName"],
+        "istio-kubeconfigs"
+    );
+    // The Secret is applied before istiod, which mounts it.
+    let readme = read(&env, "out/c2/README.md");
+    assert!(
+        readme.contains(
+            "kubectl apply -f namespaces.yaml -f cacerts.yaml -f remote-kubeconfigs.yaml"
+        ),
+        "{readme}"
+    );
+    assert!(read(&env, "out/c1/README.md").contains("istio-reader-clusterrole-istio-system"));
+}

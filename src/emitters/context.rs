@@ -43,6 +43,10 @@ pub struct Common {
     /// The gateway chart takes a network gateway's ports from `networkGatewayPorts` (1.30+),
     /// whose defaults are the east-west ports, and ignores `service.ports`.
     pub network_gateway_ports: bool,
+    /// `istio.kubeconfigSecret` on a primary that watches other clusters: the Secret istiod
+    /// mounts at `kubeconfig_dir` and reads through `PILOT_MULTICLUSTER_KUBECONFIG_PATH`.
+    pub kubeconfig_secret: Option<String>,
+    pub kubeconfig_dir: &'static str,
     pub dns_capture: bool,
     pub profile: Option<&'static str>,
     pub iop_profile: &'static str,
@@ -95,6 +99,9 @@ fn platform(p: Platform) -> Option<&'static str> {
         Platform::Generic | Platform::Eks | Platform::Aks => None,
     }
 }
+
+/// Where istiod reads the watched clusters' kubeconfig files from (`istio.kubeconfigSecret`).
+const KUBECONFIG_DIR: &str = "/etc/istio/multicluster-kubeconfigs";
 
 /// The cluster's east-west gateway address when it is a DNS name rather than an IP.
 fn east_west_dns_name(cluster: &Cluster) -> Option<&str> {
@@ -151,6 +158,30 @@ impl Common {
                 istiod_env.insert("PILOT_SKIP_VALIDATE_TRUST_DOMAIN", "true".to_string());
             }
             ztunnel_env.insert("SKIP_VALIDATE_TRUST_DOMAIN", "true");
+        }
+        // Watched clusters reached with an exec plugin: istiod refuses one in a kubeconfig
+        // unless told (istio/istio 1.30.3 pkg/kube/util.go, NewUntrustedRestConfig).
+        if p.peers.iter().any(|&c| {
+            t.clusters[c]
+                .remote_secret
+                .as_ref()
+                .is_some_and(|s| s.exec.is_some())
+        }) {
+            istiod_env.insert(
+                "PILOT_INSECURE_MULTICLUSTER_KUBECONFIG_OPTIONS",
+                "exec".to_string(),
+            );
+        }
+        let kubeconfig_secret = mesh
+            .istio
+            .kubeconfig_secret
+            .clone()
+            .filter(|_| !p.peers.is_empty());
+        if kubeconfig_secret.is_some() {
+            istiod_env.insert(
+                "PILOT_MULTICLUSTER_KUBECONFIG_PATH",
+                KUBECONFIG_DIR.to_string(),
+            );
         }
         // istiod signs its serving certificate for the name remotes' webhooks dial.
         if p.serves_remotes
@@ -225,6 +256,8 @@ impl Common {
             validation_url: dns_pilot.map(|a| format!("https://{a}:{WEBHOOK_PORT}/validate")),
             enable_reader_rbac: (mesh.istio.version.minor() >= 30 && !p.watched).then_some(false),
             network_gateway_ports: mesh.istio.version.minor() >= 30,
+            kubeconfig_secret,
+            kubeconfig_dir: KUBECONFIG_DIR,
             dns_capture: mesh.dns.capture && !ambient,
             profile,
             iop_profile: profile.unwrap_or("default"),

@@ -1,5 +1,7 @@
 //! `reader-token.yaml`: on a cluster some primary watches, the token Secret of the reader
 //! ServiceAccount that primary's istiod uses (what `istioctl create-remote-secret` creates).
+//! Not where the primaries authenticate with an exec plugin (`remoteSecret.exec`): a
+//! long-lived token is what that avoids.
 
 use serde::Serialize;
 
@@ -20,7 +22,11 @@ struct Cx {
 
 impl ClusterEmitter for ReaderToken {
     fn emit(&self, cx: &ClusterCx<'_>, files: &mut Files) -> Result<(), RenderError> {
-        if !cx.plan.watched {
+        let exec = cx.model.topology.clusters[cx.plan.cluster]
+            .remote_secret
+            .as_ref()
+            .is_some_and(|s| s.exec.is_some());
+        if !cx.plan.watched || exec {
             return Ok(());
         }
         let extra = Cx {

@@ -23,6 +23,8 @@ struct Cx<'a> {
     /// What Helm needs before the install lines, in a few words.
     helm_setup: Option<String>,
     gateway_api_bundle: &'static str,
+    /// `remote-kubeconfigs.yaml` was written: istiod mounts it, so it goes first.
+    kubeconfigs_file: bool,
     install_commands: Vec<String>,
     resources: Vec<&'a str>,
     notes: Vec<String>,
@@ -62,6 +64,21 @@ fn install_notes(cx: &ClusterCx<'_>) -> Vec<String> {
         None => {}
     }
     let c = cx.common;
+    let cluster = &t.clusters[p.cluster];
+    if p.watched
+        && let Some(exec) = cluster.remote_secret.as_ref().and_then(|s| s.exec.as_ref())
+    {
+        // The istiod chart's reader-clusterrole.yaml names it after the revision and namespace.
+        let role = if c.revision.is_empty() {
+            format!("istio-reader-clusterrole-{SYSTEM_NAMESPACE}")
+        } else {
+            format!("istio-reader-clusterrole-{}-{SYSTEM_NAMESPACE}", c.revision)
+        };
+        notes.push(format!(
+            "The primaries watching this cluster authenticate with `{}` (an exec plugin) rather than a reader token: map the identity it yields to a group bound to the `{role}` ClusterRole here (an EKS access entry or `aws-auth`, a GKE IAM binding), which the istiod chart installs.",
+            exec.command
+        ));
+    }
     if let Some(url) = &c.injection_url {
         let primary = p.served_by.map_or("", |s| t.clusters[s].name.as_str());
         notes.push(format!(
@@ -145,6 +162,10 @@ impl ClusterEmitter for Readme {
             resources: resources(files),
             notes,
             gateway_api: files.produced.iter().any(|f| f.gateway_api),
+            kubeconfigs_file: files
+                .produced
+                .iter()
+                .any(|f| f.rel == "remote-kubeconfigs.yaml"),
         };
         let text = cx.renderer.text(
             "README.md.j2",

@@ -2,6 +2,12 @@
 //! istiod discovers, holding a kubeconfig for the peer's API server (what `istioctl
 //! create-remote-secret` writes), or an ExternalSecret that fills in the token. Peers whose
 //! token is missing are left out (W080 says how to supply it).
+//!
+//! With `istio.kubeconfigSecret` (Istio 1.30+) the same kubeconfigs are files of one Secret
+//! instead, `remote-kubeconfigs.yaml`, which istiod mounts and reads through
+//! `PILOT_MULTICLUSTER_KUBECONFIG_PATH` (a directory of `*.yaml` files, one cluster each,
+//! named by its current context: istio/istio 1.30.3 `pkg/kube/multicluster/`); istiod then
+//! watches no remote secrets. A kubeconfig user is a token, or an exec plugin istiod runs.
 
 use std::collections::BTreeMap;
 
@@ -21,7 +27,14 @@ struct Kubeconfig<'a> {
     server: &'a str,
     ca_data: Option<&'a String>,
     tls_server_name: Option<&'a str>,
-    token: &'a str,
+    token: Option<&'a str>,
+    exec: Option<&'a crate::topology::ExecPlugin>,
+}
+
+#[derive(Serialize)]
+struct KubeconfigsCx<'a> {
+    secret_name: &'a str,
+    files: BTreeMap<String, String>,
 }
 
 #[derive(Serialize)]
@@ -46,7 +59,9 @@ struct Cx<'a> {
 impl ClusterEmitter for RemoteSecrets {
     fn emit(&self, cx: &ClusterCx<'_>, files: &mut Files) -> Result<(), RenderError> {
         let t = &cx.model.topology;
+        let kubeconfig_secret = t.meshes[cx.plan.mesh].istio.kubeconfig_secret.as_deref();
         let mut secrets = Vec::new();
+        let mut files_of_secret = BTreeMap::new();
         for &peer in &cx.plan.peers {
             let peer_cluster = &t.clusters[peer];
             let Some(api) = peer_cluster.api_server.as_ref() else {
@@ -54,9 +69,10 @@ impl ClusterEmitter for RemoteSecrets {
             };
             let token = cx.inputs.tokens.get(&peer).unwrap_or(&Token::Missing);
             // An ExternalSecret's template fills the token in when it syncs.
-            let token_text = match token {
-                Token::Value(v) => v.as_str(),
-                Token::External { .. } => "{{ .token }}",
+            let (token_text, exec) = match token {
+                Token::Value(v) => (Some(v.as_str()), None),
+                Token::External { .. } => (Some("{{ .token }}"), None),
+                Token::Exec(plugin) => (None, Some(plugin)),
                 Token::Missing => continue,
             };
             // The same for every primary that watches the peer: rendered once per peer.
@@ -69,14 +85,22 @@ impl ClusterEmitter for RemoteSecrets {
                         ca_data: cx.inputs.api_server_ca.get(&peer),
                         tls_server_name: api.tls_server_name.as_deref().filter(|s| !s.is_empty()),
                         token: token_text,
+                        exec,
                     },
                 )
             })?;
+            if kubeconfig_secret.is_some() {
+                files_of_secret.insert(
+                    format!("{}.yaml", peer_cluster.name),
+                    kubeconfig.to_string(),
+                );
+                continue;
+            }
             let mut string_data = BTreeMap::new();
             string_data.insert(peer_cluster.name.as_str(), kubeconfig.to_string());
             let (store, key) = match token {
                 Token::External { store, key } => (Some(secret_store_ref(store)), Some(key)),
-                Token::Value(_) | Token::Missing => (None, None),
+                Token::Value(_) | Token::Exec(_) | Token::Missing => (None, None),
             };
             secrets.push(Secret {
                 name: format!("istio-remote-secret-{}", peer_cluster.name),
@@ -87,6 +111,24 @@ impl ClusterEmitter for RemoteSecrets {
                 store_name: store.map(|(_, name)| name),
                 key: key.map(String::as_str),
             });
+        }
+        if let Some(secret_name) = kubeconfig_secret {
+            if files_of_secret.is_empty() {
+                return Ok(());
+            }
+            return files.object(
+                cx,
+                "remote-kubeconfigs.yaml",
+                "remote-kubeconfigs.yaml.j2",
+                &With {
+                    common: cx.common,
+                    extra: KubeconfigsCx {
+                        secret_name,
+                        files: files_of_secret,
+                    },
+                },
+                true,
+            );
         }
         if secrets.is_empty() {
             return Ok(());

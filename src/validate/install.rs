@@ -38,6 +38,50 @@ pub fn run(m: &Model, r: &mut Reporter<'_>) {
     charts_and_license(m, r);
     ambient_maturity(m, r);
     gateway_api_routes(m, r);
+    remote_credentials(m, r);
+}
+
+/// W082, E083: how primaries get at the clusters they watch, without long-lived tokens.
+///
+/// istiod refuses a kubeconfig exec plugin unless `PILOT_INSECURE_MULTICLUSTER_KUBECONFIG_OPTIONS`
+/// names `exec` (istio/istio 1.30.3 `pkg/kube/util.go` `NewUntrustedRestConfig`,
+/// `pilot/pkg/features/pilot.go`); meshc sets it, but istiod runs the command in its own
+/// container, whose image has no cloud CLI: W082. `PILOT_MULTICLUSTER_KUBECONFIG_PATH` arrived
+/// in 1.30 (`pilot/pkg/features/pilot.go`, absent from 1.29.x) and reads kubeconfig files
+/// instead of Secrets, so a token an ExternalSecret resolves has nowhere to go: E083.
+fn remote_credentials(m: &Model, r: &mut Reporter<'_>) {
+    let t = &m.topology;
+    for (ci, c) in t.clusters.iter().enumerate() {
+        if let Some(exec) = c.remote_secret.as_ref().and_then(|s| s.exec.as_ref()) {
+            r.report_key(Code::ExecPluginInIstiod, &path!("clusters", ci, "remoteSecret", "exec"), format!("the primaries watching `{}` run `{}` inside istiod", c.name, exec.command))
+                .label("run by istiod, not by you")
+                .help(format!("istiod's image carries no cloud CLI: build an istiod image with `{}` on its PATH (or mount it) and give the primaries that identity (IRSA, Workload Identity); meshc sets PILOT_INSECURE_MULTICLUSTER_KUBECONFIG_OPTIONS=exec on them, without which istiod refuses the plugin", exec.command));
+        }
+    }
+    for (mi, mesh) in t.meshes.iter().enumerate() {
+        if mesh.istio.kubeconfig_secret.is_none() {
+            continue;
+        }
+        let at = path!("meshes", mi, "istio", "kubeconfigSecret");
+        if mesh.istio.version.minor() < 30 {
+            r.report_key(Code::KubeconfigSecretUnsupported, &at, format!("mesh `{}` targets Istio {}, whose istiod reads other clusters only from remote secrets", mesh.name, mesh.istio.version))
+                .label("needs Istio 1.30")
+                .help("PILOT_MULTICLUSTER_KUBECONFIG_PATH arrived in Istio 1.30 (https://istio.io/latest/news/releases/1.30.x/announcing-1.30/change-notes/): set `istio.version` to \"1.30\" or later, or remove `kubeconfigSecret`");
+        }
+        for &c in &m.meshes[mi].clusters {
+            if t.clusters[c]
+                .remote_secret
+                .as_ref()
+                .is_some_and(|s| s.external_secret.is_some())
+            {
+                let span = r.span(&path!("clusters", c, "remoteSecret", "externalSecret"));
+                r.report_key(Code::KubeconfigSecretUnsupported, &at, format!("cluster `{}` takes its token from a secret store, which a kubeconfig file cannot", t.clusters[c].name))
+                    .label("kubeconfig files, not remote secrets")
+                    .also(span, "token resolved in the cluster")
+                    .help("give that cluster `remoteSecret.tokenFile` or `remoteSecret.exec`, or remove `kubeconfigSecret` to keep remote secrets");
+            }
+        }
+    }
 }
 
 /// E043, E044, E045, E046: a Solo mesh names its chart repository, an exact `-solo` version

@@ -177,20 +177,35 @@ fn networks(m: &Model, r: &mut Reporter<'_>) {
     }
 }
 
-/// E023: a remote secret's reader token comes from one place, a file read at build time or
-/// an ExternalSecret resolved in the cluster.
+/// E023: a remote secret's credentials come from one place: a token file read at build time,
+/// an ExternalSecret resolved in the cluster, or an exec plugin istiod runs.
 fn remote_secret_sources(m: &Model, r: &mut Reporter<'_>) {
     let t = &m.topology;
     for (ci, c) in t.clusters.iter().enumerate() {
-        if let Some(rs) = &c.remote_secret
-            && rs.token_file.is_some()
-            && rs.external_secret.is_some()
+        let Some(rs) = &c.remote_secret else {
+            continue;
+        };
+        let given: Vec<(&str, &str)> = [
+            (rs.token_file.is_some(), "tokenFile", "token from a file"),
+            (
+                rs.external_secret.is_some(),
+                "externalSecret",
+                "token from a secret store",
+            ),
+            (rs.exec.is_some(), "exec", "credentials from an exec plugin"),
+        ]
+        .into_iter()
+        .filter(|(set, _, _)| *set)
+        .map(|(_, key, what)| (key, what))
+        .collect();
+        if let [(first, first_what), rest @ ..] = given.as_slice()
+            && let Some((second, _)) = rest.first()
         {
-            let token_span = r.span(&path!("clusters", ci, "remoteSecret", "tokenFile"));
-            r.report_key(Code::RemoteSecretConflict, &path!("clusters", ci, "remoteSecret", "externalSecret"), format!("cluster `{}` gives its reader token twice", c.name))
+            let first_span = r.span(&path!("clusters", ci, "remoteSecret", *first));
+            r.report_key(Code::RemoteSecretConflict, &path!("clusters", ci, "remoteSecret", *second), format!("cluster `{}` gives its remote-secret credentials twice", c.name))
                 .label("and also here")
-                .also(token_span, "token from a file")
-                .help("keep one: `tokenFile` (read at build time) or `externalSecret` (resolved in the cluster)");
+                .also(first_span, *first_what)
+                .help("keep one: `tokenFile` (read at build time), `externalSecret` (resolved in the cluster) or `exec` (a kubeconfig exec plugin istiod runs)");
         }
     }
 }
