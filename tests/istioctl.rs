@@ -818,6 +818,19 @@ fn values_are_read_by_jsonpb_by_proto_or_json_name_exactly() {
 }
 
 #[test]
+fn reader_rbac_switch_is_a_1_30_field_and_its_service_account_is_not() {
+    // `global.enableReaderRBAC` is field 78 of GlobalConfig in 1.30's values_types.proto;
+    // `global.readerServiceAccount` (field 79) first appears in 1.31.
+    let doc = format!(
+        "{HEAD}spec:\n  values:\n    global:\n      enableReaderRBAC: false\n      readerServiceAccount: {{name: reader, namespace: istio-system}}\n"
+    );
+    assert_eq!(
+        keys(&doc),
+        ["spec.values.global.readerServiceAccount: rejected"]
+    );
+}
+
+#[test]
 fn values_that_istioctl_reads_again_as_kubernetes_types_are_strict() {
     let doc = format!(
         "{HEAD}spec:\n  values:\n    pilot:\n      affinity: {{nodeAfinity: {{}}}}\n      tolerations: [{{key: a, operator: Exists, efect: NoSchedule}}]\n      volumes: [{{name: v, emptyDir: {{}}}}]\n    cni:\n      seccompProfile: {{type: RuntimeDefault}}\n    global:\n      proxy:\n        lifecycle: {{preStop: {{sleep: {{seconds: 5}}}}}}\n"
