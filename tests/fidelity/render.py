@@ -22,9 +22,11 @@ SDK (the `helm-python-sdk` package, module `helm_python`):
 
 One JSON document goes to stdout:
 
-    {"charts": CHARTS_DIR, "files": [
-       {"cluster", "file", "command": {"argv", "release", "chart", "chart_dir", "namespace",
-        "version", "values_files"}, "values", "error", "objects", "schema_errors",
+    {"charts": CHARTS_DIR, "istio_version": "1.30.3", "files": [
+       {"cluster", "file",
+        "command": {"argv", "release", "chart", "chart_dir", "namespace", "version",
+                    "values_files", "version_admits_charts", "version_same_minor"},
+        "values", "error", "objects", "schema_errors",
         "unread_keys": [{"key", "path", "value", "references"}]}]}
 
 A file that cannot be rendered (a bad command line, an unknown chart, a template failure) has
@@ -111,6 +113,7 @@ def main() -> int:
         command = entry["command"]
         if command is not None:
             command["version_admits_charts"] = admits(command.get("version"), istio_version)
+            command["version_same_minor"] = same_minor(command.get("version"), istio_version)
     # json.dumps, not json.dump: only the former uses the C encoder (the CRDs are megabytes).
     document = {"charts": str(args.charts), "istio_version": istio_version, "files": reports}
     sys.stdout.write(json.dumps(document) + "\n")
@@ -355,11 +358,15 @@ def parse_command(line: str) -> dict[str, Any]:
 
 def admits(constraint: str | None, version: str | None) -> bool | None:
     """Whether a `--version` constraint of the forms meshc writes (`~1.30.0`, `^1.30.0`,
-    `1.30.3`, `1.30.x`) admits the charts' version; None when either is unknown."""
+    `1.30.3`, `1.30.x`; a suffix such as Solo's `1.30.3-solo` is ignored) admits the charts'
+    version; None when either is unknown."""
     if constraint is None or version is None:
         return None
     have = tuple(int(p) for p in version.split("."))
-    match = re.fullmatch(r"\s*([~^=]?)v?(\d+)(?:\.(\d+|[xX*]))?(?:\.(\d+|[xX*]))?\s*", constraint)
+    match = re.fullmatch(
+        r"\s*([~^=]?)v?(\d+)(?:\.(\d+|[xX*]))?(?:\.(\d+|[xX*]))?(?:-[0-9A-Za-z.-]+)?\s*",
+        constraint,
+    )
     if not match:
         return None
     op, parts = match.group(1), [p for p in match.groups()[1:] if p is not None]
@@ -375,6 +382,15 @@ def admits(constraint: str | None, version: str | None) -> bool | None:
     else:
         return have == low
     return low <= have < high
+
+
+def same_minor(constraint: str | None, version: str | None) -> bool | None:
+    """Whether the constraint names the charts' minor (`1.30` of `~1.30.0` or `1.30.2-solo`):
+    enough when the charts only approximate another distribution's."""
+    if constraint is None or version is None:
+        return None
+    named = re.match(r"\s*[~^=]?v?(\d+)\.(\d+)", constraint)
+    return named is not None and named.groups() == tuple(version.split(".")[:2])
 
 
 def merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
