@@ -111,101 +111,7 @@ const ALLOWED: &[Known] = &[Known {
 
 /// What Istio 1.30.3's charts show to be wrong in meshc's output today. Temporary: each entry
 /// goes when meshc's output is fixed (the test fails on an entry that no longer matches).
-const KNOWN_PROBLEMS: &[Known] = &[
-    Known {
-        scenario: None,
-        chart: "istiod",
-        role: Some(Role::Remote),
-        distribution: None,
-        finding: "unread meshConfig",
-        why: "profile remote sets configMap: false (files/profile-remote.yaml:8) and \
-              templates/configmap.yaml:82 renders the mesh ConfigMap only when configMap is \
-              set: a remote's sidecars get their mesh config from the primary's istiod",
-    },
-    Known {
-        scenario: None,
-        chart: "istiod",
-        role: Some(Role::Remote),
-        distribution: None,
-        finding: "unread global.meshID",
-        why: "read by the mesh ConfigMap (templates/configmap.yaml:29) and, forwarded, by the \
-              injection templates; profile remote renders neither ConfigMap \
-              (files/profile-remote.yaml:8,13)",
-    },
-    Known {
-        scenario: None,
-        chart: "istiod",
-        role: Some(Role::Remote),
-        distribution: None,
-        finding: "unread global.multiCluster.clusterName",
-        why: "read by the istiod Deployment (templates/deployment.yaml:219) and the injector \
-              ConfigMap, neither rendered by profile remote (deployment.yaml:3; \
-              omitSidecarInjectorConfigMap in files/profile-remote.yaml:13); the remote's \
-              identity reaches the primary through istiodRemote.injectionPath",
-    },
-    Known {
-        scenario: None,
-        chart: "istiod",
-        role: Some(Role::Remote),
-        distribution: None,
-        finding: "unread global.network",
-        why: "forwarded only to the injector ConfigMap \
-              (templates/istiod-injector-configmap.yaml:24,40), which profile remote omits",
-    },
-    Known {
-        scenario: None,
-        chart: "base",
-        role: Some(Role::Primary),
-        distribution: None,
-        finding: "unread global.externalIstiod",
-        why: "no template of the base chart reads it; it belongs to the istiod chart \
-              (templates/deployment.yaml:204, EXTERNAL_ISTIOD), where meshc also writes it",
-    },
-    Known {
-        scenario: None,
-        chart: "gateway",
-        role: None,
-        distribution: None,
-        finding: "unread service.ports",
-        why: "with networkGateway set, templates/service.yaml:52-56 takes the ports from \
-              networkGatewayPorts (defaults in values.yaml:136-148, the same four ports) and \
-              ignores service.ports (read at :58-61 only without networkGateway)",
-    },
-    Known {
-        scenario: None,
-        chart: "ztunnel",
-        role: None,
-        distribution: Some("solo"),
-        finding: "unread global.network",
-        why: "templates/zzz_profile.yaml:52-56 copies global.* to the top level under the \
-              user's own top-level keys, so the top-level network meshc also writes wins; \
-              templates/daemonset.yaml:126-128 reads only .Values.network",
-    },
-    Known {
-        scenario: Some("dns-east-west"),
-        chart: "istiod",
-        role: Some(Role::Remote),
-        distribution: None,
-        finding: "essential injection webhook",
-        why: "with a DNS name as the primary's east-west address, \
-              templates/remote-istiod-service.yaml:27-30 makes istiod an ExternalName Service, \
-              and the webhook's service port 443 (templates/mutatingwebhook.yaml:16-23) then \
-              reaches <name>:443, not the gateway's 15017; istiodRemote.injectionURL \
-              (https://<name>:15017/inject/...) avoids it",
-    },
-    Known {
-        scenario: Some("dns-east-west"),
-        chart: "base",
-        role: Some(Role::Remote),
-        distribution: None,
-        finding: "essential default validator",
-        why: "the base chart's validating webhook \
-              (templates/defaultrevision-validatingwebhookconfiguration.yaml:17-27) calls \
-              Service istiod on 443; for a DNS east-west address that Service is an \
-              ExternalName, so it reaches <name>:443, not 15017; base.validationURL \
-              (https://<name>:15017/validate) avoids it",
-    },
-];
+const KNOWN_PROBLEMS: &[Known] = &[];
 
 // --- the topology, as far as the checks need it ------------------------------------------
 
@@ -1124,7 +1030,7 @@ fn a_wrong_value_is_reported() {
         "gke-eu-primary",
         "base.values.yaml",
         "--version \"~1.30.0\"",
-        "--version \"~1.30.0\" --set x=y",
+        "--version \"~1.30.0\" --post-renderer x",
     );
     let report = scenario.render();
     let found: Vec<String> = findings(&scenario, &report)
@@ -1144,7 +1050,7 @@ fn a_wrong_value_is_reported() {
         "gke-eu-remote/eastwestgateway.values.yaml (gateway): schema ",
         "gke-eu-remote/eastwestgateway.values.yaml (gateway): error: render: values don't meet",
         "gke-us-primary/istiod.values.yaml (istiod): unread global.meshNetwork = \"net-us\"",
-        "gke-eu-primary/base.values.yaml (?): error: option --set is not understood",
+        "gke-eu-primary/base.values.yaml (?): error: option --post-renderer is not understood",
     ] {
         assert!(
             text.contains(expected),

@@ -25,7 +25,8 @@ One JSON document goes to stdout:
     {"charts": CHARTS_DIR, "istio_version": "1.30.3", "files": [
        {"cluster", "file",
         "command": {"argv", "release", "chart", "chart_dir", "namespace", "version",
-                    "values_files", "version_admits_charts", "version_same_minor"},
+                    "values_files", "sets", "repo", "version_admits_charts",
+                    "version_same_minor"},
         "values", "error", "objects", "schema_errors",
         "unread_keys": [{"key", "path", "value", "references"}]}]}
 
@@ -323,6 +324,12 @@ def parse_command(line: str) -> dict[str, Any]:
         "namespace": "default",
         "version": None,
         "values_files": [],
+        # `--set-string`/`--set-file`/`--set` pairs. meshc passes only Solo's license this way
+        # (`license.value`, read by Solo's istiod chart, not by the upstream charts rendered
+        # here; its value is a shell substitution or a file on the installing machine), so
+        # they are recorded for the caller to check, not rendered.
+        "sets": [],
+        "repo": None,
     }
     positional = []
     takes_value = {"-n": "namespace", "--namespace": "namespace", "--version": "version"}
@@ -342,6 +349,19 @@ def parse_command(line: str) -> dict[str, Any]:
                 command["values_files"].extend(value.split(","))
             else:
                 command[takes_value[flag]] = value
+        elif flag in ("--set", "--set-string", "--set-file", "--repo"):
+            if eq:
+                value = inline
+            else:
+                i += 1
+                if i == len(rest):
+                    raise Failure(f"{arg} without a value")
+                value = rest[i]
+            if flag == "--repo":
+                command["repo"] = value
+            else:
+                key, _, val = value.partition("=")
+                command["sets"].append({"flag": flag, "key": key, "value": val})
         elif arg in ("--create-namespace", "--wait", "--atomic"):
             pass
         elif arg.startswith("-"):
