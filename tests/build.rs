@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use assert_cmd::Command;
-use common::{Env, TOPOLOGY, code, files_under, stderr, stdout};
+use common::{Env, TOPOLOGY, code, files_under, stderr, stdout, test_topologies};
 use serde_json::Value;
 
 fn repo(path: &str) -> PathBuf {
@@ -29,25 +29,6 @@ fn examples() -> Vec<String> {
 struct Built {
     dir: tempfile::TempDir,
     topology: Value,
-}
-
-/// The topologies under `tests/data/topologies/` (paths relative to the crate), for the
-/// shapes the examples do not show.
-fn test_topologies() -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(repo("tests/data/topologies"))
-        .expect("tests/data/topologies/")
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
-        .map(|p| {
-            format!(
-                "tests/data/topologies/{}",
-                p.file_name().expect("name").to_string_lossy()
-            )
-        })
-        .collect();
-    names.sort();
-    names
 }
 
 impl Built {

@@ -25,6 +25,7 @@
 
 mod common;
 
+use common::test_topologies;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::io::Write as _;
@@ -301,23 +302,6 @@ fn examples() -> Vec<String> {
         .flatten()
         .filter(|e| e.path().join("topology.yaml").exists())
         .map(|e| format!("examples/{}/topology.yaml", e.file_name().to_string_lossy()))
-        .collect();
-    names.sort();
-    names
-}
-
-fn test_topologies() -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(repo("tests/data/topologies"))
-        .expect("tests/data/topologies/")
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
-        .map(|p| {
-            format!(
-                "tests/data/topologies/{}",
-                p.file_name().expect("name").to_string_lossy()
-            )
-        })
         .collect();
     names.sort();
     names

@@ -210,3 +210,23 @@ pub fn openssl(args: &[&str]) -> Output {
         .output()
         .expect("openssl is installed (.ci/run installs it)")
 }
+
+/// The topologies under `tests/data/topologies/` (paths relative to the crate), sorted: the
+/// shapes the examples do not show.
+pub fn test_topologies() -> Vec<String> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/topologies");
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .expect("tests/data/topologies/")
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .map(|p| {
+            format!(
+                "tests/data/topologies/{}",
+                p.file_name().expect("name").to_string_lossy()
+            )
+        })
+        .collect();
+    names.sort();
+    names
+}
