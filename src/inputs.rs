@@ -227,12 +227,17 @@ fn missing_ca(model: &Model, p: &ClusterPlan) -> Finding {
     let t = &model.topology;
     let name = &t.clusters[c].name;
     let watchers = watcher_names(model, p);
+    // Where the kubeconfig lives: a remote secret, or a file of `istio.kubeconfigSecret`.
+    let holder = match &t.meshes[p.mesh].istio.kubeconfig_secret {
+        Some(secret) => format!("{secret}/{name}.yaml"),
+        None => format!("istio-remote-secret-{name}"),
+    };
     Finding {
         code: Code::RemoteSecretWithoutCa,
         origin: Origin::Topology,
         file: std::path::PathBuf::new(),
         message: format!(
-            "no CA for {name}'s API server: the kubeconfig in istio-remote-secret-{name} (on {}) trusts only the system's root CAs",
+            "no CA for {name}'s API server: the kubeconfig in {holder} (on {}) trusts only the system's root CAs",
             watchers.join(", ")
         ),
         help: format!(

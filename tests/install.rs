@@ -338,6 +338,11 @@ clusters:
     let out = env.build();
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     assert!(stderr(&out).contains("W082"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("the kubeconfig in istio-kubeconfigs/c1.yaml (on c2)"),
+        "{}",
+        stderr(&out)
+    );
     // c2 watches c1 with the plugin: a kubeconfig file, no remote secret, no reader token on c1.
     assert!(!env.path("out/c2/remote-secrets.yaml").exists());
     assert!(!env.path("out/c1/reader-token.yaml").exists());
