@@ -463,6 +463,22 @@ pub enum ServiceType {
     NodePort,
 }
 
+impl Cluster {
+    /// The kubeconfig exec plugin the primaries watching this cluster authenticate with
+    /// (`remoteSecret.exec`), instead of a reader token.
+    pub fn exec_plugin(&self) -> Option<&ExecPlugin> {
+        self.remote_secret.as_ref().and_then(|s| s.exec.as_ref())
+    }
+
+    /// The east-west gateway's address when it is a DNS name rather than an IP.
+    pub fn east_west_dns_name(&self) -> Option<&str> {
+        self.east_west_gateway
+            .as_ref()
+            .and_then(|g| g.address.as_deref())
+            .filter(|a| a.parse::<std::net::IpAddr>().is_err())
+    }
+}
+
 /// How other control planes reach a cluster's API server.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]

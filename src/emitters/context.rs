@@ -9,7 +9,7 @@ use serde::Serialize;
 use crate::istio::{SYSTEM_NAMESPACE, WEBHOOK_PORT};
 use crate::model::Model;
 use crate::plan::{ClusterPlan, Flavour};
-use crate::topology::{Cluster, Platform, ServiceType};
+use crate::topology::{Platform, ServiceType};
 
 /// The values every template of one cluster may use.
 #[derive(Debug, Clone, Serialize)]
@@ -103,15 +103,6 @@ fn platform(p: Platform) -> Option<&'static str> {
 /// Where istiod reads the watched clusters' kubeconfig files from (`istio.kubeconfigSecret`).
 const KUBECONFIG_DIR: &str = "/etc/istio/multicluster-kubeconfigs";
 
-/// The cluster's east-west gateway address when it is a DNS name rather than an IP.
-fn east_west_dns_name(cluster: &Cluster) -> Option<&str> {
-    cluster
-        .east_west_gateway
-        .as_ref()
-        .and_then(|g| g.address.as_deref())
-        .filter(|a| a.parse::<std::net::IpAddr>().is_err())
-}
-
 impl Common {
     pub fn new(model: &Model, p: &ClusterPlan) -> Common {
         let t = &model.topology;
@@ -136,10 +127,7 @@ impl Common {
             .and_then(|g| g.address.clone());
         // A DNS-named east-west gateway (Istio's remote-istiod-service.yaml makes an
         // ExternalName Service of it, whose port 443 the gateway does not serve).
-        let dns_pilot = remote_pilot_address
-            .clone()
-            .filter(|a| a.parse::<std::net::IpAddr>().is_err());
-        let own_dns_address = east_west_dns_name(cluster);
+        let dns_pilot = p.served_by.and_then(|s| t.clusters[s].east_west_dns_name());
         // Another cluster of the mesh has another trust domain: listed as an alias everywhere,
         // and on Solo's ambient distribution also not validated by istiod and ztunnel (its
         // docs).
@@ -161,12 +149,10 @@ impl Common {
         }
         // Watched clusters reached with an exec plugin: istiod refuses one in a kubeconfig
         // unless told (istio/istio 1.30.3 pkg/kube/util.go, NewUntrustedRestConfig).
-        if p.peers.iter().any(|&c| {
-            t.clusters[c]
-                .remote_secret
-                .as_ref()
-                .is_some_and(|s| s.exec.is_some())
-        }) {
+        if p.peers
+            .iter()
+            .any(|&c| t.clusters[c].exec_plugin().is_some())
+        {
             istiod_env.insert(
                 "PILOT_INSECURE_MULTICLUSTER_KUBECONFIG_OPTIONS",
                 "exec".to_string(),
@@ -185,7 +171,7 @@ impl Common {
         }
         // istiod signs its serving certificate for the name remotes' webhooks dial.
         if p.serves_remotes
-            && let Some(name) = own_dns_address
+            && let Some(name) = cluster.east_west_dns_name()
         {
             istiod_env.insert("ISTIOD_CUSTOM_HOST", name.to_string());
         }
@@ -247,7 +233,7 @@ impl Common {
             ambient,
             remote_pilot_address,
             injection_path: format!("/inject/cluster/{}/net/{}", cluster.name, p.network),
-            injection_url: dns_pilot.as_ref().map(|a| {
+            injection_url: dns_pilot.map(|a| {
                 format!(
                     "https://{a}:{WEBHOOK_PORT}/inject/cluster/{}/net/{}",
                     cluster.name, p.network

@@ -117,26 +117,19 @@ fn read_secret(name: &str, key: &str) -> String {
 /// The flag that hands the license to istiod's chart (`license.value`, Solo's istiod chart)
 /// on a Helm or istioctl install line.
 fn license_flag(license: &LicenseSource, installer: Installer) -> String {
-    match (license, installer) {
-        (LicenseSource::File(path), Installer::Helm) => {
-            format!("--set-file license.value={}", quote(path))
+    // A file goes to Helm as a file; every other case sets the value a shell command prints.
+    let printed = match license {
+        LicenseSource::File(path) if installer == Installer::Helm => {
+            return format!("--set-file license.value={}", quote(path));
         }
-        (LicenseSource::File(path), Installer::Istioctl) => {
-            format!("--set values.license.value=\"$(cat {})\"", quote(path))
-        }
-        (LicenseSource::Secret { name, key }, Installer::Helm) => {
-            format!(
-                "--set-string license.value=\"$({})\"",
-                read_secret(name, key)
-            )
-        }
-        (LicenseSource::Secret { name, key }, Installer::Istioctl) => {
-            format!(
-                "--set values.license.value=\"$({})\"",
-                read_secret(name, key)
-            )
-        }
-    }
+        LicenseSource::File(path) => format!("cat {}", quote(path)),
+        LicenseSource::Secret { name, key } => read_secret(name, key),
+    };
+    let set = match installer {
+        Installer::Helm => "--set-string license.value",
+        Installer::Istioctl => "--set values.license.value",
+    };
+    format!("{set}=\"$({printed})\"")
 }
 
 fn helm(cx: &ClusterCx<'_>, files: &mut Files) -> Result<(), RenderError> {

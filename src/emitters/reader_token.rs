@@ -23,9 +23,8 @@ struct Cx {
 impl ClusterEmitter for ReaderToken {
     fn emit(&self, cx: &ClusterCx<'_>, files: &mut Files) -> Result<(), RenderError> {
         let exec = cx.model.topology.clusters[cx.plan.cluster]
-            .remote_secret
-            .as_ref()
-            .is_some_and(|s| s.exec.is_some());
+            .exec_plugin()
+            .is_some();
         if !cx.plan.watched || exec {
             return Ok(());
         }

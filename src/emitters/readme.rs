@@ -64,9 +64,8 @@ fn install_notes(cx: &ClusterCx<'_>) -> Vec<String> {
         None => {}
     }
     let c = cx.common;
-    let cluster = &t.clusters[p.cluster];
     if p.watched
-        && let Some(exec) = cluster.remote_secret.as_ref().and_then(|s| s.exec.as_ref())
+        && let Some(exec) = t.clusters[p.cluster].exec_plugin()
     {
         // The istiod chart's reader-clusterrole.yaml names it after the revision and namespace.
         let role = if c.revision.is_empty() {

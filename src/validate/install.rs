@@ -52,7 +52,7 @@ pub fn run(m: &Model, r: &mut Reporter<'_>) {
 fn remote_credentials(m: &Model, r: &mut Reporter<'_>) {
     let t = &m.topology;
     for (ci, c) in t.clusters.iter().enumerate() {
-        if let Some(exec) = c.remote_secret.as_ref().and_then(|s| s.exec.as_ref()) {
+        if let Some(exec) = c.exec_plugin() {
             r.report_key(Code::ExecPluginInIstiod, &path!("clusters", ci, "remoteSecret", "exec"), format!("the primaries watching `{}` run `{}` inside istiod", c.name, exec.command))
                 .label("run by istiod, not by you")
                 .help(format!("istiod's image carries no cloud CLI: build an istiod image with `{}` on its PATH (or mount it) and give the primaries that identity (IRSA, Workload Identity); meshc sets PILOT_INSECURE_MULTICLUSTER_KUBECONFIG_OPTIONS=exec on them, without which istiod refuses the plugin", exec.command));
