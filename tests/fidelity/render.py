@@ -305,6 +305,9 @@ class Failure(Exception):
     pass
 
 
+SETS = ("--set", "--set-string", "--set-file")
+
+
 def parse_command(line: str) -> dict[str, Any]:
     """The install line meshc writes as the values file's first line, as a dict."""
     if not line.startswith("#"):
@@ -337,7 +340,7 @@ def parse_command(line: str) -> dict[str, Any]:
     while i < len(rest):
         arg = rest[i]
         flag, eq, inline = arg.partition("=")
-        if flag in takes_value or flag in ("-f", "--values"):
+        if flag in takes_value or flag in ("-f", "--values", "--repo") or flag in SETS:
             if eq:
                 value = inline
             else:
@@ -347,21 +350,13 @@ def parse_command(line: str) -> dict[str, Any]:
                 value = rest[i]
             if flag in ("-f", "--values"):
                 command["values_files"].extend(value.split(","))
-            else:
-                command[takes_value[flag]] = value
-        elif flag in ("--set", "--set-string", "--set-file", "--repo"):
-            if eq:
-                value = inline
-            else:
-                i += 1
-                if i == len(rest):
-                    raise Failure(f"{arg} without a value")
-                value = rest[i]
-            if flag == "--repo":
+            elif flag == "--repo":
                 command["repo"] = value
-            else:
+            elif flag in SETS:
                 key, _, val = value.partition("=")
                 command["sets"].append({"flag": flag, "key": key, "value": val})
+            else:
+                command[takes_value[flag]] = value
         elif arg in ("--create-namespace", "--wait", "--atomic"):
             pass
         elif arg.startswith("-"):
