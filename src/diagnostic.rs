@@ -143,6 +143,12 @@ codes! {
     RemoteSecretWithoutCa = "W081", "a watched cluster without `apiServer.caFile`";
     ExecPluginInIstiod = "W082", "a remote secret with an exec plugin, which istiod's own image must carry";
     KubeconfigSecretUnsupported = "E083", "`istio.kubeconfigSecret` before Istio 1.30, or with a peer whose token comes from `externalSecret`";
+    // Installers and east-west gateway forms.
+    SailWithSolo = "E084", "the `sail` installer on Solo's distribution";
+    ChartGatewayOnAmbient = "E085", "`eastWestGateway.form: chart` on an ambient mesh";
+    GatewayApiIstiodExposure = "E086", "`eastWestGateway.form: gateway-api` on a primary serving remotes before Istio 1.30";
+    SailFloatingVersion = "W087", "the `sail` installer on an Istio minor the Sail Operator has no release of";
+    GatewayApiOnRemote = "E088", "`eastWestGateway.form: gateway-api` on a remote cluster, where no istiod deploys it";
     // Istio's CRD schemas (`--istio-crds`).
     CrdUnknownField = "E090", "a field the resource's CRD schema does not have (`--istio-crds`)";
     CrdInvalidValue = "E091", "a value the resource's CRD schema refuses, or a required field missing (`--istio-crds`)";

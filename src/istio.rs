@@ -21,6 +21,27 @@ pub const SOLO_GATEWAY_NAMESPACE: &str = "istio-gateways";
 /// The east-west Gateway of Solo's distribution (`istioctl multicluster expose`).
 pub const SOLO_EAST_WEST_NAME: &str = "istio-eastwest";
 
+/// Where the Sail Operator installs istio-cni (`IstioCNI.spec.namespace` in its docs); the
+/// namespace must exist before the object is applied.
+pub const SAIL_CNI_NAMESPACE: &str = "istio-cni";
+
+/// Where the Sail Operator installs ztunnel (`ZTunnel.spec.namespace` in its docs).
+pub const SAIL_ZTUNNEL_NAMESPACE: &str = "ztunnel";
+
+/// The newest patch of each Istio minor the Sail Operator serves (the `spec.version` enum of
+/// its `Istio` CRD, `shared/sail/sailoperator.io_istios.yaml`). A minor with no release yet
+/// (1.31 has only betas there) follows the operator's `vX.Y-latest` alias.
+pub const SAIL_PATCHES: &[(u32, u32)] = &[(26, 8), (27, 9), (28, 10), (29, 6), (30, 3)];
+
+/// `spec.version` of the Sail objects for an Istio minor: its newest patch, or the
+/// operator's `-latest` alias when the operator ships no release of that minor yet.
+pub fn sail_version(minor: u32) -> String {
+    SAIL_PATCHES.iter().find(|(m, _)| *m == minor).map_or_else(
+        || format!("v1.{minor}-latest"),
+        |(m, p)| format!("v1.{m}.{p}"),
+    )
+}
+
 /// istiod's webhook port, which the east-west gateway passes through for remotes
 /// (`expose-istiod`); the charts' `istiod` Service maps 443 to it, the gateway does not.
 pub const WEBHOOK_PORT: u16 = 15017;

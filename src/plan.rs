@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 
 use crate::model::{ClusterId, MeshId, Model};
-use crate::topology::{Dataplane, Distribution, Installer, MtlsMode, Platform};
+use crate::topology::{Dataplane, Distribution, GatewayForm, Installer, MtlsMode, Platform};
 
 /// The data plane a cluster runs, with the distribution where it changes what is written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,6 +42,9 @@ impl Flavour {
 pub enum EastWest {
     /// The `istio/gateway` chart or the IstioOperator component (`install/`), sidecar meshes.
     Chart,
+    /// A Gateway API Gateway of class `istio` that istiod deploys, with TLS passthrough
+    /// listeners (sidecar meshes, `form: gateway-api`): no chart to install.
+    Passthrough,
     /// A Gateway API Gateway of class `istio-east-west` that istiod deploys (upstream ambient).
     GatewayApi,
     /// Solo's `istio-eastwest` Gateway in `istio-gateways` (Solo's ambient distribution).
@@ -49,13 +52,25 @@ pub enum EastWest {
 }
 
 impl EastWest {
-    /// The form a cluster of this data plane deploys its east-west gateway in.
-    pub fn of(flavour: Flavour) -> EastWest {
-        match flavour {
-            Flavour::Sidecar => EastWest::Chart,
-            Flavour::Ambient => EastWest::GatewayApi,
-            Flavour::SoloAmbient => EastWest::Solo,
+    /// The form a cluster of this data plane deploys its east-west gateway in: ambient data
+    /// planes have one form each; a sidecar cluster chooses (`eastWestGateway.form`).
+    pub fn of(flavour: Flavour, form: GatewayForm) -> EastWest {
+        match (flavour, form) {
+            (Flavour::Sidecar, GatewayForm::Chart) => EastWest::Chart,
+            (Flavour::Sidecar, GatewayForm::GatewayApi) => EastWest::Passthrough,
+            (Flavour::Ambient, _) => EastWest::GatewayApi,
+            (Flavour::SoloAmbient, _) => EastWest::Solo,
         }
+    }
+
+    /// The form of cluster `c`'s east-west gateway, were it to run one.
+    pub fn of_cluster(model: &Model, c: ClusterId, flavour: Flavour) -> EastWest {
+        let form = model.topology.clusters[c]
+            .east_west_gateway
+            .as_ref()
+            .and_then(|g| g.form)
+            .unwrap_or_default();
+        EastWest::of(flavour, form)
     }
 }
 
@@ -78,7 +93,8 @@ pub struct ClusterPlan {
     /// Its east-west gateway, when it runs one: every cluster of a multi-network mesh, and
     /// primaries that serve remotes (which reach istiod through it).
     pub east_west: Option<EastWest>,
-    /// Config cluster of a multi-network sidecar mesh: `expose-services.yaml`.
+    /// Config cluster of a multi-network sidecar mesh where it or a remote it serves runs a
+    /// chart east-west gateway: `expose-services.yaml` (the Istio Gateway those select).
     pub expose_services: bool,
     /// The data plane, decided once for every emitter.
     pub flavour: Flavour,
@@ -206,12 +222,19 @@ pub fn plan(model: &Model) -> Vec<ClusterPlan> {
 
         let east_west = model
             .has_east_west_gateway(c)
-            .then_some(EastWest::of(flavour));
-        let installers: Vec<Installer> = [Installer::Helm, Installer::Istioctl]
+            .then(|| EastWest::of_cluster(model, c, flavour));
+        // The istio-remote-style Gateway `expose-services.yaml` selects chart gateways, here
+        // and on the remotes this config cluster serves.
+        let chart_gateway_served = members.iter().any(|&m| {
+            (m == c || (model.clusters[m].primary == Some(c) && !model.clusters[m].is_primary))
+                && EastWest::of_cluster(model, m, flavour) == EastWest::Chart
+        });
+        let installers: Vec<Installer> = [Installer::Helm, Installer::Istioctl, Installer::Sail]
             .into_iter()
             .filter(|i| mesh.istio.installers.contains(i))
             .collect();
-        let namespaces = namespaces(
+        let cni = flavour.is_ambient() || cluster.platform == Platform::Openshift;
+        let mut namespaces = namespaces(
             model,
             &Placed {
                 services: &services,
@@ -221,6 +244,15 @@ pub fn plan(model: &Model) -> Vec<ClusterPlan> {
             },
             east_west,
         );
+        // The Sail Operator installs into namespaces that must exist: istio-cni and ztunnel.
+        if installers.contains(&Installer::Sail) {
+            if cni {
+                namespaces.insert(crate::istio::SAIL_CNI_NAMESPACE.to_string(), false);
+            }
+            if flavour.is_ambient() {
+                namespaces.insert(crate::istio::SAIL_ZTUNNEL_NAMESPACE.to_string(), false);
+            }
+        }
 
         plans.push(ClusterPlan {
             cluster: c,
@@ -232,10 +264,13 @@ pub fn plan(model: &Model) -> Vec<ClusterPlan> {
             serves_remotes,
             multi_network,
             east_west,
-            expose_services: multi_network && info.is_primary && !flavour.is_ambient(),
+            expose_services: multi_network
+                && info.is_primary
+                && !flavour.is_ambient()
+                && chart_gateway_served,
             flavour,
             installers,
-            cni: flavour.is_ambient() || cluster.platform == Platform::Openshift,
+            cni,
             peering,
             linked,
             peers,

@@ -302,6 +302,67 @@ fn yaml_filter(value: &Value, indent: usize) -> Result<Value, minijinja::Error> 
 /// `# {{ text|comment }}`: the text as the rest of a YAML comment line. A line break would
 /// end the comment and start YAML, so every one becomes a space; nothing else in a comment
 /// is read, so the text needs no other escaping.
+/// Serializes Kubernetes objects meshc builds as data rather than from a template: the one
+/// path for them, so that quoting, indentation and document separators are the YAML
+/// library's and never a template's. `header` becomes comment lines before the first
+/// document (the install command, what the file is for). Lists are indented under their key,
+/// as in the templated files; a string with a newline is written quoted with `\n`.
+pub fn data(
+    name: &str,
+    header: &str,
+    objects: &[serde_json::Value],
+) -> Result<String, RenderError> {
+    for object in objects {
+        for (field, present) in [
+            (
+                "apiVersion",
+                object
+                    .get("apiVersion")
+                    .is_some_and(serde_json::Value::is_string),
+            ),
+            (
+                "kind",
+                object.get("kind").is_some_and(serde_json::Value::is_string),
+            ),
+            (
+                "metadata.name",
+                object
+                    .pointer("/metadata/name")
+                    .is_some_and(serde_json::Value::is_string),
+            ),
+        ] {
+            if !present {
+                return Err(RenderError::NotAnObject {
+                    name: name.to_string(),
+                    field,
+                });
+            }
+        }
+    }
+    // Long strings (URLs) stay on their line, as kubectl and the templated files write them.
+    let options = serde_saphyr::ser_options! {
+        compact_list_indent: false,
+        prefer_block_scalars: false,
+    };
+    let body = serde_saphyr::to_string_multiple_with_options(objects, options).map_err(|e| {
+        RenderError::Yaml {
+            name: name.to_string(),
+            reason: e.to_string(),
+        }
+    })?;
+    let mut text = String::with_capacity(header.len() + body.len() + 16);
+    for line in header.lines() {
+        text.push('#');
+        if !line.is_empty() {
+            text.push(' ');
+            text.push_str(line);
+        }
+        text.push('\n');
+    }
+    text.push_str(&body);
+    Ok(text)
+}
+
 fn comment_filter(text: &str) -> Value {
     Value::from_safe_string(text.replace(['\n', '\r'], " "))
 }

@@ -114,7 +114,8 @@ pub struct IstioSettings {
     /// class, `solo.io/service-scope`).
     #[serde(default)]
     pub distribution: Distribution,
-    /// Which install inputs to write: `helm`, `istioctl` (IstioOperator), or both.
+    /// Which install inputs to write: `helm`, `istioctl` (IstioOperator), `sail` (the Sail
+    /// Operator's `Istio`, `IstioCNI`, `ZTunnel` objects), or several.
     #[serde(default = "default_installers")]
     #[schemars(length(min = 1), extend("uniqueItems" = true))]
     pub installers: Vec<Installer>,
@@ -247,6 +248,8 @@ pub enum Distribution {
 pub enum Installer {
     Helm,
     Istioctl,
+    /// The Sail Operator's `sailoperator.io/v1` objects (OpenShift Service Mesh 3).
+    Sail,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -454,6 +457,24 @@ pub struct EastWestGateway {
     /// Added to the gateway Service (cloud L4 load-balancer hints).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub annotations: BTreeMap<String, String>,
+    /// How the gateway is deployed: `chart` (Istio's gateway chart or IstioOperator
+    /// component) or `gateway-api` (a Gateway API `Gateway` of class `istio` that istiod
+    /// deploys: no Helm). Ambient meshes always use a Gateway API east-west gateway.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub form: Option<GatewayForm>,
+}
+
+/// How a sidecar mesh's east-west gateway is deployed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum GatewayForm {
+    /// Istio's `gateway` chart (`install/helm/`) or the IstioOperator component
+    /// (`install/istioctl/`), with Istio `Gateway`s for what it exposes.
+    #[default]
+    Chart,
+    /// A Gateway API `Gateway` (class `istio`, labelled with its network, TLS passthrough on
+    /// 15443), and `TLSRoute`s that expose istiod to remotes.
+    GatewayApi,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]

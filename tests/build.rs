@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use assert_cmd::Command;
 use common::{Env, TOPOLOGY, code, files_under, stderr, stdout, test_topologies};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 fn repo(path: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
@@ -263,18 +263,23 @@ fn the_network_is_the_same_everywhere_a_cluster_names_it() {
             );
             let helm = format!("{name}/install/helm/istiod.values.yaml");
             let iop = format!("{name}/install/istioctl/controlplane.yaml");
+            let sail = format!("{name}/install/sail/istio.yaml");
             assert!(
-                built.exists(&helm) || built.exists(&iop),
+                built.exists(&helm) || built.exists(&iop) || built.exists(&sail),
                 "{example}/{name}"
             );
             let mut globals = Vec::new();
             // A remote's istiod chart renders nothing that reads them (no istiod, mesh or
             // injector ConfigMap): they are left out there.
-            if built.exists(&helm) && cluster["controlPlane"] != "remote" {
+            let primary = cluster["controlPlane"] != "remote";
+            if built.exists(&helm) && primary {
                 globals.push(built.doc(&helm)["global"].clone());
             }
             if built.exists(&iop) {
                 globals.push(built.doc(&iop)["spec"]["values"]["global"].clone());
+            }
+            if built.exists(&sail) && primary {
+                globals.push(built.doc(&sail)["spec"]["values"]["global"].clone());
             }
             for global in globals {
                 assert_eq!(&global["network"], network, "{example}/{name}");
@@ -366,6 +371,12 @@ fn remotes_reach_their_primary_through_its_east_west_address() {
                 assert_eq!(spec["profile"], "remote");
                 check_remote(&spec["values"]);
             }
+            let sail = format!("{name}/install/sail/istio.yaml");
+            if built.exists(&sail) {
+                let spec = built.doc(&sail)["spec"].clone();
+                assert_eq!(spec["profile"], "remote");
+                check_remote(&spec["values"]);
+            }
             let ns = built
                 .find(
                     &format!("{name}/namespaces.yaml"),
@@ -396,6 +407,44 @@ fn remotes_reach_their_primary_through_its_east_west_address() {
             if built.exists(&iop) {
                 let env = &built.doc(&iop)["spec"]["values"]["pilot"]["env"];
                 assert_eq!(env["EXTERNAL_ISTIOD"], "true", "{example}/{primary_name}");
+            }
+            let sail = format!("{primary_name}/install/sail/istio.yaml");
+            if built.exists(&sail) {
+                let values = &built.doc(&sail)["spec"]["values"];
+                assert_eq!(values["pilot"]["env"]["EXTERNAL_ISTIOD"], "true");
+                assert_eq!(values["global"]["externalIstiod"], true);
+            }
+            // A Gateway API east-west gateway passes istiod through with TLSRoutes.
+            if let Some(route) = built.find(
+                &format!("{primary_name}/expose-istiod.yaml"),
+                "TLSRoute",
+                "istiod-xds",
+            ) {
+                assert_eq!(route["spec"]["parentRefs"][0]["sectionName"], "tls-istiod");
+                assert_eq!(route["spec"]["rules"][0]["backendRefs"][0]["port"], 15012);
+                let webhook = built
+                    .find(
+                        &format!("{primary_name}/expose-istiod.yaml"),
+                        "TLSRoute",
+                        "istiod-webhook",
+                    )
+                    .expect("istiod-webhook");
+                assert_eq!(webhook["spec"]["rules"][0]["backendRefs"][0]["port"], 443);
+                let gw = built
+                    .find(
+                        &format!("{primary_name}/eastwest-gateway.yaml"),
+                        "Gateway",
+                        "istio-eastwestgateway",
+                    )
+                    .expect("east-west Gateway");
+                let ports: Vec<&Value> = gw["spec"]["listeners"]
+                    .as_array()
+                    .expect("listeners")
+                    .iter()
+                    .map(|l| &l["port"])
+                    .collect();
+                assert!(ports.contains(&&json!(15012)) && ports.contains(&&json!(15017)));
+                continue;
             }
             let gw = built
                 .find(

@@ -7,7 +7,8 @@
 //! `istioctl multicluster link --generate`. The Service istiod creates for a Gateway takes its
 //! type from the `networking.istio.io/service-type` annotation and its annotations from
 //! `spec.infrastructure.annotations`. Sidecar meshes install their east-west gateway from the
-//! chart instead (`install.rs`).
+//! chart (`install.rs`), or, with `form: gateway-api`, as a Gateway of class `istio` with TLS
+//! passthrough listeners written here (and `TLSRoute`s to istiod in `expose_istiod.rs`).
 
 use std::collections::BTreeMap;
 
@@ -30,6 +31,7 @@ struct Listener {
     name: &'static str,
     port: u16,
     protocol: &'static str,
+    hostname: Option<&'static str>,
     tls_mode: &'static str,
     tls_options: BTreeMap<&'static str, &'static str>,
 }
@@ -39,10 +41,18 @@ fn listener(name: &'static str, port: u16, protocol: &'static str, mode: &'stati
         name,
         port,
         protocol,
+        hostname: None,
         tls_mode: mode,
         tls_options: BTreeMap::new(),
     }
 }
+
+/// The listener names of a sidecar mesh's Gateway API east-west gateway, which the
+/// `TLSRoute`s of `expose-istiod.yaml` attach to.
+pub const PASSTHROUGH_XDS_LISTENER: &str = "tls-istiod";
+pub const PASSTHROUGH_WEBHOOK_LISTENER: &str = "tls-webhook";
+/// The east-west Gateway's name, as the chart's release and Istio's scripts name it.
+pub const EAST_WEST_NAME: &str = "istio-eastwestgateway";
 
 #[derive(Serialize)]
 struct Address {
@@ -116,6 +126,50 @@ impl ClusterEmitter for EastWestGateway {
             east_west.map(|g| g.annotations.clone()).unwrap_or_default();
         let gateway = match p.east_west {
             None | Some(EastWest::Chart) => return Ok(()),
+            Some(EastWest::Passthrough) => {
+                // Istio registers a Gateway labelled with its network as that network's
+                // gateway, and treats its TLS listener on 15443 as AUTO_PASSTHROUGH
+                // (istio/istio 1.30.3 pilot/pkg/serviceregistry/kube/conversion.go,
+                // IsAutoPassthrough); the label also reaches the Service istiod deploys
+                // (gatewaycommon/deploymentcontroller.go), which is how the network learns
+                // the gateway's address. Without a second network there is nothing to pass
+                // through on 15443, and no label to set.
+                let mut listeners = Vec::new();
+                if p.multi_network {
+                    let mut cross = listener("tls-passthrough", 15443, "TLS", "Passthrough");
+                    cross.hostname = Some("*.local");
+                    listeners.push(cross);
+                } else {
+                    labels.remove("topology.istio.io/network");
+                }
+                if p.serves_remotes {
+                    listeners.push(listener(
+                        PASSTHROUGH_XDS_LISTENER,
+                        15012,
+                        "TLS",
+                        "Passthrough",
+                    ));
+                    listeners.push(listener(
+                        PASSTHROUGH_WEBHOOK_LISTENER,
+                        crate::istio::WEBHOOK_PORT,
+                        "TLS",
+                        "Passthrough",
+                    ));
+                }
+                Gateway {
+                    api_version: "gateway.networking.k8s.io/v1",
+                    name: EAST_WEST_NAME.to_string(),
+                    namespace: SYSTEM_NAMESPACE,
+                    class: "istio",
+                    expose_istiod: Some(p.serves_remotes),
+                    peer: None,
+                    labels,
+                    annotations,
+                    infrastructure_annotations,
+                    addresses: Vec::new(),
+                    listeners,
+                }
+            }
             Some(EastWest::Solo) => {
                 let mut listeners = vec![listener("cross-network", 15008, "HBONE", "Passthrough")];
                 // Only a cluster with an istiod exposes it (xDS on 15012) to peers and remotes.
@@ -148,7 +202,7 @@ impl ClusterEmitter for EastWestGateway {
                     } else {
                         "gateway.networking.k8s.io/v1beta1"
                     },
-                    name: "istio-eastwestgateway".to_string(),
+                    name: EAST_WEST_NAME.to_string(),
                     namespace: SYSTEM_NAMESPACE,
                     class: "istio-east-west",
                     expose_istiod: Some(false),

@@ -39,15 +39,32 @@ pub fn display(installer: Installer) -> &'static str {
     match installer {
         Installer::Helm => "Helm",
         Installer::Istioctl => "istioctl",
+        Installer::Sail => "the Sail Operator",
     }
+}
+
+/// Which of the Helm inputs to write: all of them, or only the gateways' (the Sail Operator
+/// installs the control plane but no gateway, so a mesh installed with Sail alone still
+/// installs its chart gateways with Helm).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum HelmInputs {
+    All,
+    Gateways,
 }
 
 impl ClusterEmitter for Install {
     fn emit(&self, cx: &ClusterCx<'_>, files: &mut Files) -> Result<(), RenderError> {
-        for &installer in &cx.plan.installers {
+        let installers = &cx.plan.installers;
+        for &installer in installers {
             match installer {
-                Installer::Helm => helm(cx, files)?,
+                Installer::Helm => helm(cx, files, HelmInputs::All, Installer::Helm)?,
                 Installer::Istioctl => istioctl(cx, files)?,
+                Installer::Sail => {
+                    super::sail::emit(cx, files)?;
+                    if !installers.contains(&Installer::Helm) {
+                        helm(cx, files, HelmInputs::Gateways, Installer::Sail)?;
+                    }
+                }
             }
         }
         Ok(())
@@ -73,9 +90,11 @@ fn input(
             values_file: gateway.map(|_| rel),
         },
     };
-    let text = match installer {
-        Installer::Istioctl => cx.renderer.objects(template, &context)?,
-        Installer::Helm => cx.renderer.values(template, &context)?,
+    // Helm values are one mapping whoever runs them; an IstioOperator is an object.
+    let text = if template.starts_with("install/istioctl/") {
+        cx.renderer.objects(template, &context)?
+    } else {
+        cx.renderer.values(template, &context)?
     };
     files.add(Produced {
         rel: rel.to_string(),
@@ -126,13 +145,20 @@ fn license_flag(license: &LicenseSource, installer: Installer) -> String {
         LicenseSource::Secret { name, key } => read_secret(name, key),
     };
     let set = match installer {
-        Installer::Helm => "--set-string license.value",
         Installer::Istioctl => "--set values.license.value",
+        Installer::Helm | Installer::Sail => "--set-string license.value",
     };
     format!("{set}=\"$({printed})\"")
 }
 
-fn helm(cx: &ClusterCx<'_>, files: &mut Files) -> Result<(), RenderError> {
+/// The Helm inputs, attributed to `installer` in the README (Sail, for the gateways of a mesh
+/// installed with the Sail Operator alone).
+fn helm(
+    cx: &ClusterCx<'_>,
+    files: &mut Files,
+    which: HelmInputs,
+    installer: Installer,
+) -> Result<(), RenderError> {
     let c = cx.common;
     let p = cx.plan;
     let charts = cx.model.topology.meshes[p.mesh].istio.charts.as_ref();
@@ -154,14 +180,16 @@ fn helm(cx: &ClusterCx<'_>, files: &mut Files) -> Result<(), RenderError> {
     };
     let ns = c.system_namespace;
     let mut inputs: Vec<(&str, &str, String)> = Vec::new();
-    inputs.push(("base", "istio-base", "base".to_string()));
-    if p.cni {
-        inputs.push(("cni", "istio-cni", "cni".to_string()));
-    }
     let istiod = quote(&c.istiod_release);
-    inputs.push(("istiod", istiod.as_str(), "istiod".to_string()));
-    if p.flavour != Flavour::Sidecar {
-        inputs.push(("ztunnel", "ztunnel", "ztunnel".to_string()));
+    if which == HelmInputs::All {
+        inputs.push(("base", "istio-base", "base".to_string()));
+        if p.cni {
+            inputs.push(("cni", "istio-cni", "cni".to_string()));
+        }
+        inputs.push(("istiod", istiod.as_str(), "istiod".to_string()));
+        if p.flavour != Flavour::Sidecar {
+            inputs.push(("ztunnel", "ztunnel", "ztunnel".to_string()));
+        }
     }
     if p.east_west == Some(EastWest::Chart) {
         inputs.push((
@@ -174,7 +202,7 @@ fn helm(cx: &ClusterCx<'_>, files: &mut Files) -> Result<(), RenderError> {
         let rel = format!("install/helm/{name}.values.yaml");
         let template = format!("install/helm/{name}.values.yaml.j2");
         let command = chart(release, &chart_name, ns, &rel);
-        input(cx, files, Installer::Helm, &rel, &template, command, None)?;
+        input(cx, files, installer, &rel, &template, command, None)?;
     }
     for gateway in &c.ingress_gateways {
         let rel = format!("install/helm/{}.values.yaml", gateway.name);
@@ -187,7 +215,7 @@ fn helm(cx: &ClusterCx<'_>, files: &mut Files) -> Result<(), RenderError> {
         input(
             cx,
             files,
-            Installer::Helm,
+            installer,
             &rel,
             "install/helm/ingressgateway.values.yaml.j2",
             command,

@@ -25,6 +25,7 @@ mod namespaces;
 mod reader_token;
 mod readme;
 mod remote_secrets;
+mod sail;
 mod services;
 
 use std::collections::HashMap;
@@ -153,6 +154,25 @@ impl Files {
             private,
             role: Role::Applied,
             gateway_api: false,
+        })
+    }
+
+    /// Kubernetes objects built as data (`render::data`), with `header` as comment lines.
+    pub fn data(
+        &mut self,
+        rel: &str,
+        header: &str,
+        objects: &[serde_json::Value],
+        role: Role,
+        gateway_api: bool,
+    ) -> Result<(), RenderError> {
+        let text = crate::render::data(rel, header, objects)?;
+        self.add(Produced {
+            rel: rel.to_string(),
+            bytes: Arc::from(text.into_bytes()),
+            private: false,
+            role,
+            gateway_api,
         })
     }
 

@@ -11,17 +11,23 @@ use super::{ClusterCx, ClusterEmitter, Files, Produced, Role, With};
 use crate::inputs::{LicenseSource, Token};
 use crate::istio::{SYSTEM_NAMESPACE, external_key};
 use crate::render::RenderError;
-use crate::topology::{Charts, Distribution, Installer, SecretsMode};
+use crate::topology::{Charts, Distribution, Installer, Platform, SecretsMode};
 use crate::validate::gateway_api_bundle;
 
 #[derive(Debug)]
 pub struct Readme;
 
+/// Installing the Sail Operator: OpenShift Service Mesh 3 from OperatorHub on OpenShift, the
+/// operator's Helm chart elsewhere (istio-ecosystem/sail-operator `chart/README.md`).
+const SAIL_OPENSHIFT: &str = "running first: the Red Hat OpenShift Service Mesh 3 operator from OperatorHub, a `Subscription` to `servicemeshoperator3` in `openshift-operators`";
+const SAIL_HELM: &str = "running first: `helm repo add sail-operator https://istio-ecosystem.github.io/sail-operator`, `helm install sail-operator sail-operator/sail-operator -n sail-operator --create-namespace`";
+
 #[derive(Serialize)]
 struct Cx<'a> {
     role: String,
-    /// What Helm needs before the install lines, in a few words.
-    helm_setup: Option<String>,
+    /// What the install lines need first (Helm's repository, the Sail Operator), in a few
+    /// words after "Istio".
+    install_setup: Option<String>,
     gateway_api_bundle: &'static str,
     /// `remote-kubeconfigs.yaml` was written: istiod mounts it, so it goes first.
     kubeconfigs_file: bool,
@@ -29,6 +35,9 @@ struct Cx<'a> {
     resources: Vec<&'a str>,
     notes: Vec<String>,
     gateway_api: bool,
+    /// The Gateway API CRD whose presence shows the bundle is installed: `tlsroutes` where
+    /// istiod is exposed through TLSRoutes (a bundle without them has `gateways` too).
+    gateway_api_crd: &'static str,
 }
 
 /// What Helm needs before the install lines: Istio's repository added under the name the
@@ -88,6 +97,13 @@ fn install_notes(cx: &ClusterCx<'_>) -> Vec<String> {
         notes.push(format!(
             "istiod signs its serving certificate for `{name}` too (`ISTIOD_CUSTOM_HOST`): the remotes' webhooks reach it by that name through the east-west gateway on port 15017."
         ));
+    }
+    if p.installers.contains(&Installer::Sail) && p.installers.contains(&Installer::Helm) {
+        let gateways = c.ingress_gateways.len()
+            + usize::from(p.east_west == Some(crate::plan::EastWest::Chart));
+        if gateways > 0 {
+            notes.push("The Sail Operator installs no gateway: with the Sail objects, still run the `istio/gateway` lines of the Helm install.".to_string());
+        }
     }
     if mesh.istio.distribution == Distribution::Solo && p.installers.contains(&Installer::Istioctl)
     {
@@ -150,17 +166,46 @@ impl ClusterEmitter for Readme {
                 external_key(&t.clusters[p.cluster].name)
             ));
         }
+        let runs = |prefix: &str| {
+            files.produced.iter().any(
+                |f| matches!(&f.role, Role::Install { command, .. } if command.starts_with(prefix)),
+            )
+        };
+        let openshift = t.clusters[p.cluster].platform == Platform::Openshift;
+        let helm = runs("helm ")
+            .then(|| format!("with Helm ({})", helm_setup(mesh.istio.charts.as_ref())));
+        let sail = p.installers.contains(&Installer::Sail).then(|| {
+            format!(
+                "with the Sail Operator ({})",
+                if openshift { SAIL_OPENSHIFT } else { SAIL_HELM }
+            )
+        });
+        // The first installer's setup first: a Sail-only mesh still installs its chart
+        // gateways with Helm.
+        let install_setup = match (p.installers.first(), sail, helm) {
+            (Some(Installer::Sail), Some(sail), Some(helm)) => {
+                Some(format!("{sail}; its gateways {helm}"))
+            }
+            (_, Some(sail), Some(helm)) => Some(format!("{helm}, or {sail}")),
+            (_, sail, helm) => sail.or(helm),
+        };
         let extra = Cx {
             role,
-            helm_setup: p
-                .installers
-                .contains(&Installer::Helm)
-                .then(|| helm_setup(mesh.istio.charts.as_ref())),
+            install_setup,
             gateway_api_bundle: gateway_api_bundle(mesh.istio.version.minor()),
             install_commands: commands(files),
             resources: resources(files),
             notes,
             gateway_api: files.produced.iter().any(|f| f.gateway_api),
+            gateway_api_crd: if files
+                .produced
+                .iter()
+                .any(|f| f.rel == "expose-istiod.yaml" && f.gateway_api)
+            {
+                "tlsroutes"
+            } else {
+                "gateways"
+            },
             kubeconfigs_file: files
                 .produced
                 .iter()

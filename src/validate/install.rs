@@ -6,9 +6,10 @@
 //! version it depends on and links the release note or doc it comes from.
 
 use crate::diagnostic::{Code, Reporter};
+use crate::istio::{SAIL_PATCHES, sail_version};
 use crate::model::Model;
 use crate::path;
-use crate::topology::{Dataplane, Distribution};
+use crate::topology::{Dataplane, Distribution, GatewayForm, Installer};
 
 /// Istio's release notes, cited by the version-dependent rules.
 const NOTES_1_29: &str =
@@ -39,6 +40,76 @@ pub fn run(m: &Model, r: &mut Reporter<'_>) {
     ambient_maturity(m, r);
     gateway_api_routes(m, r);
     remote_credentials(m, r);
+    sail_and_gateway_forms(m, r);
+}
+
+/// E084-E088: what the Sail Operator installs, and which east-west gateway form fits a mesh.
+///
+/// The Sail Operator installs upstream's (or Red Hat's) images from its own copy of Istio's
+/// charts: Solo's distribution, its license and `-solo` charts are not among them (E084). Its
+/// `Istio` CRD serves a list of versions (`spec.version` enum): meshc pins the newest patch of
+/// the mesh's minor, and a minor with no release there yet floats on `vX.Y-latest` (W087).
+/// Ambient east-west gateways are Gateway API objects of class `istio-east-west` (or Solo's
+/// `istio-eastwest`): there is no chart form for them (E085). A Gateway API east-west gateway
+/// exposes istiod through `TLSRoute`s, which istiod reads without the alpha flag from 1.30
+/// (istio/istio 1.30.3 `pkg/config/schema/collections/collections.gen.go`,
+/// `pilotStableGatewayAPI`; 1.29 needs `PILOT_ENABLE_ALPHA_GATEWAY_API` and `v1alpha2`) (E086).
+/// istiod deploys Gateways only in its own cluster (`pilot/pkg/bootstrap/configcontroller.go`,
+/// the deployment controller on `s.kubeClient`), so a remote cannot have one (E088).
+fn sail_and_gateway_forms(m: &Model, r: &mut Reporter<'_>) {
+    let t = &m.topology;
+    for (mi, mesh) in t.meshes.iter().enumerate() {
+        let Some(si) = mesh
+            .istio
+            .installers
+            .iter()
+            .position(|i| *i == Installer::Sail)
+        else {
+            continue;
+        };
+        let at = path!("meshes", mi, "istio", "installers", si);
+        if mesh.istio.distribution == Distribution::Solo {
+            r.report(Code::SailWithSolo, &at, format!("mesh `{}` is on Solo's distribution, which the Sail Operator does not install", mesh.name))
+                .label("installs upstream's images")
+                .help("install Solo's distribution with `helm` (or Solo's `istioctl`); the Sail Operator (OpenShift Service Mesh 3) renders its own copy of upstream Istio's charts, without Solo's images, license or peering");
+        }
+        let minor = mesh.istio.version.minor();
+        if !SAIL_PATCHES.iter().any(|(m, _)| *m == minor) {
+            r.report(Code::SailFloatingVersion, &at, format!("the Sail Operator's CRDs list no release of Istio {}: `spec.version` is `{}`", mesh.istio.version, sail_version(minor)))
+                .label("follows the operator's newest patch")
+                .help(format!("`{}` follows each patch the operator ships, with no change in Git to review; target a minor the operator releases (pinned: {}) until it lists a 1.{minor} release", sail_version(minor), SAIL_PATCHES.iter().map(|(m, p)| format!("v1.{m}.{p}")).collect::<Vec<_>>().join(", ")));
+        }
+    }
+    for (ci, c) in t.clusters.iter().enumerate() {
+        let Some(form) = c.east_west_gateway.as_ref().and_then(|g| g.form) else {
+            continue;
+        };
+        let Some(mi) = m.clusters[ci].mesh else {
+            continue;
+        };
+        let mesh = &t.meshes[mi];
+        let at = path!("clusters", ci, "eastWestGateway", "form");
+        match form {
+            GatewayForm::Chart if mesh.dataplane == Dataplane::Ambient => {
+                r.report(Code::ChartGatewayOnAmbient, &at, format!("cluster `{}` is in ambient mesh `{}`, whose east-west gateway is a Gateway API Gateway", c.name, mesh.name))
+                    .label("no chart form in ambient")
+                    .help("remove `form` (or write `form: gateway-api`): ambient meshes carry HBONE through a Gateway of class `istio-east-west` (Solo: `istio-eastwest`) that istiod deploys; the chart gateway passes sidecars' mTLS on 15443, which ztunnel does not speak");
+            }
+            GatewayForm::GatewayApi
+                if mesh.dataplane == Dataplane::Sidecar && !m.clusters[ci].is_primary =>
+            {
+                r.report(Code::GatewayApiOnRemote, &at, format!("cluster `{}` is a remote: no istiod runs there to deploy a Gateway API gateway", c.name))
+                    .label("nothing deploys it")
+                    .help("remove `form` on remotes (the chart gateway, configured by the primary's cross-network Gateway): istiod deploys the Deployment and Service of a Gateway only in the cluster it runs in (istio/istio 1.30.3 pilot/pkg/bootstrap/configcontroller.go), and reads Istio configuration only from its config cluster");
+            }
+            GatewayForm::GatewayApi if m.serves_remotes(ci) && mesh.istio.version.minor() < 30 => {
+                r.report(Code::GatewayApiIstiodExposure, &at, format!("cluster `{}` serves remotes through a Gateway API east-west gateway, but Istio {} reads TLSRoute only as an alpha API", c.name, mesh.istio.version))
+                    .label("TLSRoute needs Istio 1.30+")
+                    .help("use `form: chart` on this primary, or move the mesh to Istio 1.30 or later: remotes reach istiod through TLSRoutes on 15012/15017, which istiod before 1.30 ignores unless PILOT_ENABLE_ALPHA_GATEWAY_API is set");
+            }
+            _ => {}
+        }
+    }
 }
 
 /// W082, E083: how primaries get at the clusters they watch, without long-lived tokens.
