@@ -412,7 +412,6 @@ fn remotes_reach_their_primary_through_its_east_west_address() {
             if built.exists(&sail) {
                 let values = &built.doc(&sail)["spec"]["values"];
                 assert_eq!(values["pilot"]["env"]["EXTERNAL_ISTIOD"], "true");
-                assert_eq!(values["global"]["externalIstiod"], true);
             }
             // A Gateway API east-west gateway passes istiod through with TLSRoutes.
             if let Some(route) = built.find(

@@ -92,9 +92,6 @@ fn istio_values(cx: &ClusterCx<'_>) -> Map<String, Value> {
         );
         set(&mut v, &["global", "network"], json!(c.network));
     }
-    if c.serves_remotes {
-        set(&mut v, &["global", "externalIstiod"], json!(true));
-    }
     if let Some(enabled) = c.enable_reader_rbac {
         set(&mut v, &["global", "enableReaderRBAC"], json!(enabled));
     }
@@ -102,6 +99,9 @@ fn istio_values(cx: &ClusterCx<'_>) -> Map<String, Value> {
         set(&mut v, &["base", "validationURL"], json!(url));
     }
     if !c.remote {
+        // EXTERNAL_ISTIOD on a primary that serves remotes comes with the env, as in the
+        // operator's multi-network docs; the chart reads `global.externalIstiod` only when the
+        // env does not set it (istiod chart `templates/deployment.yaml`), so it is not written.
         if !c.iop_pilot_env.is_empty() {
             set(&mut v, &["pilot", "env"], json!(c.iop_pilot_env));
         }
