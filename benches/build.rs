@@ -55,7 +55,7 @@ fn options(locked: bool) -> Options<'static> {
 fn build(checked: &Checked, store: &Store, out: &Path, locked: bool) -> Compiled {
     let compiled = compile(checked, store, &options(locked)).expect("compiled");
     meshc::emit::recover(out).expect("recovered");
-    let plan = meshc::emit::compare(out, &compiled.output, &compiled.digest).expect("compared");
+    let plan = meshc::emit::compare(out, &compiled.output, &compiled.stamp).expect("compared");
     if !plan.is_noop() {
         let staged = plan.stage().expect("staged");
         store.add(&compiled.new_material).expect("stored");

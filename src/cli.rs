@@ -42,6 +42,9 @@ pub enum Command {
         deny_warnings: bool,
         #[command(flatten)]
         crds: CrdArgs,
+        /// Only read: a reader token file inside the store is refused, as `build` refuses it.
+        #[command(flatten)]
+        store: StoreArgs,
     },
     /// Validate, then write one manifest directory per cluster (and any missing key material).
     Build {
@@ -58,6 +61,11 @@ pub enum Command {
         /// Write nothing; exit 1 when OUT differs from what the topology compiles to.
         #[arg(long)]
         check: bool,
+        /// Build although a mesh's root differs entirely from the one OUT was built with (a new
+        /// or replaced store): every cluster's cacerts changes at once. Without it such a build
+        /// is refused; `meshc pki rotate-root` replaces a root in phases, without downtime.
+        #[arg(long)]
+        replace_root: bool,
         /// A directory of templates that replace the built-in ones of the same name.
         #[arg(long, value_name = "DIR")]
         templates: Option<PathBuf>,
@@ -300,19 +308,22 @@ fn execute(command: Command) -> Result<Exit, Fail> {
             format,
             deny_warnings,
             crds,
-        } => validate(&topology, format, deny_warnings, &crds.istio_crds),
+            store,
+        } => validate(&topology, format, deny_warnings, &crds.istio_crds, &store),
         Command::Build {
             topology,
             out,
             store,
             locked,
             check,
+            replace_root,
             templates,
             deny_warnings,
             crds,
         } => build(&BuildArgs {
             topology: &topology,
             out: &out,
+            replace_root,
             store: &StoreArgs {
                 writes: !check,
                 ..store
@@ -381,13 +392,22 @@ fn validate(
     format: Format,
     deny_warnings: bool,
     istio_crds: &[PathBuf],
+    store: &StoreArgs,
 ) -> Result<Exit, Fail> {
     let mut checked = load(path)?;
     check_crds(&mut checked, istio_crds)?;
-    // Bring-your-own roots are part of the topology: validate reads them (and nothing else).
+    // Everything the topology names is part of it: validate reads the files a build reads
+    // (bring-your-own roots, reader tokens, API server CAs, license files) and reports what a
+    // build would report about them. It reads nothing else, and writes nothing.
     if let (Some(model), Some(tree)) = (&checked.model, &checked.tree) {
-        let findings =
-            pki::check_named_files(model, checked.source.base_dir(), OffsetDateTime::now_utc());
+        let base_dir = checked.source.base_dir();
+        let mut findings = pki::check_named_files(model, base_dir, OffsetDateTime::now_utc());
+        if !checked.has_errors() {
+            let plans = crate::plan::plan(model);
+            let store = store.store(&checked);
+            let inputs = crate::inputs::read_inputs(model, &plans, base_dir, None, &store.dir);
+            findings.extend(inputs.findings);
+        }
         let extra: Vec<Diagnostic> = findings.iter().map(|f| f.to_diagnostic(tree)).collect();
         merge(&mut checked, extra);
     }
@@ -477,6 +497,21 @@ fn load_and_compile(
         print_diagnostics(&checked, common.deny_warnings);
         return Err(Fail::Reported(Exit::Invalid));
     }
+    if let Some(dir) = common.templates {
+        let unmatched = crate::render::unmatched_overrides(dir)
+            .map_err(|e| Fail::Environment(e.to_string()))?;
+        if !unmatched.is_empty() && !quiet {
+            let known: Vec<&str> = crate::render::template_names().collect();
+            eprintln!(
+                "warning: --templates {}: {} replace{} no built-in template, and {} unused\n  help: an override has the name of the template it replaces: {}",
+                dir.display(),
+                unmatched.join(", "),
+                if unmatched.len() == 1 { "s" } else { "" },
+                if unmatched.len() == 1 { "is" } else { "are" },
+                known.join(", ")
+            );
+        }
+    }
     let options = Options {
         templates: common.templates,
         out: common.out,
@@ -535,6 +570,7 @@ struct CompileArgs<'a> {
 struct BuildArgs<'a> {
     topology: &'a Path,
     out: &'a Path,
+    replace_root: bool,
     store: &'a StoreArgs,
     check: bool,
     common: CompileArgs<'a>,
@@ -569,7 +605,10 @@ fn build(args: &BuildArgs<'_>) -> Result<Exit, Fail> {
             recovery.removed.len()
         );
     }
-    let plan = crate::emit::compare(args.out, &compiled.output, &compiled.digest)?;
+    let plan = crate::emit::compare(args.out, &compiled.output, &compiled.stamp)?;
+    if let Some(refusal) = rekey_refusal(args, &store, plan.rekeyed()) {
+        return Err(refusal);
+    }
     // Stage out/ first: an output directory that cannot be written costs no key.
     let (staged, unchanged) = if plan.is_noop() {
         (None, plan.summary().clone())
@@ -624,6 +663,57 @@ fn build(args: &BuildArgs<'_>) -> Result<Exit, Fail> {
     Ok(Exit::Success)
 }
 
+/// A build that would give a mesh a root unrelated to the one `out/` was built with is almost
+/// always a lost store or a wrong `--pki`; applied, it breaks mTLS between every cluster.
+fn rekey_refusal(
+    args: &BuildArgs<'_>,
+    store: &Store,
+    rekeyed: &[crate::emit::Rekeyed],
+) -> Option<Fail> {
+    if rekeyed.is_empty() {
+        return None;
+    }
+    let short = |set: &BTreeSet<String>| {
+        set.iter()
+            .map(|f| f.get(..23).unwrap_or(f).to_string() + "…")
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    if args.replace_root {
+        for r in rekeyed {
+            eprintln!(
+                "warning: mesh `{}`: replacing root {} with {} (--replace-root): clusters stop trusting each other until every one is updated",
+                r.mesh,
+                short(&r.before),
+                short(&r.after)
+            );
+        }
+        return None;
+    }
+    let mut text = String::new();
+    for r in rekeyed {
+        let _ = writeln!(
+            text,
+            "mesh `{}`: {} was built with root {}; the PKI store {} {}",
+            r.mesh,
+            args.out.display(),
+            short(&r.before),
+            store.dir.display(),
+            if store.dir.exists() {
+                format!("holds another, {}", short(&r.after))
+            } else {
+                "does not exist, so a new root would be made".to_string()
+            }
+        );
+    }
+    let _ = write!(
+        text,
+        "refusing to replace the root: applied, every cluster's mTLS would break until all are updated; nothing was written and no key was stored\n\
+         help: restore the PKI store the tree was built with (or pass the right --pki); to replace the root anyway, rebuild with --replace-root; `meshc pki rotate-root` replaces a root in phases, without downtime"
+    );
+    Some(Fail::Environment(text))
+}
+
 /// `build --check`: exit 1 when a build would change anything (with the brief diff).
 fn check(out: &Path, compiled: &Compiled) -> Result<Exit, Fail> {
     if let Some(left) = crate::emit::interrupted(out)? {
@@ -641,7 +731,7 @@ fn check(out: &Path, compiled: &Compiled) -> Result<Exit, Fail> {
         );
         return Ok(Exit::Differences);
     }
-    let plan = crate::emit::compare(out, &compiled.output, &compiled.digest)?;
+    let plan = crate::emit::compare(out, &compiled.output, &compiled.stamp)?;
     if !plan.summary().changed() {
         print_stdout(&format!("{}: up to date\n", out.display()));
         return Ok(Exit::Success);

@@ -14,6 +14,7 @@ use std::path::Path;
 use time::OffsetDateTime;
 
 use crate::compiler::Checked;
+use crate::emit::Stamp;
 use crate::output::Output;
 use crate::pki::{self, Finding, Missing, NewFile, Store};
 use crate::plan::ClusterPlan;
@@ -48,8 +49,8 @@ pub struct Compiled {
     pub pending: BTreeSet<String>,
     /// Every cluster's plan, in topology order.
     pub plans: Vec<ClusterPlan>,
-    /// The digest the manifest records for the topology.
-    pub digest: String,
+    /// What the manifest records: the topology's digest and each mesh's trusted roots.
+    pub stamp: Stamp,
 }
 
 /// Why a topology did not compile.
@@ -79,7 +80,7 @@ pub fn compile(
     let base_dir = checked.source.base_dir();
     let inspection = pki::inspect(model, store, base_dir, options.now);
     let plans = crate::plan::plan(model);
-    let mut inputs = crate::inputs::read_inputs(model, &plans, base_dir, options.out);
+    let mut inputs = crate::inputs::read_inputs(model, &plans, base_dir, options.out, &store.dir);
     let findings: Vec<Finding> = inspection
         .findings
         .iter()
@@ -109,6 +110,17 @@ pub fn compile(
             .map_err(|e| Failure::Environment(e.to_string()))?;
     let renderer =
         Renderer::new(options.templates).map_err(|e| Failure::Environment(e.to_string()))?;
+    let stamp = Stamp {
+        digest: crate::emit::digest(checked.source.text.as_bytes()),
+        trust: material
+            .roots
+            .iter()
+            .map(|(&mi, root)| {
+                let name = model.topology.meshes[mi].name.clone();
+                (name, BTreeSet::from([root.anchor().fingerprint()]))
+            })
+            .collect(),
+    };
     let output = crate::emitters::emit(model, &plans, &material, &inputs, &renderer)
         .map_err(|e| Failure::Environment(e.to_string()))?;
     Ok(Compiled {
@@ -117,6 +129,6 @@ pub fn compile(
         new_material,
         pending,
         plans,
-        digest: crate::emit::digest(checked.source.text.as_bytes()),
+        stamp,
     })
 }

@@ -149,6 +149,8 @@ codes! {
     GatewayApiIstiodExposure = "E086", "`eastWestGateway.form: gateway-api` on a primary serving remotes before Istio 1.30";
     SailFloatingVersion = "W087", "the `sail` installer on an Istio minor the Sail Operator has no release of";
     GatewayApiOnRemote = "E088", "`eastWestGateway.form: gateway-api` on a remote cluster, where no istiod deploys it";
+    // Files the topology names, read as an adversary could set them.
+    NotAToken = "E110", "a `remoteSecret.tokenFile` that holds no bearer token (a PEM block, key material, a PKI store file, binary or multi-line content)";
     // Istio's CRD schemas (`--istio-crds`).
     CrdUnknownField = "E090", "a field the resource's CRD schema does not have (`--istio-crds`)";
     CrdInvalidValue = "E091", "a value the resource's CRD schema refuses, or a required field missing (`--istio-crds`)";
@@ -173,6 +175,7 @@ impl Code {
                 | Code::SubjectNotReproducible
                 | Code::RemoteSecretSkipped
                 | Code::RemoteSecretWithoutCa
+                | Code::NotAToken
         )
     }
 

@@ -1,0 +1,231 @@
+//! What meshc promises when its inputs are wrong, lost or hostile (docs/reliability.md), each
+//! promise checked through the binary: the exit code, the diagnostic's code and line, and the
+//! bytes left on disk.
+
+mod common;
+
+use std::path::Path;
+
+use common::{Env, TOPOLOGY, code, codes_at, stderr, stdout};
+use serde_json::Value;
+
+/// [`TOPOLOGY`] with c1's reader token read from `token` (relative to the topology).
+fn with_token_file(token: &str) -> String {
+    TOPOLOGY.replace(
+        "    apiServer: { url: \"https://10.0.0.1:6443\" }\n",
+        &format!(
+            "    apiServer: {{ url: \"https://10.0.0.1:6443\" }}\n    remoteSecret: {{ tokenFile: {token} }}\n"
+        ),
+    )
+}
+
+/// The diagnostics of `validate --format json` (exit code, `CODE LINE:COL` of each error).
+fn validate_errors(env: &Env, extra: &[&str]) -> (i32, Vec<String>) {
+    let mut args = vec!["validate", "topology.yaml", "--format", "json"];
+    args.extend_from_slice(extra);
+    let out = env.meshc(&args);
+    let diags: Vec<Value> = serde_json::from_slice(&out.stdout).expect("json diagnostics");
+    let errors: Vec<Value> = diags
+        .into_iter()
+        .filter(|d| d["severity"] == "error")
+        .collect();
+    (code(&out), codes_at(&errors))
+}
+
+fn read(path: &Path) -> Vec<u8> {
+    std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+// 1. A lost PKI store does not silently re-key the mesh.
+
+#[test]
+fn a_build_over_a_tree_of_another_root_is_refused_until_asked_for() {
+    let env = Env::new(TOPOLOGY);
+    assert_eq!(code(&env.build()), 0);
+    let before = read(&env.path("out/c1/cacerts.yaml"));
+    let manifest: Value =
+        serde_json::from_slice(&read(&env.path("out/.meshc/manifest.json"))).expect("manifest");
+    let recorded = manifest["trust"]["east"][0]
+        .as_str()
+        .expect("root recorded");
+    assert_eq!(recorded.len(), 95, "a SHA-256 fingerprint: {recorded}");
+
+    // The store is lost (a fresh clone without it): the build refuses, writes and stores nothing.
+    std::fs::rename(env.path("pki"), env.path("pki.lost")).expect("move the store");
+    let out = env.build();
+    assert_eq!(code(&out), 3, "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("mesh `east`"), "{err}");
+    assert!(err.contains("refusing to replace the root"), "{err}");
+    assert!(err.contains("--replace-root"), "{err}");
+    assert!(
+        !err.contains("mesh `west`") || err.contains("mesh `west`:"),
+        "{err}"
+    );
+    assert!(!env.path("pki").exists(), "no key was stored");
+    assert_eq!(read(&env.path("out/c1/cacerts.yaml")), before);
+
+    // Restored, the build is a no-op again.
+    std::fs::rename(env.path("pki.lost"), env.path("pki")).expect("restore the store");
+    let out = env.build();
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(read(&env.path("out/c1/cacerts.yaml")), before);
+
+    // Asked for, the root is replaced, with a warning.
+    std::fs::remove_dir_all(env.path("pki")).expect("drop the store");
+    let out = env.meshc(&["build", "topology.yaml", "-o", "out", "--replace-root"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(stderr(&out).contains("warning: mesh `east`: replacing root"));
+    assert_ne!(read(&env.path("out/c1/cacerts.yaml")), before);
+}
+
+#[test]
+fn a_new_intermediate_keeps_the_root_and_builds_without_asking() {
+    let env = Env::new(TOPOLOGY);
+    assert_eq!(code(&env.build()), 0);
+    let out = env.meshc(&["pki", "rotate", "topology.yaml", "--cluster", "c1"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let out = env.build();
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("c1: 0 created, 1 changed"),
+        "{}",
+        stdout(&out)
+    );
+}
+
+// 2. A token file cannot smuggle other files into the committed tree.
+
+#[test]
+fn a_token_file_holding_key_material_is_refused_at_its_line_without_echoing_it() {
+    let env = Env::new(TOPOLOGY);
+    assert_eq!(code(&env.build()), 0);
+    let root_key = "pki/east/root-key.pem";
+    assert!(env.path(root_key).exists());
+    let cases: Vec<(String, Option<Vec<u8>>)> = vec![
+        // A file of the store, named directly.
+        (root_key.to_string(), None),
+        // A PEM block copied elsewhere.
+        ("stolen.pem".to_string(), Some(read(&env.path(root_key)))),
+        // Base64 of a DER key without its armour.
+        (
+            "bare.txt".to_string(),
+            Some(
+                std::fs::read_to_string(env.path(root_key))
+                    .expect("key")
+                    .lines()
+                    .filter(|l| !l.starts_with("-----"))
+                    .collect::<String>()
+                    .into_bytes(),
+            ),
+        ),
+        // Something that is not one line of printable text (a password file, say).
+        (
+            "shadow".to_string(),
+            Some(b"root:$6$salt$hash:19000:0:99999:7:::\ndaemon:*:19000:0:99999:7:::\n".to_vec()),
+        ),
+        ("binary".to_string(), Some(vec![0, 159, 146, 150, 10])),
+    ];
+    for (file, content) in cases {
+        if let Some(bytes) = &content {
+            std::fs::write(env.path(&file), bytes).expect("write token file");
+        }
+        std::fs::write(env.path("topology.yaml"), with_token_file(&file)).expect("topology");
+        let (exit, errors) = validate_errors(&env, &[]);
+        assert_eq!(
+            (exit, errors),
+            (2, vec!["E110 15:32".to_string()]),
+            "{file}"
+        );
+        let out = env.build();
+        assert_eq!(code(&out), 2, "{file}: {}", stderr(&out));
+        assert!(stderr(&out).contains("E110"), "{file}");
+        if let Some(bytes) = &content {
+            let text = String::from_utf8_lossy(bytes);
+            for line in text
+                .lines()
+                .filter(|l| l.len() > 8 && !l.starts_with("-----"))
+            {
+                assert!(!stderr(&out).contains(line), "{file}: content echoed");
+            }
+        }
+        assert!(
+            !env.path("out/c2/remote-secrets.yaml").exists(),
+            "{file}: nothing was written"
+        );
+    }
+}
+
+#[test]
+fn a_jwt_token_file_is_written_into_the_remote_secret() {
+    let env = Env::new(&with_token_file("c1.token"));
+    let jwt = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJzeXN0ZW06c2VydmljZWFjY291bnQifQ.c2lnbmF0dXJl";
+    std::fs::write(env.path("c1.token"), format!("{jwt}\n")).expect("token");
+    let (exit, errors) = validate_errors(&env, &[]);
+    assert_eq!((exit, errors), (0, Vec::<String>::new()));
+    let out = env.build();
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let secrets =
+        String::from_utf8_lossy(&read(&env.path("out/c2/remote-secrets.yaml"))).into_owned();
+    assert!(secrets.contains(jwt), "{secrets}");
+}
+
+// 3. validate reports what build reports about the files the topology names.
+
+#[test]
+fn validate_reads_the_files_build_reads() {
+    let topology = TOPOLOGY.replace(
+        "    apiServer: { url: \"https://10.0.0.1:6443\" }\n",
+        "    apiServer: { url: \"https://10.0.0.1:6443\", caFile: missing-ca.crt }\n",
+    );
+    let env = Env::new(&topology);
+    let (exit, errors) = validate_errors(&env, &[]);
+    assert_eq!((exit, errors), (2, vec!["E075 14:56".to_string()]));
+    let out = env.build();
+    assert_eq!(code(&out), 2);
+    assert!(stderr(&out).contains("E075"));
+    assert!(!env.path("out").exists() && !env.path("pki").exists());
+
+    // A missing token is a warning in both, and an error in both with --deny-warnings.
+    let env = Env::new(TOPOLOGY);
+    let out = env.meshc(&["validate", "topology.yaml"]);
+    assert_eq!(code(&out), 0);
+    assert!(stderr(&out).contains("W080"));
+    let out = env.meshc(&["validate", "topology.yaml", "--deny-warnings"]);
+    assert_eq!(code(&out), 2);
+    let out = env.meshc(&["build", "topology.yaml", "-o", "out", "--deny-warnings"]);
+    assert_eq!(code(&out), 2);
+}
+
+// 4. --templates misconfiguration is not silent.
+
+#[test]
+fn a_templates_option_that_cannot_apply_is_an_error_or_a_warning() {
+    let env = Env::new(TOPOLOGY);
+    let build = |dir: &str| env.meshc(&["build", "topology.yaml", "-o", "out", "--templates", dir]);
+
+    let out = build("no-such-dir");
+    assert_eq!(code(&out), 3);
+    assert!(stderr(&out).contains("--templates no-such-dir: cannot be read"));
+    assert!(!env.path("out").exists());
+
+    std::fs::write(env.path("a-file"), "x").expect("file");
+    let out = build("a-file");
+    assert_eq!(code(&out), 3);
+    assert!(stderr(&out).contains("--templates a-file: is not a directory"));
+
+    std::fs::create_dir_all(env.path("tpl/install")).expect("dir");
+    std::fs::write(env.path("tpl/cacert.yaml.j2"), "x").expect("misnamed");
+    std::fs::write(env.path("tpl/install/other.j2"), "x").expect("misnamed");
+    let out = build("tpl");
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("warning: --templates tpl: cacert.yaml.j2, install/other.j2 replace no built-in template"),
+        "{err}"
+    );
+    assert!(
+        err.contains("cacerts.yaml.j2"),
+        "the known names are listed: {err}"
+    );
+}
