@@ -20,9 +20,19 @@ use crate::emit::Summary;
 use crate::output::Scope;
 use crate::pki::{self, Origin, Store};
 
+/// The exit codes, one rule for every command, shown in every `--help` (CLI.md).
+const EXIT_CODES: &str = "\
+Exit codes:
+  0    success (diff, build --check: no differences)
+  1    differences found (diff, build --check)
+  2    invalid input: the topology, a file it names (token, CA, key), or the arguments
+  3    environment: a file named on the command line (the topology, --istio-crds,
+       --templates) cannot be read, the PKI store is damaged, OUT cannot be written
+  130  interrupted (SIGINT, SIGTERM): what was being written is whole or untouched";
+
 /// Compile one declarative multi-cluster Istio topology into per-cluster manifests.
 #[derive(Debug, Parser)]
-#[command(name = "meshc", version, about, propagate_version = true)]
+#[command(name = "meshc", version, about, propagate_version = true, after_help = EXIT_CODES)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -31,6 +41,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Check a topology and report every problem at once; writes nothing.
+    #[command(after_help = EXIT_CODES)]
     Validate {
         /// The topology file.
         topology: PathBuf,
@@ -47,6 +58,7 @@ pub enum Command {
         store: StoreArgs,
     },
     /// Validate, then write one manifest directory per cluster (and any missing key material).
+    #[command(after_help = EXIT_CODES)]
     Build {
         /// The topology file.
         topology: PathBuf,
@@ -81,6 +93,7 @@ pub enum Command {
     /// subject, issuer, SANs, notAfter and fingerprint of certificates. Exit 0 when nothing
     /// differs, 1 when something does.
     #[command(group(clap::ArgGroup::new("against").required(true).args(["out", "from"])))]
+    #[command(after_help = EXIT_CODES)]
     Diff {
         /// The topology file (the new side).
         topology: PathBuf,
@@ -105,14 +118,17 @@ pub enum Command {
     },
     /// Inspect or rotate the key material of the PKI store.
     #[command(subcommand)]
+    #[command(after_help = EXIT_CODES)]
     Pki(PkiCommand),
     /// Print the topology JSON Schema (the same as schema/topology.schema.json).
+    #[command(after_help = EXIT_CODES)]
     Schema,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum PkiCommand {
     /// Per mesh and cluster: algorithm, subject, notAfter, days left, chain check.
+    #[command(after_help = EXIT_CODES)]
     Status {
         /// The topology file.
         topology: PathBuf,
@@ -123,6 +139,7 @@ pub enum PkiCommand {
         format: Format,
     },
     /// Issue a new intermediate CA for one cluster, signed by the same root.
+    #[command(after_help = EXIT_CODES)]
     Rotate {
         /// The topology file.
         topology: PathBuf,
@@ -245,6 +262,9 @@ pub enum Fail {
     Environment(String),
     /// SIGINT or SIGTERM (exit 130), printed as `interrupted: ...`.
     Interrupted(String),
+    /// Arguments that cannot be acted on (exit 2, as clap's usage errors), printed as
+    /// `error: ...`.
+    Usage(String),
 }
 
 impl From<Exit> for Fail {
@@ -297,6 +317,10 @@ pub fn run() -> ExitCode {
         Err(Fail::Interrupted(message)) => {
             eprintln!("interrupted: {message}");
             Exit::Interrupted.into()
+        }
+        Err(Fail::Usage(message)) => {
+            eprintln!("error: {message}");
+            Exit::Invalid.into()
         }
     }
 }
@@ -588,6 +612,7 @@ fn scope_label(out: &Path, scope: &Scope) -> String {
 fn build(args: &BuildArgs<'_>) -> Result<Exit, Fail> {
     let (_, store, compiled) =
         load_and_compile(args.topology, None, args.store, &args.common, false)?;
+    check_out_dir(args.out, &store.dir)?;
     if args.check {
         return check(args.out, &compiled);
     }
@@ -661,6 +686,71 @@ fn build(args: &BuildArgs<'_>) -> Result<Exit, Fail> {
         )));
     }
     Ok(Exit::Success)
+}
+
+/// Refuses an output directory that a build must not own: `/`, the home directory, or one
+/// that overlaps the PKI store (a build removes the files it no longer writes, and `out/` is
+/// committed to Git while the store holds private keys). Paths are compared resolved:
+/// absolute, `..` and symbolic links followed as far as they exist.
+fn check_out_dir(out: &Path, store: &Path) -> Result<(), Fail> {
+    let (o, s) = (resolved(out), resolved(store));
+    let home = std::env::var_os("HOME").map(|h| resolved(Path::new(&h)));
+    let why = if o.parent().is_none() {
+        Some("is the root directory".to_string())
+    } else if home.as_ref().is_some_and(|h| *h == o) {
+        Some("is the home directory".to_string())
+    } else if o.starts_with(&s) {
+        Some(format!("is inside the PKI store {}", store.display()))
+    } else if s.starts_with(&o) {
+        Some(format!(
+            "holds the PKI store {}: its private keys would sit in the tree that is committed",
+            store.display()
+        ))
+    } else {
+        None
+    };
+    match why {
+        Some(why) => Err(Fail::Usage(format!(
+            "-o {} {why}\n  help: meshc owns the output directory (it removes the files it no longer writes): give it a directory of its own, such as `out/` beside the topology and apart from the PKI store",
+            out.display()
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// `path` made absolute and normal: its longest existing ancestor canonicalized (symbolic
+/// links followed), the rest appended with `.` and `..` resolved lexically.
+fn resolved(path: &Path) -> PathBuf {
+    use std::path::Component;
+    let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    let mut base = absolute.as_path();
+    let mut rest = Vec::new();
+    let real = loop {
+        if let Ok(real) = std::fs::canonicalize(base) {
+            break real;
+        }
+        let Some(parent) = base.parent() else {
+            break base.to_path_buf();
+        };
+        rest.push(
+            base.file_name()
+                .map_or_else(|| "..".into(), std::ffi::OsStr::to_os_string),
+        );
+        base = parent;
+    };
+    let mut out = real;
+    for part in rest.iter().rev() {
+        for c in Path::new(part).components() {
+            match c {
+                Component::ParentDir => {
+                    out.pop();
+                }
+                Component::Normal(n) => out.push(n),
+                _ => {}
+            }
+        }
+    }
+    out
 }
 
 /// A build that would give a mesh a root unrelated to the one `out/` was built with is almost
