@@ -610,9 +610,9 @@ fn holds_key(s: &str) -> bool {
 fn der_key(der: &[u8]) -> bool {
     let body = match der {
         [0x30, len, rest @ ..] if *len < 0x80 => rest,
-        [0x30, 0x81, _, rest @ ..] => rest,
-        [0x30, 0x82, _, _, rest @ ..] => rest,
-        [0x30, 0x83, _, _, _, rest @ ..] => rest,
+        [0x30, 0x81, _, rest @ ..]
+        | [0x30, 0x82, _, _, rest @ ..]
+        | [0x30, 0x83, _, _, _, rest @ ..] => rest,
         _ => return false,
     };
     der.len() >= 64 && matches!(body, [0x02, 0x01, 0x00 | 0x01, ..])
