@@ -319,6 +319,22 @@ fn relative_path(to: &Path, from: &Path) -> Option<String> {
     Some(rel.join("/"))
 }
 
+/// How many cluster names a message lists before it counts the rest: a warning about one
+/// cluster of a 200-cluster mesh must not name the 199 others.
+const SHOWN_NAMES: usize = 3;
+
+/// `names` joined, the first few of them when there are many: `a, b, c and 7 more`.
+pub fn few(names: &[&str]) -> String {
+    if names.len() <= SHOWN_NAMES + 1 {
+        return names.join(", ");
+    }
+    format!(
+        "{} and {} more",
+        names[..SHOWN_NAMES].join(", "),
+        names.len() - SHOWN_NAMES
+    )
+}
+
 /// The names of the primaries that discover the planned cluster.
 pub fn watcher_names<'m>(model: &'m Model, p: &ClusterPlan) -> Vec<&'m str> {
     p.watchers
@@ -345,7 +361,7 @@ fn missing_ca(model: &Model, p: &ClusterPlan) -> Finding {
         file: std::path::PathBuf::new(),
         message: format!(
             "no CA for {name}'s API server: the kubeconfig in {holder} (on {}) trusts only the system's root CAs",
-            watchers.join(", ")
+            few(&watchers)
         ),
         help: format!(
             "set apiServer.caFile to the cluster's CA, e.g. after applying reader-token.yaml to {name}: `kubectl --context {name} -n {SYSTEM_NAMESPACE} get secret {READER_TOKEN_SECRET} -o jsonpath='{{.data.ca\\.crt}}' | base64 -d > secrets/{name}-ca.crt`"
@@ -374,33 +390,43 @@ fn missing_token(model: &Model, p: &ClusterPlan, base_dir: &Path) -> Finding {
         "kubectl --context {name} -n {SYSTEM_NAMESPACE} get secret {READER_TOKEN_SECRET} -o jsonpath='{{.data.token}}' | base64 -d > {}",
         file.as_deref().unwrap_or("secrets/TOKEN")
     );
+    // One command per watcher, up to a few: the rest are the same with another context.
     let istioctl: Vec<String> = watchers
         .iter()
+        .take(SHOWN_NAMES)
         .map(|w| {
             format!(
                 "istioctl create-remote-secret --context {name} --name {name} --server {server} | kubectl --context {w} apply -f -"
             )
         })
         .collect();
+    let more = if watchers.len() > SHOWN_NAMES {
+        format!(
+            "; the same for the {} other primaries",
+            watchers.len() - SHOWN_NAMES
+        )
+    } else {
+        String::new()
+    };
     let (message, help) = match &file {
         Some(f) => (
             format!(
                 "the reader token file {f} is missing or empty: istio-remote-secret-{name} is not written to {}",
-                watchers.join(", ")
+                few(&watchers)
             ),
             format!(
-                "after applying reader-token.yaml to {name}: `{fetch}`, then rebuild; or instead: `{}`",
-                istioctl.join("`; `")
+                "after applying reader-token.yaml to {name}: `{fetch}`, then rebuild; or instead: `{}",
+                istioctl.join("`; `") + "`" + &more
             ),
         ),
         None => (
             format!(
                 "no reader token for {name} (remoteSecret): istio-remote-secret-{name} is not written to {}",
-                watchers.join(", ")
+                few(&watchers)
             ),
             format!(
-                "set remoteSecret.tokenFile (after applying reader-token.yaml to {name}: `{fetch}`) or remoteSecret.externalSecret; or instead: `{}`",
-                istioctl.join("`; `")
+                "set remoteSecret.tokenFile (after applying reader-token.yaml to {name}: `{fetch}`) or remoteSecret.externalSecret; or instead: `{}",
+                istioctl.join("`; `") + "`" + &more
             ),
         ),
     };

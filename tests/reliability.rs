@@ -371,3 +371,89 @@ fn a_bare_base64_key_pasted_into_any_object_is_masked_in_the_diff() {
         .expect("runs");
     assert!(stdout(&out).contains(&bare_cert[..40]), "{}", stdout(&out));
 }
+
+// 8. Positions count alike in every output; long lines and repeated warnings stay readable.
+
+/// The (line, column) of each diagnostic in human output: every `[file:LINE:COL]` header.
+fn human_positions(err: &str) -> Vec<(usize, usize)> {
+    err.lines()
+        .filter_map(|l| {
+            let header = l.split_once("─[topology.yaml:")?.1.strip_suffix(']')?;
+            let (line, col) = header.split_once(':')?;
+            Some((line.parse().ok()?, col.parse().ok()?))
+        })
+        .collect()
+}
+
+fn json_positions(out: &std::process::Output) -> Vec<(usize, usize)> {
+    let diags: Vec<Value> = serde_json::from_slice(&out.stdout).expect("json");
+    diags
+        .iter()
+        .map(|d| {
+            let n = |k: &str| usize::try_from(d[k].as_u64().expect(k)).expect(k);
+            (n("line"), n("column"))
+        })
+        .collect()
+}
+
+#[test]
+fn a_byte_order_mark_or_old_mac_line_endings_give_the_same_positions_everywhere() {
+    let bad = TOPOLOGY.replace("  - name: c2\n", "  - name: Bad_c2\n");
+    for (what, text) in [
+        ("LF", bad.clone()),
+        ("BOM", format!("\u{feff}{bad}")),
+        ("CR", bad.replace('\n', "\r")),
+        ("CRLF", bad.replace('\n', "\r\n")),
+        ("BOM+CR", format!("\u{feff}{}", bad.replace('\n', "\r"))),
+    ] {
+        let env = Env::new(&text);
+        let human = env.meshc(&["validate", "topology.yaml"]);
+        let json = env.meshc(&["validate", "topology.yaml", "--format", "json"]);
+        assert_eq!((code(&human), code(&json)), (2, 2), "{what}");
+        assert_eq!(human_positions(&stderr(&human)), vec![(15, 11)], "{what}");
+        assert_eq!(json_positions(&json), vec![(15, 11)], "{what}");
+    }
+}
+
+#[test]
+fn a_multi_megabyte_line_is_cut_around_the_span() {
+    let long = "_".repeat(3_000_000);
+    let env = Env::new(&TOPOLOGY.replace("  - name: west\n", &format!("  - name: west{long}\n")));
+    let human = env.meshc(&["validate", "topology.yaml"]);
+    let json = env.meshc(&["validate", "topology.yaml", "--format", "json"]);
+    assert_eq!((code(&human), code(&json)), (2, 2));
+    let err = stderr(&human);
+    assert!(err.len() < 20_000, "{} bytes of diagnostics", err.len());
+    assert!(err.contains("[topology.yaml:5:11]"), "{err}");
+    assert!(err.contains("(3000006 characters)"), "{err}");
+    assert!(
+        json.stdout.len() < 20_000,
+        "{} bytes of JSON",
+        json.stdout.len()
+    );
+    assert!(json_positions(&json).contains(&(5, 11)));
+}
+
+#[test]
+fn repeated_warnings_are_counted_after_a_few() {
+    use std::fmt::Write as _;
+    let mut text = "apiVersion: meshc/v1alpha1\nkind: Topology\nmeshes:\n  - name: m\nnetworks:\n  - name: n\nclusters:\n".to_string();
+    for i in 0..200 {
+        let _ = write!(
+            text,
+            "  - name: c{i}\n    mesh: m\n    network: n\n    controlPlane: primary\n    apiServer: {{ url: \"https://10.0.{}.{}:6443\" }}\n",
+            i / 250,
+            i % 250
+        );
+    }
+    let env = Env::new(&text);
+    let human = env.meshc(&["validate", "topology.yaml"]);
+    assert_eq!(code(&human), 0);
+    let err = stderr(&human);
+    assert!(err.len() < 20_000, "{} bytes of warnings", err.len());
+    assert!(err.contains("... and 197 more warning W080"), "{err}");
+    assert!(err.contains("... and 197 more warning W081"), "{err}");
+    assert!(err.contains("c1, c2, c3 and 196 more"), "{err}");
+    let json = env.meshc(&["validate", "topology.yaml", "--format", "json"]);
+    assert_eq!(json_positions(&json).len(), 400, "JSON lists every warning");
+}
