@@ -326,6 +326,7 @@ pub fn run() -> ExitCode {
 }
 
 fn execute(command: Command) -> Result<Exit, Fail> {
+    let bar = crate::progress::Bar::stderr();
     match command {
         Command::Validate {
             topology,
@@ -354,6 +355,7 @@ fn execute(command: Command) -> Result<Exit, Fail> {
             },
             check,
             common: CompileArgs {
+                progress: &bar,
                 templates: templates.as_deref(),
                 out: Some(&out),
                 istio_crds: &crds.istio_crds,
@@ -376,6 +378,7 @@ fn execute(command: Command) -> Result<Exit, Fail> {
             store: &store,
             format,
             common: CompileArgs {
+                progress: &bar,
                 templates: templates.as_deref(),
                 out: out.as_deref(),
                 istio_crds: &crds.istio_crds,
@@ -541,8 +544,12 @@ fn load_and_compile(
         out: common.out,
         locked: common.locked,
         now: OffsetDateTime::now_utc(),
+        progress: common.progress,
     };
-    let (compiled, findings) = match compile(&checked, &store, &options) {
+    let compiled = compile(&checked, &store, &options);
+    // Diagnostics and summaries are printed on a clear line.
+    common.progress.done();
+    let (compiled, findings) = match compiled {
         Ok(compiled) => {
             let findings = compiled.findings.clone();
             (Some(compiled), findings)
@@ -583,6 +590,8 @@ fn load_and_compile(
 
 /// What `build` and `diff` share.
 struct CompileArgs<'a> {
+    /// Where compiling and writing report their steps (drawn on a terminal only).
+    progress: &'a dyn crate::progress::Progress,
     templates: Option<&'a Path>,
     /// The output directory, which install commands name files relative to.
     out: Option<&'a Path>,
@@ -638,7 +647,9 @@ fn build(args: &BuildArgs<'_>) -> Result<Exit, Fail> {
     let (staged, unchanged) = if plan.is_noop() {
         (None, plan.summary().clone())
     } else {
-        (Some(plan.stage()?), Summary::default())
+        let staged = plan.stage(args.common.progress);
+        args.common.progress.done();
+        (Some(staged?), Summary::default())
     };
     if !compiled.new_material.is_empty() {
         store.add(&compiled.new_material)?;

@@ -34,6 +34,8 @@ pub struct Options<'a> {
     pub locked: bool,
     /// The time certificates are checked (and made) against.
     pub now: OffsetDateTime,
+    /// Where long work reports its steps ([`crate::progress::Silent`] for none).
+    pub progress: &'a dyn crate::progress::Progress,
 }
 
 /// What a topology compiles to.
@@ -66,6 +68,34 @@ pub enum Failure {
     /// Key material could not be made, or a template failed.
     #[error("{0}")]
     Environment(String),
+}
+
+/// Per mesh, the fingerprints of the roots its clusters' `root-cert.pem` carries (what the
+/// manifest records to tell a lost store from the one the tree was built with): read from the
+/// bundle itself, so that whatever it holds (one root, or two during a rotation) is recorded.
+fn trust(
+    model: &crate::model::Model,
+    plans: &[ClusterPlan],
+    material: &pki::Material,
+) -> std::collections::BTreeMap<String, BTreeSet<String>> {
+    material
+        .roots
+        .iter()
+        .map(|(&mi, root)| {
+            let bundle = plans
+                .iter()
+                .filter(|p| p.mesh == mi)
+                .find_map(|p| material.cacerts(mi, p.cluster))
+                .and_then(|c| pki::certs_from_pem(&c.root_cert).ok());
+            let fingerprints = match bundle {
+                Some(certs) if !certs.is_empty() => {
+                    certs.iter().map(pki::Cert::fingerprint).collect()
+                }
+                _ => BTreeSet::from([root.anchor().fingerprint()]),
+            };
+            (model.topology.meshes[mi].name.clone(), fingerprints)
+        })
+        .collect()
 }
 
 /// Compiles a checked topology against its PKI store. Writes nothing.
@@ -105,24 +135,30 @@ pub fn compile(
         })
         .map(|p| p.name.clone())
         .collect();
-    let (material, new_material) =
-        pki::complete(model, store, inspection, options.locked, options.now)
-            .map_err(|e| Failure::Environment(e.to_string()))?;
+    let (material, new_material) = pki::complete(
+        model,
+        store,
+        inspection,
+        options.locked,
+        options.now,
+        options.progress,
+    )
+    .map_err(|e| Failure::Environment(e.to_string()))?;
     let renderer =
         Renderer::new(options.templates).map_err(|e| Failure::Environment(e.to_string()))?;
     let stamp = Stamp {
         digest: crate::emit::digest(checked.source.text.as_bytes()),
-        trust: material
-            .roots
-            .iter()
-            .map(|(&mi, root)| {
-                let name = model.topology.meshes[mi].name.clone();
-                (name, BTreeSet::from([root.anchor().fingerprint()]))
-            })
-            .collect(),
+        trust: trust(model, &plans, &material),
     };
-    let output = crate::emitters::emit(model, &plans, &material, &inputs, &renderer)
-        .map_err(|e| Failure::Environment(e.to_string()))?;
+    let output = crate::emitters::emit(
+        model,
+        &plans,
+        &material,
+        &inputs,
+        &renderer,
+        options.progress,
+    )
+    .map_err(|e| Failure::Environment(e.to_string()))?;
     Ok(Compiled {
         output,
         findings,

@@ -205,7 +205,8 @@ impl Plan<'_> {
 
     /// Writes every new file (and the manifest) beside its target: nothing is in place yet.
     /// On failure or interrupt, what was written is removed again, directories included.
-    pub fn stage(self) -> Result<Staged, EmitError> {
+    pub fn stage(self, progress: &dyn crate::progress::Progress) -> Result<Staged, EmitError> {
+        progress.stage("writing files", self.writes.len());
         let mut staged = Staged {
             out: self.out,
             summary: self.summary,
@@ -223,6 +224,7 @@ impl Plan<'_> {
             .iter()
             .map(|(rel, file)| (*rel, &*file.bytes, file.private));
         for (rel, bytes, private) in writes.chain(manifest) {
+            progress.step();
             if crate::interrupt::requested() {
                 return Err(EmitError::Interrupted {
                     out: staged.out.clone(),

@@ -457,3 +457,71 @@ fn repeated_warnings_are_counted_after_a_few() {
     let json = env.meshc(&["validate", "topology.yaml", "--format", "json"]);
     assert_eq!(json_positions(&json).len(), 400, "JSON lists every warning");
 }
+
+// 9. Long work shows progress on a terminal, and nothing when not on one.
+
+#[test]
+#[cfg(unix)]
+fn progress_is_drawn_on_a_terminal_only() {
+    let env = Env::new(TOPOLOGY);
+    let out = env.build();
+    assert_eq!(code(&out), 0);
+    assert!(
+        !stderr(&out).contains("generating keys"),
+        "{}",
+        stderr(&out)
+    );
+    std::fs::remove_dir_all(env.path("out")).expect("out");
+    std::fs::remove_dir_all(env.path("pki")).expect("pki");
+    // util-linux's `script` runs the build on a pseudo-terminal.
+    let meshc = assert_cmd::cargo::cargo_bin("meshc");
+    let tty = std::process::Command::new("script")
+        .current_dir(env.dir.path())
+        .env("TERM", "xterm")
+        .args([
+            "-qec",
+            &format!("{} build topology.yaml -o out", meshc.display()),
+            "/dev/null",
+        ])
+        .output()
+        .expect("script(1) from util-linux runs");
+    let shown = String::from_utf8_lossy(&tty.stdout);
+    assert_eq!(tty.status.code(), Some(0), "{shown}");
+    for stage in ["generating keys", "rendering clusters", "writing files"] {
+        assert!(shown.contains(stage), "{stage}: {shown}");
+    }
+    assert!(shown.contains("c1: 7 created"), "{shown}");
+}
+
+// 10. The order across clusters is written down once, at the top of the tree.
+
+#[test]
+fn the_tree_readme_gives_the_order_across_clusters() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/primary-remote");
+    let out = dir.path().join("out");
+    let run = assert_cmd::Command::cargo_bin("meshc")
+        .expect("binary")
+        .arg("build")
+        .arg(example.join("topology.yaml"))
+        .arg("-o")
+        .arg(&out)
+        .arg("--pki")
+        .arg(dir.path().join("pki"))
+        .output()
+        .expect("runs");
+    assert_eq!(code(&run), 0, "{}", stderr(&run));
+    let index = std::fs::read_to_string(out.join("README.md")).expect("out/README.md");
+    let at = |needle: &str| {
+        index
+            .find(needle)
+            .unwrap_or_else(|| panic!("no `{needle}` in:\n{index}"))
+    };
+    let primary = at("1. `cd cluster1` and follow");
+    let gateway_first = at("Its east-west gateway serves istiod to its remotes");
+    let remote = at("2. `cd cluster2` and follow");
+    let after = at("Only once `cluster1` is running and its east-west gateway has its address");
+    let token = at("Its `reader-token.yaml` lets `cluster1` read its API server: once it is");
+    assert!(primary < gateway_first && gateway_first < remote && remote < after && after < token);
+    assert!(index.contains("run its commands from there\n(`cd <cluster>`)"));
+}

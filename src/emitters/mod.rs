@@ -245,8 +245,10 @@ pub fn emit(
     material: &Material,
     inputs: &Inputs,
     renderer: &Renderer,
+    progress: &dyn crate::progress::Progress,
 ) -> Result<Output, RenderError> {
     let shared = Shared::default();
+    progress.stage("rendering clusters", plans.len());
     let cluster = |plan: &ClusterPlan| {
         let common = Common::new(model, plan);
         let cx = ClusterCx {
@@ -262,6 +264,7 @@ pub fn emit(
         for emitter in CLUSTER {
             emitter.emit(&cx, &mut files)?;
         }
+        progress.step();
         Ok(files)
     };
     let clusters = in_parallel(plans, cluster)?;
