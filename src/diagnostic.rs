@@ -151,6 +151,12 @@ codes! {
     GatewayApiOnRemote = "E088", "`eastWestGateway.form: gateway-api` on a remote cluster, where no istiod deploys it";
     // Files the topology names, read as an adversary could set them.
     NotAToken = "E110", "a `remoteSecret.tokenFile` that holds no bearer token (a PEM block, key material, a PKI store file, binary or multi-line content)";
+    // GitOps (`gitops:`).
+    GitopsWithoutController = "E130", "a `gitops` section that names neither `argocd` nor `flux`";
+    GitopsBadLocation = "E131", "a `gitops.repository` that is not a Git URL, or a `gitops.path` outside the repository";
+    GitopsInstaller = "E132", "a mesh installed only with istioctl under `gitops`";
+    GitopsDestination = "E133", "a cluster with both an Argo CD `server` and `name`";
+    GitopsLicense = "W134", "a Solo license the GitOps controller cannot pass to istiod";
     // Istio's CRD schemas (`--istio-crds`).
     CrdUnknownField = "E090", "a field the resource's CRD schema does not have (`--istio-crds`)";
     CrdInvalidValue = "E091", "a value the resource's CRD schema refuses, or a required field missing (`--istio-crds`)";
