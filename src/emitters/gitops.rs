@@ -297,15 +297,13 @@ fn application_set(
                 "path": comp.path,
                 "namespace": comp.release.map_or(crate::istio::SYSTEM_NAMESPACE, |r| r.namespace.as_str()),
             });
-            if let Some(r) = comp.release {
-                e["chart"] = json!(r.chart);
-                e["chartRepository"] = json!(argo_chart_repository(r));
-                e["chartVersion"] = json!(r.version);
-                e["release"] = json!(r.release);
-            }
-            if let Some(include) = &comp.include {
-                e["include"] = json!(include);
-            }
+            // Every element has every key: `missingkey=error` applies to `if` too.
+            let release = comp.release;
+            e["chart"] = json!(release.map_or("", |r| r.chart.as_str()));
+            e["chartRepository"] = json!(release.map(argo_chart_repository).unwrap_or_default());
+            e["chartVersion"] = json!(release.map_or("", |r| r.version.as_str()));
+            e["release"] = json!(release.map_or("", |r| r.release.as_str()));
+            e["include"] = json!(comp.include.as_deref().unwrap_or_default());
             elements.push(e);
         }
     }
