@@ -334,7 +334,7 @@ fn every_gitops_object_validates_and_every_application_points_at_the_tree() {
                         "{name}: exactly one of server and name: {dest}"
                     );
                     let sources = app["spec"]["sources"].as_array().expect("sources");
-                    if element["chart"] != "" {
+                    if element["chart"].as_str().is_some_and(|c| !c.is_empty()) {
                         assert_eq!(sources.len(), 2, "{name}");
                         let values = sources[0]["helm"]["valueFiles"][0]
                             .as_str()
