@@ -98,8 +98,45 @@ pub enum Command {
     /// Inspect or rotate the key material of the PKI store.
     #[command(subcommand)]
     Pki(PkiCommand),
+    /// Where requests from one source to one service go: priority levels, groups and shares.
+    ///
+    /// Computed offline as istiod computes it for the source proxy (Istio's locality load
+    /// balancing); every endpoint is taken to be healthy unless `--down` removes it. Exit 0 when
+    /// an endpoint is reachable, 1 when none is.
+    Explain {
+        /// The topology file.
+        topology: PathBuf,
+        /// The destination service, as NAMESPACE/NAME.
+        #[arg(long, value_name = "NS/NAME")]
+        service: String,
+        /// The source proxy's cluster, and optionally its zone (default: the cluster's first).
+        #[arg(long, value_name = "CLUSTER[/ZONE]")]
+        from: String,
+        /// The service port [default: its first].
+        #[arg(long, value_name = "P")]
+        port: Option<u32>,
+        /// A subset of the service's DestinationRule.
+        #[arg(long, value_name = "S")]
+        subset: Option<String>,
+        /// A cluster or locality (`region`, `region/zone`) whose endpoints are down; repeatable.
+        #[arg(long, value_name = "CLUSTER|LOCALITY")]
+        down: Vec<String>,
+        /// How to print the answer.
+        #[arg(long, value_enum, default_value_t = ExplainFormat::Human)]
+        format: ExplainFormat,
+    },
     /// Print the topology JSON Schema (the same as schema/topology.schema.json).
     Schema,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ExplainFormat {
+    /// Aligned columns, one block per priority level.
+    Human,
+    /// One JSON object (docs/explain.md).
+    Json,
+    /// Tables, for a pull-request comment or a runbook.
+    Markdown,
 }
 
 #[derive(Debug, Subcommand)]
@@ -364,6 +401,25 @@ fn execute(command: Command) -> Result<Exit, Fail> {
                 writes: true,
                 ..store
             },
+        ),
+        Command::Explain {
+            topology,
+            service,
+            from,
+            port,
+            subset,
+            down,
+            format,
+        } => explain(
+            &topology,
+            &crate::explain::Query {
+                service,
+                from,
+                port,
+                subset,
+                down,
+            },
+            format,
         ),
         Command::Schema => {
             print_stdout(crate::schema::schema_text());
@@ -930,6 +986,47 @@ fn report(checked: &Checked, format: Format, deny_warnings: bool, valid: bool) {
             }
         }
     }
+}
+
+/// `meshc explain`: a valid topology (else exit 2 with its diagnostics), a query that names
+/// what exists (else exit 2 with one diagnostic), then the answer: exit 0 when some endpoint
+/// is reachable, 1 when none is.
+fn explain(
+    path: &Path,
+    query: &crate::explain::Query,
+    format: ExplainFormat,
+) -> Result<Exit, Fail> {
+    let checked = load(path)?;
+    let Some(model) = checked.model.as_ref().filter(|_| !checked.has_errors()) else {
+        print_diagnostics(&checked, false);
+        return Err(Fail::Reported(Exit::Invalid));
+    };
+    let answer = match crate::explain::explain(model, query) {
+        Ok(answer) => answer,
+        Err(d) => {
+            let diags = [d];
+            if format == ExplainFormat::Json {
+                print_stdout(&diagnostic::render_json(&diags, None));
+            } else {
+                let color = diagnostic::use_color(diagnostic::stderr_is_terminal());
+                eprint!(
+                    "{}",
+                    diagnostic::render_human(&diags, &checked.source, color)
+                );
+            }
+            return Err(Fail::Reported(Exit::Invalid));
+        }
+    };
+    print_stdout(&match format {
+        ExplainFormat::Human => crate::explain::render::human(&answer),
+        ExplainFormat::Json => crate::explain::render::json(&answer),
+        ExplainFormat::Markdown => crate::explain::render::markdown(&answer),
+    });
+    Ok(if answer.reachable() {
+        Exit::Success
+    } else {
+        Exit::Differences
+    })
 }
 
 fn print_stdout(s: &str) {

@@ -97,6 +97,72 @@ impl Model {
             .is_some_and(|mi| self.meshes[mi].networks.len() > 1);
         multi_network || self.serves_remotes(c)
     }
+
+    /// How a proxy in cluster `from` reaches the endpoints of service `s` in cluster `to`: pod
+    /// to pod on one network; through the east-west gateway of the endpoints' network on
+    /// another (a network with none is unreachable: Istio would hand out pod addresses that
+    /// do not route); never into another mesh. In an ambient mesh only a global service spans
+    /// clusters (upstream `istio.io/global`; on Solo's distribution the Service's own name
+    /// does so only with `global-only`).
+    pub fn reaches(&self, from: ClusterId, to: ClusterId, s: ServiceId) -> Reach {
+        let t = &self.topology;
+        let (f, d) = (&self.clusters[from], &self.clusters[to]);
+        let (Some(fm), Some(dm)) = (f.mesh, d.mesh) else {
+            return Reach::Never("its mesh is unknown".to_string());
+        };
+        if fm != dm {
+            return Reach::Never(format!(
+                "it is in mesh `{}` and the source in mesh `{}`: meshes share no endpoints",
+                t.meshes[dm].name, t.meshes[fm].name
+            ));
+        }
+        let mesh = &t.meshes[dm];
+        let service = &t.services[s];
+        if from != to && mesh.dataplane == Dataplane::Ambient {
+            let spans = match mesh.istio.distribution {
+                Distribution::Upstream => service.global.is_global(),
+                Distribution::Solo => service.global.is_global_only(),
+            };
+            if !spans {
+                let why = if service.global.is_global() {
+                    format!(
+                        "`global: true` exposes it across clusters only as `{}.{}.mesh.internal`",
+                        service.name, service.namespace
+                    )
+                } else {
+                    "the service is not `global`: ambient serves only the caller's own cluster"
+                        .to_string()
+                };
+                return Reach::Never(why);
+            }
+        }
+        if f.network == d.network {
+            return Reach::Direct;
+        }
+        let gateway = d.network.is_some_and(|n| {
+            self.networks[n]
+                .clusters
+                .iter()
+                .any(|&c| !self.clusters[c].duplicate && self.has_east_west_gateway(c))
+        });
+        if gateway {
+            Reach::Gateway
+        } else {
+            let network = &t.clusters[to].network;
+            Reach::Never(format!("{network} has no east-west gateway"))
+        }
+    }
+}
+
+/// How a proxy reaches a cluster's endpoints ([`Model::reaches`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reach {
+    /// Pod to pod: the same network.
+    Direct,
+    /// Through the east-west gateway of the endpoints' network.
+    Gateway,
+    /// Not at all, and why.
+    Never(String),
 }
 
 /// What the model knows about a mesh.
