@@ -102,8 +102,8 @@ impl Model {
     /// to pod on one network; through the east-west gateway of the endpoints' network on
     /// another (a network with none is unreachable: Istio would hand out pod addresses that
     /// do not route); never into another mesh. In an ambient mesh only a global service spans
-    /// clusters (upstream `istio.io/global`; on Solo's distribution the Service's own name
-    /// does so only with `global-only`).
+    /// clusters (upstream `istio.io/global`; on Solo's distribution under its global name,
+    /// `<name>.<namespace>.mesh.internal`, or its own name with `global-only`).
     pub fn reaches(&self, from: ClusterId, to: ClusterId, s: ServiceId) -> Reach {
         let t = &self.topology;
         let (f, d) = (&self.clusters[from], &self.clusters[to]);
@@ -116,25 +116,14 @@ impl Model {
                 t.meshes[dm].name, t.meshes[fm].name
             ));
         }
-        let mesh = &t.meshes[dm];
-        let service = &t.services[s];
-        if from != to && mesh.dataplane == Dataplane::Ambient {
-            let spans = match mesh.istio.distribution {
-                Distribution::Upstream => service.global.is_global(),
-                Distribution::Solo => service.global.is_global_only(),
-            };
-            if !spans {
-                let why = if service.global.is_global() {
-                    format!(
-                        "`global: true` exposes it across clusters only as `{}.{}.mesh.internal`",
-                        service.name, service.namespace
-                    )
-                } else {
-                    "the service is not `global`: ambient serves only the caller's own cluster"
-                        .to_string()
-                };
-                return Reach::Never(why);
-            }
+        if from != to
+            && t.meshes[dm].dataplane == Dataplane::Ambient
+            && !t.services[s].global.is_global()
+        {
+            return Reach::Never(
+                "the service is not `global`: ambient serves only the caller's own cluster"
+                    .to_string(),
+            );
         }
         if f.network == d.network {
             return Reach::Direct;

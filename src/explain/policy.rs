@@ -13,7 +13,7 @@ use super::lb::{self, Distribute, Failover, Loc, Setting, TrafficDistribution};
 use super::{Mode, query_error};
 use crate::diagnostic::{Code, Diagnostic};
 use crate::model::{ClusterId, Model, ServiceId};
-use crate::topology::{Dataplane, TrafficDistribution as Annotation};
+use crate::topology::{Dataplane, Distribution, TrafficDistribution as Annotation};
 
 /// The policy in effect for the source, and what it depends on.
 #[derive(Debug, Clone, Default)]
@@ -323,6 +323,16 @@ impl Effective {
             }
         }
         let mesh = model.services[svc].mesh.map(|m| &model.topology.meshes[m]);
+        let service = &model.topology.services[svc];
+        if mesh.is_some_and(|m| m.istio.distribution == Distribution::Solo)
+            && service.global.is_global()
+            && !service.global.is_global_only()
+        {
+            self.notes.push(format!(
+                "`global: true` on Solo's distribution: the clusters are shown for the global name `{}.{}.mesh.internal`; `{}.{}.svc.cluster.local` stays in the caller's cluster",
+                service.name, service.namespace, service.name, service.namespace
+            ));
+        }
         if mesh.is_some_and(|m| m.dataplane == Dataplane::Ambient) {
             self.notes.push("ambient: ztunnel applies the Service's traffic distribution only; DestinationRule locality settings apply where a waypoint serves the service, as shown".to_string());
         }
