@@ -1,8 +1,9 @@
 //! The command line: arguments into a plain value (clap), then one `match` on the command.
 //!
-//! Exit codes are a contract (CLI.md), defined once in [`Exit`]: 0 success, 1 differences,
-//! 2 invalid topology, 3 environment error, 130 interrupted (SIGINT or SIGTERM). Diagnostics go to standard error, machine output
-//! (JSON, the schema) to standard output.
+//! Exit codes are a contract (CLI.md), defined once in [`Exit`]: 0 success, 1 differences
+//! (for `explain`: no endpoint reachable), 2 invalid topology, 3 environment error, 130
+//! interrupted (SIGINT or SIGTERM). Diagnostics go to standard error, machine output (JSON, the
+//! schema, explain's answer) to standard output.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
@@ -251,6 +252,7 @@ pub enum DiffFormat {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Exit {
     Success = 0,
+    /// `diff`, `build --check`: something differs; `explain`: no endpoint is reachable.
     Differences = 1,
     Invalid = 2,
     Environment = 3,
