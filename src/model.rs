@@ -104,7 +104,15 @@ impl Model {
     /// do not route); never into another mesh. In an ambient mesh only a global service spans
     /// clusters (upstream `istio.io/global`; on Solo's distribution under its global name,
     /// `<name>.<namespace>.mesh.internal`, or its own name with `global-only`).
-    pub fn reaches(&self, from: ClusterId, to: ClusterId, s: ServiceId) -> Reach {
+    ///
+    /// `gateways` is [`Model::gateway_networks`], computed once by the caller.
+    pub fn reaches(
+        &self,
+        gateways: &[bool],
+        from: ClusterId,
+        to: ClusterId,
+        s: ServiceId,
+    ) -> Reach {
         let t = &self.topology;
         let (f, d) = (&self.clusters[from], &self.clusters[to]);
         let (Some(fm), Some(dm)) = (f.mesh, d.mesh) else {
@@ -128,18 +136,29 @@ impl Model {
         if f.network == d.network {
             return Reach::Direct;
         }
-        let gateway = d.network.is_some_and(|n| {
-            self.networks[n]
-                .clusters
-                .iter()
-                .any(|&c| !self.clusters[c].duplicate && self.has_east_west_gateway(c))
-        });
+        let gateway = d
+            .network
+            .is_some_and(|n| gateways.get(n).copied().unwrap_or(false));
         if gateway {
             Reach::Gateway
         } else {
             let network = &t.clusters[to].network;
             Reach::Never(format!("{network} has no east-west gateway"))
         }
+    }
+}
+
+impl Model {
+    /// For each network, whether a cluster on it runs an east-west gateway.
+    pub fn gateway_networks(&self) -> Vec<bool> {
+        self.networks
+            .iter()
+            .map(|n| {
+                n.clusters
+                    .iter()
+                    .any(|&c| !self.clusters[c].duplicate && self.has_east_west_gateway(c))
+            })
+            .collect()
     }
 }
 

@@ -341,12 +341,13 @@ fn endpoints(
         .unwrap_or_else(|| BTreeMap::from([("app".to_string(), service.name.clone())]));
     let mut out = Vec::new();
     let mut unreachable = Vec::new();
+    let gateways = model.gateway_networks();
     for &c in &model.services[svc].clusters {
         let cluster = &t.clusters[c];
         if model.clusters[c].duplicate {
             continue;
         }
-        let via_gateway = match model.reaches(source, c, svc) {
+        let via_gateway = match model.reaches(&gateways, source, c, svc) {
             Reach::Direct => false,
             Reach::Gateway => true,
             Reach::Never(reason) => {

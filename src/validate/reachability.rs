@@ -15,16 +15,26 @@ use crate::model::{ClusterId, Model, Reach, ServiceId};
 use crate::path;
 use crate::span::Path;
 
+/// The model and what every check shares: which networks have an east-west gateway.
+struct Ctx<'m> {
+    m: &'m Model,
+    gateways: Vec<bool>,
+}
+
 pub fn run(m: &Model, r: &mut Reporter<'_>) {
+    let ctx = Ctx {
+        m,
+        gateways: m.gateway_networks(),
+    };
     for si in 0..m.topology.services.len() {
-        unreachable_service(m, si, r);
+        unreachable_service(&ctx, si, r);
     }
     for (di, info) in m.destination_rules.iter().enumerate() {
         let Some(svc) = info.service else { continue };
         let at = path!("destinationRules", di);
         for (lb_at, lb) in locality_settings(&m.topology.destination_rules[di], &at) {
-            distribute(m, svc, lb, &lb_at, r);
-            failover(m, svc, lb, &lb_at, r);
+            distribute(&ctx, svc, lb, &lb_at, r);
+            failover(&ctx, svc, lb, &lb_at, r);
         }
     }
 }
@@ -56,7 +66,7 @@ fn clusters_in(m: &Model, among: &[ClusterId], pattern: &str) -> Vec<ClusterId> 
 
 /// Whether no client reaches any target, and the first reason why not.
 fn none_reachable(
-    m: &Model,
+    ctx: &Ctx<'_>,
     svc: ServiceId,
     clients: &[ClusterId],
     targets: &[ClusterId],
@@ -64,10 +74,10 @@ fn none_reachable(
     let mut why = None;
     for &c in clients {
         for &t in targets {
-            match m.reaches(c, t, svc) {
+            match ctx.m.reaches(&ctx.gateways, c, t, svc) {
                 Reach::Never(reason) => {
                     why.get_or_insert_with(|| {
-                        format!("`{}`: {reason}", m.topology.clusters[t].name)
+                        format!("`{}`: {reason}", ctx.m.topology.clusters[t].name)
                     });
                 }
                 _ => return None,
@@ -79,7 +89,8 @@ fn none_reachable(
 
 /// W103: the clients of a service (its `callers`, or every cluster of its mesh) that reach
 /// none of its endpoints.
-fn unreachable_service(m: &Model, si: ServiceId, r: &mut Reporter<'_>) {
+fn unreachable_service(ctx: &Ctx<'_>, si: ServiceId, r: &mut Reporter<'_>) {
+    let m = ctx.m;
     let info = &m.services[si];
     let Some(mesh) = info.mesh else { return };
     if m.meshes[mesh].duplicate || info.clusters.is_empty() {
@@ -92,7 +103,7 @@ fn unreachable_service(m: &Model, si: ServiceId, r: &mut Reporter<'_>) {
         if m.clusters[c].duplicate {
             continue;
         }
-        if let Some(why) = none_reachable(m, si, &[c], &info.clusters) {
+        if let Some(why) = none_reachable(ctx, si, &[c], &info.clusters) {
             stranded.push(m.topology.clusters[c].name.as_str());
             reason.get_or_insert(why);
         }
@@ -159,7 +170,14 @@ fn locality_settings<'d>(
 }
 
 /// W104: a `distribute` share for endpoints that exist but that no client in `from` reaches.
-fn distribute(m: &Model, svc: ServiceId, lb: &Map<String, Json>, at: &Path, r: &mut Reporter<'_>) {
+fn distribute(
+    ctx: &Ctx<'_>,
+    svc: ServiceId,
+    lb: &Map<String, Json>,
+    at: &Path,
+    r: &mut Reporter<'_>,
+) {
+    let m = ctx.m;
     let Some(mesh) = m.services[svc].mesh else {
         return;
     };
@@ -175,7 +193,7 @@ fn distribute(m: &Model, svc: ServiceId, lb: &Map<String, Json>, at: &Path, r: &
             if clients.is_empty() || targets.is_empty() {
                 continue;
             }
-            if let Some(why) = none_reachable(m, svc, &clients, &targets) {
+            if let Some(why) = none_reachable(ctx, svc, &clients, &targets) {
                 let p = at.key("distribute").index(j).key("to").key(key);
                 r.report_key(
                     Code::DistributeUnreachable,
@@ -193,7 +211,14 @@ fn distribute(m: &Model, svc: ServiceId, lb: &Map<String, Json>, at: &Path, r: &
 
 /// W105: a `failover` target region with no endpoint that the clients in `from` reach, so that
 /// the chain ends there.
-fn failover(m: &Model, svc: ServiceId, lb: &Map<String, Json>, at: &Path, r: &mut Reporter<'_>) {
+fn failover(
+    ctx: &Ctx<'_>,
+    svc: ServiceId,
+    lb: &Map<String, Json>,
+    at: &Path,
+    r: &mut Reporter<'_>,
+) {
+    let m = ctx.m;
     let Some(mesh) = m.services[svc].mesh else {
         return;
     };
@@ -216,7 +241,7 @@ fn failover(m: &Model, svc: ServiceId, lb: &Map<String, Json>, at: &Path, r: &mu
         } else if clients.is_empty() {
             None
         } else {
-            none_reachable(m, svc, &clients, &targets)
+            none_reachable(ctx, svc, &clients, &targets)
         };
         let Some(why) = why else { continue };
         r.report(
