@@ -425,7 +425,11 @@ fn levels(
             effective.enable_failover,
         );
     }
-    let reasons = policy::Reasons::new(effective, source, proxy);
+    let localities: Vec<lb::Loc> = by_locality
+        .iter()
+        .filter_map(|g| g.locality.clone())
+        .collect();
+    let reasons = policy::Reasons::new(effective, source, proxy, localities);
     let mut levels: BTreeMap<u32, Vec<(usize, f64)>> = BTreeMap::new();
     for g in &by_locality {
         let inside: u32 = g.endpoints.iter().map(|e| e.weight).sum();

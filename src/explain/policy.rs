@@ -388,6 +388,9 @@ pub struct Reasons<'a> {
     source: &'a Loc,
     proxy: &'a BTreeMap<String, String>,
     mode: Mode,
+    /// Every locality that has endpoints (a `distribute` weight is split over those a pattern
+    /// matches).
+    localities: Vec<Loc>,
 }
 
 impl<'a> Reasons<'a> {
@@ -395,12 +398,14 @@ impl<'a> Reasons<'a> {
         effective: &'a Effective,
         source: &'a Loc,
         proxy: &'a BTreeMap<String, String>,
+        localities: Vec<Loc>,
     ) -> Self {
         Reasons {
             effective,
             source,
             proxy,
             mode: effective.mode_for(source),
+            localities,
         }
     }
 
@@ -410,7 +415,7 @@ impl<'a> Reasons<'a> {
                 .to_string();
         };
         match self.mode {
-            Mode::Distribute => distribute_reason(setting, self.source, locality),
+            Mode::Distribute => self.distribute_reason(setting, locality),
             Mode::Failover => self.locality_reason(setting, locality),
             Mode::FailoverPriority => {
                 let labels = self.label_reason(setting, labels);
@@ -487,21 +492,39 @@ impl<'a> Reasons<'a> {
     }
 }
 
-fn distribute_reason(setting: &Setting, source: &Loc, locality: &Loc) -> String {
-    let entry = setting
-        .distribute
-        .iter()
-        .flatten()
-        .find(|e| lb::locality_match(Some(source), &e.from));
-    let Some(entry) = entry else {
-        return String::new();
-    };
-    match entry
-        .to
-        .iter()
-        .find(|(pattern, _)| lb::locality_match(Some(locality), pattern))
-    {
-        Some((pattern, w)) => format!("distribute from {} to {pattern}: {w}", entry.from),
-        None => format!("distribute from {}: no `to` covers it", entry.from),
+impl Reasons<'_> {
+    /// The `distribute` entry and `to` pattern that weighted the locality, and how many
+    /// localities share that weight.
+    fn distribute_reason(&self, setting: &Setting, locality: &Loc) -> String {
+        let entry = setting
+            .distribute
+            .iter()
+            .flatten()
+            .find(|e| lb::locality_match(Some(self.source), &e.from));
+        let Some(entry) = entry else {
+            return String::new();
+        };
+        // The pattern that takes a locality is the first in order that matches it.
+        let pattern_of = |l: &Loc| {
+            entry
+                .to
+                .iter()
+                .position(|(pattern, _)| lb::locality_match(Some(l), pattern))
+        };
+        let Some(i) = pattern_of(locality) else {
+            return format!("distribute from {}: no `to` covers it", entry.from);
+        };
+        let (pattern, w) = &entry.to[i];
+        let sharing = self
+            .localities
+            .iter()
+            .filter(|l| pattern_of(l) == Some(i))
+            .count();
+        let split = if sharing > 1 {
+            format!(", split over {sharing} localities")
+        } else {
+            String::new()
+        };
+        format!("distribute from {} to {pattern}: {w}{split}", entry.from)
     }
 }
