@@ -319,3 +319,135 @@ fn unknown_arguments_are_diagnostics() {
         Some(Code::ExplainUnknownArgument)
     );
 }
+
+const SUBSETS: &str = "
+apiVersion: meshc/v1alpha1
+kind: Topology
+meshes: [{ name: mesh1 }]
+networks: [{ name: network1 }]
+clusters:
+  - { name: cluster1, network: network1, region: us-west1, zones: [us-west1-a, us-west1-b], controlPlane: primary,
+      apiServer: { url: 'https://10.0.0.1:6443' } }
+  - { name: cluster2, network: network1, region: us-central1, zones: [us-central1-a], controlPlane: primary,
+      apiServer: { url: 'https://10.0.0.2:6443' } }
+services:
+  - name: reviews
+    namespace: shop
+    ports: [{ name: http, port: 9080 }, { name: grpc, port: 9090 }]
+destinationRules:
+  - name: reviews
+    host: reviews
+    trafficPolicy:
+      loadBalancer:
+        localityLbSetting: { enabled: true }
+      outlierDetection: { consecutive5xxErrors: 5, interval: 10s, baseEjectionTime: 30s }
+      portLevelSettings:
+        - port: { number: 9090 }
+          loadBalancer:
+            localityLbSetting: { enabled: true }
+    subsets:
+      - name: central
+        labels: { topology.istio.io/cluster: cluster2 }
+      - name: v1
+        labels: { version: v1 }
+      - name: off
+        trafficPolicy:
+          loadBalancer:
+            localityLbSetting: { enabled: false }
+";
+
+fn ask(m: &Model, port: Option<u32>, subset: Option<&str>) -> Explanation {
+    explain(
+        m,
+        &Query {
+            service: "shop/reviews".into(),
+            from: "cluster1".into(),
+            port,
+            subset: subset.map(str::to_string),
+            ..Query::default()
+        },
+    )
+    .expect("explained")
+}
+
+#[test]
+fn ports_and_subsets_merge_as_istio_merges_them() {
+    let m = model(SUBSETS);
+    // The rule's policy: default failover, three levels (same zone, same region, elsewhere).
+    let e = ask(&m, None, None);
+    assert_eq!((e.mode, e.levels.len()), (Mode::Failover, 3));
+    assert_eq!(
+        e.levels[2].groups[0].reason,
+        "default failover: another region"
+    );
+    // Port 9090's own policy replaces the rule's whole: no outlierDetection, no failover.
+    let e = ask(&m, Some(9090), None);
+    assert_eq!((e.mode, e.levels.len()), (Mode::Spread, 1));
+    assert!(
+        e.levels[0]
+            .groups
+            .iter()
+            .all(|g| (g.share_percent - 33.33).abs() < 0.01)
+    );
+    // A subset by a label the topology knows keeps only those endpoints.
+    let e = ask(&m, None, Some("central"));
+    let clusters: Vec<&str> = e
+        .levels
+        .iter()
+        .flat_map(|l| l.groups.iter().map(|g| g.cluster.as_str()))
+        .collect();
+    assert_eq!(clusters, vec!["cluster2"]);
+    // A label it does not know: every endpoint, and a note.
+    let e = ask(&m, None, Some("v1"));
+    assert_eq!(e.levels.len(), 3);
+    assert!(
+        e.notes.iter().any(|n| n.contains("`version`")),
+        "{:?}",
+        e.notes
+    );
+    // A subset's own loadBalancer replaces the rule's: locality load balancing off.
+    let e = ask(&m, None, Some("off"));
+    assert_eq!((e.mode, e.levels.len()), (Mode::Spread, 1));
+    assert!(e.levels[0].groups[0].reason.contains("enabled: false"));
+}
+
+const AMBIENT: &str = "
+apiVersion: meshc/v1alpha1
+kind: Topology
+meshes: [{ name: mesh1, dataplane: ambient }]
+networks: [{ name: net-west }, { name: net-central }]
+clusters:
+  - { name: west, network: net-west, region: us-west1, controlPlane: primary,
+      eastWestGateway: { address: 203.0.113.40 }, apiServer: { url: 'https://192.0.2.50:6443' } }
+  - { name: central, network: net-central, region: us-central1, controlPlane: primary,
+      eastWestGateway: { address: 203.0.113.41 }, apiServer: { url: 'https://192.0.2.51:6443' } }
+services:
+  - { name: local, namespace: shop, ports: [{ name: http, port: 80 }] }
+  - { name: global, namespace: shop, ports: [{ name: http, port: 80 }], global: true }
+";
+
+#[test]
+fn ambient_spans_clusters_only_for_global_services() {
+    let m = model(AMBIENT);
+    let e = explain(
+        &m,
+        &Query {
+            service: "shop/local".into(),
+            from: "west".into(),
+            ..Query::default()
+        },
+    )
+    .expect("explained");
+    assert_eq!(e.levels.len(), 1);
+    assert_eq!(e.levels[0].groups.len(), 1);
+    assert_eq!(e.unreachable.len(), 1);
+    assert!(e.unreachable[0].reason.contains("not `global`"));
+    let (_, levels) = levels_of(&m, "shop/global", "west", &[]);
+    assert_eq!(
+        levels,
+        vec![vec![
+            ("west", "us-west1", 50.0, false),
+            ("central", "us-central1", 50.0, true)
+        ]]
+    );
+}
