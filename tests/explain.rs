@@ -336,3 +336,55 @@ fn other_meshes_are_never_reached() {
         "{v}"
     );
 }
+
+/// Every service of every example and test topology, from every cluster and zone, with each
+/// cluster down in turn: an answer (never a panic), shares that sum to 100 in every level.
+#[test]
+fn every_service_is_explained_from_every_cluster_of_every_topology() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files: Vec<PathBuf> = std::fs::read_dir(root.join("examples"))
+        .expect("examples/")
+        .flatten()
+        .map(|e| e.path().join("topology.yaml"))
+        .collect();
+    files.extend(common::test_topologies().iter().map(|f| root.join(f)));
+    for file in files {
+        let checked = meshc::compiler::check_file(&file).expect("readable");
+        let model = checked.model.as_ref().expect("valid");
+        let t = &model.topology;
+        for s in &t.services {
+            for c in &t.clusters {
+                let zones: Vec<String> =
+                    c.zones.iter().map(|z| format!("{}/{z}", c.name)).collect();
+                let froms = if zones.is_empty() {
+                    vec![c.name.clone()]
+                } else {
+                    zones
+                };
+                let downs =
+                    std::iter::once(None).chain(t.clusters.iter().map(|d| Some(d.name.clone())));
+                for (from, down) in froms
+                    .iter()
+                    .flat_map(|f| downs.clone().map(move |d| (f, d)))
+                {
+                    let q = meshc::explain::Query {
+                        service: format!("{}/{}", s.namespace, s.name),
+                        from: from.clone(),
+                        down: down.into_iter().collect(),
+                        ..meshc::explain::Query::default()
+                    };
+                    let e = meshc::explain::explain(model, &q)
+                        .unwrap_or_else(|d| panic!("{}: {q:?}: {}", file.display(), d.message));
+                    for level in &e.levels {
+                        let sum: f64 = level.groups.iter().map(|g| g.share_percent).sum();
+                        assert!(
+                            (sum - 100.0).abs() < 0.1,
+                            "{}: {q:?}: {sum}",
+                            file.display()
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
