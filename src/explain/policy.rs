@@ -333,7 +333,7 @@ impl Effective {
                 service.name, service.namespace, service.name, service.namespace
             ));
         }
-        if mesh.is_some_and(|m| m.dataplane == Dataplane::Ambient) {
+        if self.rule.is_some() && mesh.is_some_and(|m| m.dataplane == Dataplane::Ambient) {
             self.notes.push("ambient: ztunnel applies the Service's traffic distribution only; DestinationRule locality settings apply where a waypoint serves the service, as shown".to_string());
         }
     }
