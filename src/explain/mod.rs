@@ -341,6 +341,7 @@ fn endpoints(
         .unwrap_or_else(|| BTreeMap::from([("app".to_string(), service.name.clone())]));
     let mut out = Vec::new();
     let mut unreachable = Vec::new();
+    let mut left_out_by_subset = 0;
     let gateways = model.gateway_networks();
     for &c in &model.services[svc].clusters {
         let cluster = &t.clusters[c];
@@ -371,6 +372,7 @@ fn endpoints(
             }
             let labels = labels_of(model, c, &locality, &selector);
             if !effective.subset_selects(&labels) {
+                left_out_by_subset += 1;
                 continue;
             }
             out.push(Endpoint {
@@ -381,7 +383,7 @@ fn endpoints(
             });
         }
     }
-    if out.is_empty() && !model.services[svc].clusters.is_empty() && down.clusters.is_empty() {
+    if out.is_empty() && left_out_by_subset > 0 {
         notes.extend(effective.subset_note());
     }
     (out, unreachable)

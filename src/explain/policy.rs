@@ -350,7 +350,7 @@ impl Effective {
     /// Why no endpoint is left, when a subset is the cause.
     pub fn subset_note(&self) -> Option<String> {
         self.subset.as_ref().map(|(name, _)| {
-            format!("subset `{name}` selects no endpoint: its labels contradict the service's selector or placement")
+            format!("subset `{name}` selects no endpoint the source can reach: its labels contradict the service's selector or the clusters' labels")
         })
     }
 
