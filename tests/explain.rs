@@ -62,7 +62,7 @@ fn levels(v: &Value) -> Vec<Vec<(String, String, f64)>> {
 }
 
 #[test]
-fn the_seed_rule_sends_90_percent_to_us_west1_and_10_to_us_central1() {
+fn the_article_rule_sends_90_percent_to_us_west1_and_10_to_us_central1() {
     let (code, v) = json(
         &example("primary-remote"),
         &["--service", "sample/helloworld", "--from", "cluster1"],

@@ -1,4 +1,4 @@
-//! One table test per seed-style topology: primary-remote with the 90/10 `distribute` rule,
+//! One table test per deployment model: primary-remote with the 90/10 `distribute` rule,
 //! multi-primary on two networks with region failover, and hybrid (primaries with remotes on
 //! two networks). Each row: the source, what is down, and the expected levels as
 //! `(cluster, locality, share, via gateway)`.
