@@ -388,3 +388,25 @@ fn every_service_is_explained_from_every_cluster_of_every_topology() {
         }
     }
 }
+
+#[test]
+fn a_cluster_outside_callers_is_told_the_name_does_not_resolve() {
+    let topology = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/topologies/callers.yaml");
+    let (code, v) = json(
+        &topology,
+        &["--service", "bookinfo/reviews", "--from", "west-2"],
+    );
+    assert_eq!(code, 0);
+    let notes = v["notes"].as_array().expect("notes");
+    assert!(
+        notes
+            .iter()
+            .any(|n| n.as_str().is_some_and(|n| n.contains("does not resolve"))),
+        "{v}"
+    );
+    let (_, v) = json(
+        &topology,
+        &["--service", "bookinfo/reviews", "--from", "west-1"],
+    );
+    assert_eq!(v["notes"], serde_json::json!([]));
+}

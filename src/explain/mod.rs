@@ -134,6 +134,7 @@ pub fn explain(model: &Model, q: &Query) -> Result<Explanation, Diagnostic> {
     let effective = policy::effective(model, svc, source, port, q.subset.as_deref())?;
     let down = find_down(model, &q.down)?;
     let mut notes = effective.notes.clone();
+    notes.extend(resolution_note(model, svc, source));
     let src_loc = lb::Loc::new(
         model.topology.clusters[source]
             .region
@@ -167,6 +168,31 @@ pub fn explain(model: &Model, q: &Query) -> Result<Explanation, Diagnostic> {
         levels,
         unreachable,
         notes,
+    })
+}
+
+/// A service with `callers` has no Service object in other clusters: its name resolves there
+/// only through DNS capture (sidecar `dns.capture`, or ambient's).
+fn resolution_note(model: &Model, svc: ServiceId, source: ClusterId) -> Option<String> {
+    let info = &model.services[svc];
+    let callers = info.callers.as_ref()?;
+    if callers.contains(&source) || info.clusters.contains(&source) {
+        return None;
+    }
+    let mesh = &model.topology.meshes[info.mesh?];
+    let captured = mesh.dns.capture || mesh.dataplane == crate::topology::Dataplane::Ambient;
+    let t = &model.topology;
+    let (s, c) = (&t.services[svc], &t.clusters[source].name);
+    Some(if captured {
+        format!(
+            "`{c}` is not among the `callers` of `{}`: it has no Service object there, and its name resolves through DNS capture",
+            s.name
+        )
+    } else {
+        format!(
+            "`{c}` is not among the `callers` of `{}`: it has no Service object there, so its name does not resolve (list the cluster in `callers`, or turn on `dns.capture`)",
+            s.name
+        )
     })
 }
 
