@@ -161,6 +161,13 @@ codes! {
     CrdUnknownField = "E090", "a field the resource's CRD schema does not have (`--istio-crds`)";
     CrdInvalidValue = "E091", "a value the resource's CRD schema refuses, or a required field missing (`--istio-crds`)";
     CrdNotServed = "E092", "a kind or version the loaded CRDs do not serve (`--istio-crds`)";
+    // Where requests go (`meshc explain`, and what validation learns from the same computation).
+    ExplainUnknownService = "E100", "`meshc explain --service` names no service of the topology";
+    ExplainUnknownSource = "E101", "`meshc explain --from` names no cluster, or a zone the cluster is not in";
+    ExplainUnknownArgument = "E102", "`meshc explain --port`, `--subset` or `--down` names nothing the service, its DestinationRule or the topology has";
+    ServiceUnreachable = "W103", "a service with no endpoint reachable from a cluster that calls it";
+    DistributeUnreachable = "W104", "a `distribute.to` locality whose endpoints the clients in `from` cannot reach";
+    FailoverTargetEmpty = "W105", "a `failover` target region with no endpoint of the service that its clients can reach";
 }
 
 impl Code {
@@ -182,6 +189,15 @@ impl Code {
                 | Code::RemoteSecretSkipped
                 | Code::RemoteSecretWithoutCa
                 | Code::NotAToken
+        )
+    }
+
+    /// Whether the code is about `meshc explain`'s arguments rather than the topology (its
+    /// scenarios are in `tests/explain.rs`, not in `tests/rules/`).
+    pub fn from_query(self) -> bool {
+        matches!(
+            self,
+            Code::ExplainUnknownService | Code::ExplainUnknownSource | Code::ExplainUnknownArgument
         )
     }
 

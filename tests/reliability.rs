@@ -240,6 +240,7 @@ fn every_command_documents_the_exit_codes_and_follows_them() {
         &["validate", "--help"],
         &["build", "--help"],
         &["diff", "--help"],
+        &["explain", "--help"],
         &["schema", "--help"],
         &["pki", "--help"],
         &["pki", "status", "--help"],
