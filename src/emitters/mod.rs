@@ -25,6 +25,7 @@ mod namespaces;
 mod reader_token;
 mod readme;
 mod remote_secrets;
+mod rotation;
 mod sail;
 mod services;
 
@@ -221,6 +222,8 @@ pub struct TreeCx<'a> {
     pub model: &'a Model,
     pub plans: &'a [ClusterPlan],
     pub renderer: &'a Renderer,
+    /// The key material, for what a root rotation in progress says about each cluster.
+    pub material: &'a Material,
     /// Each cluster's files, in plan order.
     pub clusters: &'a [Files],
 }
@@ -236,7 +239,7 @@ pub trait TreeEmitter: Sync {
 }
 
 /// The files about the whole tree (or a mesh), after every cluster's.
-pub const TREE: &[&dyn TreeEmitter] = &[&index::Index];
+pub const TREE: &[&dyn TreeEmitter] = &[&index::Index, &rotation::RotationPlan];
 
 /// Runs every emitter: each cluster's files under `<cluster>/`, then the tree's.
 pub fn emit(
@@ -248,7 +251,7 @@ pub fn emit(
 ) -> Result<Output, RenderError> {
     let shared = Shared::default();
     let cluster = |plan: &ClusterPlan| {
-        let common = Common::new(model, plan);
+        let common = Common::new(model, plan, material.rotating(plan.mesh).is_some());
         let cx = ClusterCx {
             model,
             plan,
@@ -270,6 +273,7 @@ pub fn emit(
         model,
         plans,
         renderer,
+        material,
         clusters: &clusters,
     };
     for emitter in TREE {
