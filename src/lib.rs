@@ -22,6 +22,7 @@ pub mod parse;
 pub mod pki;
 pub mod plan;
 pub mod render;
+pub mod rotate_root;
 pub mod schema;
 pub mod source;
 pub mod span;

@@ -14,7 +14,7 @@
 mod cert;
 mod issue;
 mod pem;
-mod rotation;
+pub mod rotation;
 mod store;
 
 use std::collections::BTreeMap;
@@ -304,16 +304,24 @@ fn rotation_rows(
     };
     match &r.new_root {
         Some(new_root) => {
-            rows.push(row(None, &new_root.cert, format!("new root ({})", r.phase)));
+            rows.push(row(
+                None,
+                &new_root.cert,
+                format!("new root (rotation phase {})", r.phase.number()),
+            ));
             for (&c, i) in &r.intermediates {
                 rows.push(row(
                     Some(&model.topology.clusters[c].name),
                     &i.cert,
-                    format!("new intermediate ({})", r.phase),
+                    format!("new intermediate (rotation phase {})", r.phase.number()),
                 ));
             }
         }
-        None => rows.push(row(None, &r.old_root, format!("old root ({})", r.phase))),
+        None => rows.push(row(
+            None,
+            &r.old_root,
+            format!("old root (rotation phase {})", r.phase.number()),
+        )),
     }
 }
 
@@ -329,7 +337,8 @@ pub fn check_named_files(model: &Model, base_dir: &FsPath, now: OffsetDateTime) 
     findings
 }
 
-fn rfc3339(t: OffsetDateTime) -> String {
+/// A time as RFC 3339, as `pki status` and the rotation record write it.
+pub fn rfc3339(t: OffsetDateTime) -> String {
     t.format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_else(|_| t.to_string())
 }

@@ -140,8 +140,9 @@ struct Pair {
     key: String,
 }
 
+/// Times are recorded to the second: the record is read back into what builds render.
 fn rfc3339(t: OffsetDateTime) -> String {
-    super::rfc3339(t)
+    super::rfc3339(t.replace_nanosecond(0).unwrap_or(t))
 }
 
 fn parse_time(s: &str) -> Result<OffsetDateTime, String> {
