@@ -224,6 +224,20 @@ fn assert_deterministic(env: &Env) {
     assert_eq!(out_files(env, "out"), out_files(env, "again"));
 }
 
+/// `meshc diff` names what each cluster's `cacerts` change does to its trust and signer.
+fn assert_diff_says(env: &Env, lines: &[&str]) {
+    let out = env.meshc(&["diff", "topology.yaml", "-o", "out"]);
+    assert_eq!(code(&out), 1, "{}", stderr(&out));
+    let text = stdout(&out);
+    for line in lines {
+        assert_eq!(
+            text.matches(line).count(),
+            CLUSTERS.len(),
+            "`{line}` once per cluster in:\n{text}"
+        );
+    }
+}
+
 #[test]
 fn a_three_cluster_mesh_rotates_its_root_without_a_phase_that_breaks_mtls() {
     let env = Env::new(MESH);
@@ -237,6 +251,7 @@ fn a_three_cluster_mesh_rotates_its_root_without_a_phase_that_breaks_mtls() {
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     assert!(stdout(&out).contains("phase 1 of 3"), "{}", stdout(&out));
     assert_eq!(phase(&env), Some(1));
+    assert_diff_says(&env, &["trust: {old} → {old, new}"]);
     build(&env);
     assert_deterministic(&env);
     let p1 = root_bundle(&env, "c1");
@@ -266,6 +281,10 @@ fn a_three_cluster_mesh_rotates_its_root_without_a_phase_that_breaks_mtls() {
     let out = advance(&env, &[]);
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     assert_eq!(phase(&env), Some(2));
+    assert_diff_says(
+        &env,
+        &["trust: {old, new} → {old, new}", "signer: old → new"],
+    );
     build(&env);
     assert_deterministic(&env);
     let p2 = root_bundle(&env, "c1");
@@ -290,6 +309,7 @@ fn a_three_cluster_mesh_rotates_its_root_without_a_phase_that_breaks_mtls() {
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     assert!(has_code(&out, "W125"), "{}", stderr(&out));
     assert_eq!(phase(&env), Some(3));
+    assert_diff_says(&env, &["trust: {old, new} → {new}"]);
     build(&env);
     assert_deterministic(&env);
     let p3 = root_bundle(&env, "c1");
