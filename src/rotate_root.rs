@@ -49,24 +49,24 @@ pub struct Args<'a> {
 /// Runs the command.
 pub fn run(args: &Args<'_>) -> Result<Exit, Fail> {
     let now = OffsetDateTime::now_utc();
-    let (checked, store, compiled) = match (args.step, args.out) {
-        (Step::Advance { .. }, Some(out)) => {
-            let common = CompileArgs {
-                templates: args.templates,
-                out: Some(out),
-                istio_crds: &[],
-                deny_warnings: false,
-                locked: false,
-            };
-            let (checked, store, compiled) =
-                load_and_compile(args.topology, None, args.store, &common, true)?;
-            (checked, store, Some(compiled))
-        }
-        _ => {
+    let (checked, store, compiled) =
+        if let (Step::Advance { .. }, Some(out)) = (args.step, args.out) {
+            {
+                let common = CompileArgs {
+                    templates: args.templates,
+                    out: Some(out),
+                    istio_crds: &[],
+                    deny_warnings: false,
+                    locked: false,
+                };
+                let (checked, store, compiled) =
+                    load_and_compile(args.topology, None, args.store, &common, true)?;
+                (checked, store, Some(compiled))
+            }
+        } else {
             let (checked, store) = load_valid(args.topology, None, args.store, false)?;
             (checked, store, None)
-        }
-    };
+        };
     let (Some(model), Some(tree)) = (&checked.model, &checked.tree) else {
         return Ok(Exit::Invalid);
     };

@@ -195,7 +195,7 @@ pub fn load(
             return None;
         }
     };
-    match parse(model, mi, &text, root, clusters) {
+    match parse(model, &text, root, clusters) {
         Ok((rotation, joined)) => {
             for c in joined {
                 let name = &model.topology.clusters[c].name;
@@ -227,7 +227,6 @@ pub fn load(
 /// phase 2.
 fn parse(
     model: &Model,
-    mi: MeshId,
     text: &str,
     root: &Root,
     clusters: &[ClusterId],
@@ -297,7 +296,6 @@ fn parse(
         }
     }
     rotation.new_root = Some(new_root);
-    let _ = mi;
     Ok((rotation, joined))
 }
 
