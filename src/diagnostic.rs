@@ -154,7 +154,7 @@ codes! {
     CrdInvalidValue = "E091", "a value the resource's CRD schema refuses, or a required field missing (`--istio-crds`)";
     CrdNotServed = "E092", "a kind or version the loaded CRDs do not serve (`--istio-crds`)";
     // Root rotation (`meshc pki rotate-root`; found in the PKI store and the output tree).
-    RootRotationUnsupported = "E120", "a root rotation the mesh cannot take: a bring-your-own root, or Istio before 1.20";
+    RootRotationUnsupported = "E120", "a root rotation the mesh cannot take: a bring-your-own root, `ca.secrets: external`, or Istio before 1.20";
     RotationOnAmbient = "W121", "a root rotation on an ambient mesh, where ztunnel's multi-root support is not documented as zero-downtime";
     MultirootMissing = "E122", "switching signers while a primary's committed istiod values lack `ISTIO_MULTIROOT_MESH=true`";
     RotationDamaged = "E123", "a root-rotation record in the PKI store that cannot be read or does not match the store";

@@ -25,7 +25,7 @@ use crate::model::{ClusterId, MeshId, Model};
 use crate::parse::Node;
 use crate::path;
 use crate::pki::{self, Finding, Origin, Phase, Rotation, Store, rotation};
-use crate::topology::Dataplane;
+use crate::topology::{Dataplane, SecretsMode};
 
 /// What the command is asked to do.
 #[derive(Debug, Clone, Copy)]
@@ -241,6 +241,13 @@ fn start(
             Code::RootRotationUnsupported,
             format!("mesh `{}` has a bring-your-own root (`ca.root`), which meshc does not hold", mesh.name),
             "replace the corporate CA with whoever issues it; `meshc pki rotate-root` rotates roots meshc generated".to_string(),
+        );
+    }
+    if mesh.ca.secrets == SecretsMode::External {
+        gate.refuse(
+            Code::RootRotationUnsupported,
+            format!("mesh `{}` has `ca.secrets: external`: its output holds no key material, so no phase would show in a build or a review", mesh.name),
+            "set `ca.secrets: plain` for the rotation (the cacerts Secrets are then written into the output), or replace the root out of band".to_string(),
         );
     }
     let minor = mesh.istio.version.minor();

@@ -450,6 +450,19 @@ fn a_bring_your_own_root_is_not_rotated_and_an_ambient_mesh_is_warned_about() {
     assert!(has_code(&out, "E120"), "{}", stderr(&out));
     assert_eq!(phase(&env), None);
 
+    let external = Env::new(&MESH.replace(
+        "  - name: mesh1\n",
+        "  - name: mesh1\n    ca: { secrets: external, externalStore: vault }\n",
+    ));
+    let out = raw(&external, &["build", "topology.yaml", "-o", "out"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let out = raw(
+        &external,
+        &["pki", "rotate-root", "topology.yaml", "--mesh", "mesh1"],
+    );
+    assert_eq!(code(&out), 2, "{}", stderr(&out));
+    assert!(has_code(&out, "E120"), "{}", stderr(&out));
+
     let ambient = Env::new(&MESH.replace(
         "  - name: mesh1\n",
         "  - name: mesh1\n    dataplane: ambient\n",

@@ -630,7 +630,8 @@ fn load_stored_root(
     let key_path = store.root_key(&mesh.name);
     let at = path!("meshes", mi, "name");
     let help_root = format!(
-        "a root cannot be rotated in place: move {} aside, rebuild, and roll the new cacerts out to every cluster",
+        "replace a root in phases while it is still usable: `meshc pki rotate-root TOPOLOGY --mesh {}`; an unusable one only by moving {} aside, rebuilding and rolling the new cacerts out to every cluster at once",
+        mesh.name,
         store.mesh_dir(&mesh.name).display()
     );
     match (present(&cert_path), present(&key_path)) {
