@@ -411,7 +411,10 @@ fn stale(held: &Held<'_>) -> Result<Option<String>, Fail> {
         .scopes
         .iter()
         .filter(|(_, c)| c.created + c.changed + c.removed > 0)
-        .map(|(scope, _)| scope.to_string())
+        .map(|(scope, _)| match scope {
+            crate::output::Scope::Tree => "the top-level files".to_string(),
+            scope => scope.to_string(),
+        })
         .collect();
     Ok(Some(format!(
         "a build would change it ({})",

@@ -273,7 +273,8 @@ pub fn inspect(model: &Model, store: &Store, base_dir: &FsPath, now: OffsetDateT
             &clusters,
             &mut ins.findings,
         ) {
-            rotation_rows(model, &mesh.name, &r, now, &mut ins.rows);
+            let file = store.rotation(&mesh.name);
+            rotation_rows(model, &mesh.name, &file, &r, now, &mut ins.rows);
             ins.material.rotations.insert(mi, r);
         }
         if let Some(root) = root {
@@ -288,6 +289,7 @@ pub fn inspect(model: &Model, store: &Store, base_dir: &FsPath, now: OffsetDateT
 fn rotation_rows(
     model: &Model,
     mesh: &str,
+    file: &FsPath,
     r: &Rotation,
     now: OffsetDateTime,
     rows: &mut Vec<StatusRow>,
@@ -300,7 +302,7 @@ fn rotation_rows(
         not_after: Some(rfc3339(cert.not_after)),
         days_left: Some(cert.days_left(now)),
         chain,
-        file: String::new(),
+        file: file.display().to_string(),
     };
     match &r.new_root {
         Some(new_root) => {
