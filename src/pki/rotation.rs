@@ -449,3 +449,42 @@ pub fn trust_bundle(phase: Phase, old: &Cert, new: &Cert) -> String {
         Phase::RemoveOld => new.pem(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::topology::KeyAlgorithm;
+
+    /// istiod before 1.30 takes a new bundle only when one contains the other byte for byte.
+    fn reloadable(a: &str, b: &str) -> bool {
+        a.contains(b) || b.contains(a)
+    }
+
+    #[test]
+    fn each_phase_bundle_is_a_reload_istiod_accepts_from_the_one_before() {
+        let now = OffsetDateTime::now_utc();
+        let (old, _) = super::super::issue::root(KeyAlgorithm::EcdsaP256, 10, now).expect("old");
+        let (new, _) = super::super::issue::root(KeyAlgorithm::EcdsaP256, 10, now).expect("new");
+        let before = old.pem();
+        let [p1, p2, p3] = [Phase::AddTrust, Phase::SwitchSigner, Phase::RemoveOld]
+            .map(|phase| trust_bundle(phase, &old, &new));
+        assert!(p1.starts_with(&before), "the old root comes first");
+        assert_ne!(
+            p1, p2,
+            "phase 2 must change the bytes so that istiod pushes it again"
+        );
+        assert_eq!(p3, new.pem());
+        for (a, b) in [(&before, &p1), (&p1, &p2), (&p2, &p3), (&p1, &before)] {
+            assert!(reloadable(a, b));
+        }
+        // A swap in one step is what istiod refuses.
+        assert!(!reloadable(&before, &p3));
+    }
+
+    #[test]
+    fn times_are_recorded_to_the_second() {
+        let t = OffsetDateTime::from_unix_timestamp_nanos(1_800_000_000_123_456_789).expect("time");
+        assert_eq!(rfc3339(t), "2027-01-15T08:00:00Z");
+        assert_eq!(parse_time(&rfc3339(t)).expect("parse").nanosecond(), 0);
+    }
+}

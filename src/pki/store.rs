@@ -886,6 +886,46 @@ mod tests {
     }
 
     #[test]
+    fn a_mesh_swap_cut_between_its_two_renames_is_undone_by_the_next_writer() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let store = Store::new(tmp.path().join("pki"));
+        let mesh = store.mesh_dir("m");
+        write_dir(&store.cluster_dir("m", "c"), &cluster_files("old")).expect("old");
+        let fresh = store.dir.join(".m.new-9");
+        write_dir(&fresh.join("c"), &cluster_files("new")).expect("new");
+        // The first of the two renames of a mesh swap, then the process dies.
+        fs::rename(&mesh, store.dir.join(".m.old-9")).expect("aside");
+
+        let refused = store.check_leftovers().expect_err("a reader must refuse");
+        assert!(refused.contains(".m.old-9"), "{refused}");
+        let done = store.repair().expect("repair");
+        assert_eq!(done.len(), 2, "{done:?}");
+        assert_eq!(names(&store.dir), ["m"]);
+        assert_eq!(fs::read(store.ca_key("m", "c")).expect("key"), b"old key");
+        store.check_leftovers().expect("nothing left");
+    }
+
+    #[test]
+    fn replace_mesh_swaps_the_whole_directory() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let store = Store::new(tmp.path().join("pki"));
+        write_dir(&store.cluster_dir("m", "c"), &cluster_files("old")).expect("old");
+        fs::write(store.mesh_dir("m").join("stale"), "x").expect("stale");
+        let new = vec![
+            NewFile::public(store.root_cert("m"), "root".to_string()),
+            NewFile::private(store.ca_key("m", "c"), "new key".to_string()),
+        ];
+        store.replace_mesh("m", &new).expect("swap");
+        assert_eq!(names(&store.dir), ["m"]);
+        assert_eq!(names(&store.mesh_dir("m")), ["c", "root-cert.pem"]);
+        assert_eq!(fs::read(store.ca_key("m", "c")).expect("key"), b"new key");
+        assert_eq!(
+            files::loose_permissions(&store.ca_key("m", "c")).expect("mode"),
+            None
+        );
+    }
+
+    #[test]
     fn a_journal_that_names_a_file_outside_the_store_is_not_followed() {
         let tmp = tempfile::tempdir().expect("tempdir");
         let store = Store::new(tmp.path().join("pki"));
