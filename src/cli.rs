@@ -975,6 +975,36 @@ fn pki_rotate(topology: &Path, cluster: &str, store: &StoreArgs) -> Result<Exit,
             store.dir.display()
         )));
     };
+    if let Some(r) = inspection
+        .material
+        .rotating(mi)
+        .filter(|r| r.phase == pki::Phase::SwitchSigner)
+    {
+        // In phase 2 the cluster signs with the rotation's intermediate, not the stored one.
+        let mesh = &model.topology.meshes[mi].name;
+        let finding = pki::Finding {
+            code: crate::diagnostic::Code::RotationState,
+            origin: Origin::Topology,
+            file: PathBuf::new(),
+            message: format!(
+                "mesh `{mesh}`'s root rotation is in {}: `{cluster}` signs with an intermediate of the new root, which `pki rotate` does not replace",
+                r.phase
+            ),
+            help: format!(
+                "advance the rotation to phase 3 first (`meshc pki rotate-root TOPOLOGY --mesh {mesh} -o OUT --advance`), then rotate"
+            ),
+            at: crate::path!("clusters", c, "name"),
+        };
+        let mut shown = Checked {
+            source: checked.source.clone(),
+            tree: None,
+            model: None,
+            diagnostics: checked.diagnostics.clone(),
+        };
+        merge(&mut shown, vec![finding.to_diagnostic(tree)]);
+        print_diagnostics(&shown, false);
+        return Ok(Exit::Invalid);
+    }
     let cert = pki::rotate(model, &store, root, mi, c, now).map_err(|e| match e {
         pki::RotateError::Write(e) => Fail::from(e),
         e @ pki::RotateError::Generate(_) => Fail::Environment(e.to_string()),

@@ -393,6 +393,10 @@ fn abort_returns_to_the_old_root_from_phase_1_only() {
     assert_eq!(code(&out), 2);
     assert!(has_code(&out, "E128"), "{}", stderr(&out));
     assert_eq!(phase(&env), Some(2));
+    // Nor is a stored intermediate rotated while the rotation's own ones sign.
+    let out = env.meshc(&["pki", "rotate", "topology.yaml", "--cluster", "c2"]);
+    assert_eq!(code(&out), 2, "{}", stderr(&out));
+    assert!(has_code(&out, "E128"), "{}", stderr(&out));
 }
 
 #[test]
