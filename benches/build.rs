@@ -47,6 +47,7 @@ fn options(locked: bool) -> Options<'static> {
         out: None,
         locked,
         now: OffsetDateTime::now_utc(),
+        progress: &meshc::progress::Silent,
     }
 }
 
@@ -55,9 +56,9 @@ fn options(locked: bool) -> Options<'static> {
 fn build(checked: &Checked, store: &Store, out: &Path, locked: bool) -> Compiled {
     let compiled = compile(checked, store, &options(locked)).expect("compiled");
     meshc::emit::recover(out).expect("recovered");
-    let plan = meshc::emit::compare(out, &compiled.output, &compiled.digest).expect("compared");
+    let plan = meshc::emit::compare(out, &compiled.output, &compiled.stamp).expect("compared");
     if !plan.is_noop() {
-        let staged = plan.stage().expect("staged");
+        let staged = plan.stage(&meshc::progress::Silent).expect("staged");
         store.add(&compiled.new_material).expect("stored");
         staged.commit().expect("committed");
     }
@@ -94,7 +95,8 @@ fn make(c: &mut Criterion) {
             b.iter(|| {
                 let now = OffsetDateTime::now_utc();
                 let ins = meshc::pki::inspect(model, &store, dir.path(), now);
-                meshc::pki::complete(model, &store, ins, false, now).expect("made")
+                meshc::pki::complete(model, &store, ins, false, now, &meshc::progress::Silent)
+                    .expect("made")
             });
         });
     }

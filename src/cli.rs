@@ -20,9 +20,19 @@ use crate::emit::Summary;
 use crate::output::Scope;
 use crate::pki::{self, Origin, Store};
 
+/// The exit codes, one rule for every command, shown in every `--help` (CLI.md).
+const EXIT_CODES: &str = "\
+Exit codes:
+  0    success (diff, build --check: no differences)
+  1    differences found (diff, build --check)
+  2    invalid input: the topology, a file it names (token, CA, key), or the arguments
+  3    environment: a file named on the command line (the topology, --istio-crds,
+       --templates) cannot be read, the PKI store is damaged, OUT cannot be written
+  130  interrupted (SIGINT, SIGTERM): what was being written is whole or untouched";
+
 /// Compile one declarative multi-cluster Istio topology into per-cluster manifests.
 #[derive(Debug, Parser)]
-#[command(name = "meshc", version, about, propagate_version = true)]
+#[command(name = "meshc", version, about, propagate_version = true, after_help = EXIT_CODES)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -31,6 +41,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Check a topology and report every problem at once; writes nothing.
+    #[command(after_help = EXIT_CODES)]
     Validate {
         /// The topology file.
         topology: PathBuf,
@@ -42,8 +53,12 @@ pub enum Command {
         deny_warnings: bool,
         #[command(flatten)]
         crds: CrdArgs,
+        /// Only read: a reader token file inside the store is refused, as `build` refuses it.
+        #[command(flatten)]
+        store: StoreArgs,
     },
     /// Validate, then write one manifest directory per cluster (and any missing key material).
+    #[command(after_help = EXIT_CODES)]
     Build {
         /// The topology file.
         topology: PathBuf,
@@ -58,6 +73,11 @@ pub enum Command {
         /// Write nothing; exit 1 when OUT differs from what the topology compiles to.
         #[arg(long)]
         check: bool,
+        /// Build although a mesh's root differs entirely from the one OUT was built with (a new
+        /// or replaced store): every cluster's cacerts changes at once. Without it such a build
+        /// is refused; `meshc pki rotate-root` replaces a root in phases, without downtime.
+        #[arg(long)]
+        replace_root: bool,
         /// A directory of templates that replace the built-in ones of the same name.
         #[arg(long, value_name = "DIR")]
         templates: Option<PathBuf>,
@@ -73,6 +93,7 @@ pub enum Command {
     /// subject, issuer, SANs, notAfter and fingerprint of certificates. Exit 0 when nothing
     /// differs, 1 when something does.
     #[command(group(clap::ArgGroup::new("against").required(true).args(["out", "from"])))]
+    #[command(after_help = EXIT_CODES)]
     Diff {
         /// The topology file (the new side).
         topology: PathBuf,
@@ -97,14 +118,17 @@ pub enum Command {
     },
     /// Inspect or rotate the key material of the PKI store.
     #[command(subcommand)]
+    #[command(after_help = EXIT_CODES)]
     Pki(PkiCommand),
     /// Print the topology JSON Schema (the same as schema/topology.schema.json).
+    #[command(after_help = EXIT_CODES)]
     Schema,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum PkiCommand {
     /// Per mesh and cluster: algorithm, subject, notAfter, days left, chain check.
+    #[command(after_help = EXIT_CODES)]
     Status {
         /// The topology file.
         topology: PathBuf,
@@ -150,6 +174,7 @@ pub enum PkiCommand {
         templates: Option<PathBuf>,
     },
     /// Issue a new intermediate CA for one cluster, signed by the same root.
+    #[command(after_help = EXIT_CODES)]
     Rotate {
         /// The topology file.
         topology: PathBuf,
@@ -272,6 +297,9 @@ pub enum Fail {
     Environment(String),
     /// SIGINT or SIGTERM (exit 130), printed as `interrupted: ...`.
     Interrupted(String),
+    /// Arguments that cannot be acted on (exit 2, as clap's usage errors), printed as
+    /// `error: ...`.
+    Usage(String),
 }
 
 impl From<Exit> for Fail {
@@ -325,35 +353,44 @@ pub fn run() -> ExitCode {
             eprintln!("interrupted: {message}");
             Exit::Interrupted.into()
         }
+        Err(Fail::Usage(message)) => {
+            eprintln!("error: {message}");
+            Exit::Invalid.into()
+        }
     }
 }
 
 fn execute(command: Command) -> Result<Exit, Fail> {
+    let bar = crate::progress::Bar::stderr();
     match command {
         Command::Validate {
             topology,
             format,
             deny_warnings,
             crds,
-        } => validate(&topology, format, deny_warnings, &crds.istio_crds),
+            store,
+        } => validate(&topology, format, deny_warnings, &crds.istio_crds, &store),
         Command::Build {
             topology,
             out,
             store,
             locked,
             check,
+            replace_root,
             templates,
             deny_warnings,
             crds,
         } => build(&BuildArgs {
             topology: &topology,
             out: &out,
+            replace_root,
             store: &StoreArgs {
                 writes: !check,
                 ..store
             },
             check,
             common: CompileArgs {
+                progress: &bar,
                 templates: templates.as_deref(),
                 out: Some(&out),
                 istio_crds: &crds.istio_crds,
@@ -376,6 +413,7 @@ fn execute(command: Command) -> Result<Exit, Fail> {
             store: &store,
             format,
             common: CompileArgs {
+                progress: &bar,
                 templates: templates.as_deref(),
                 out: out.as_deref(),
                 istio_crds: &crds.istio_crds,
@@ -443,13 +481,22 @@ fn validate(
     format: Format,
     deny_warnings: bool,
     istio_crds: &[PathBuf],
+    store: &StoreArgs,
 ) -> Result<Exit, Fail> {
     let mut checked = load(path)?;
     check_crds(&mut checked, istio_crds)?;
-    // Bring-your-own roots are part of the topology: validate reads them (and nothing else).
+    // Everything the topology names is part of it: validate reads the files a build reads
+    // (bring-your-own roots, reader tokens, API server CAs, license files) and reports what a
+    // build would report about them. It reads nothing else, and writes nothing.
     if let (Some(model), Some(tree)) = (&checked.model, &checked.tree) {
-        let findings =
-            pki::check_named_files(model, checked.source.base_dir(), OffsetDateTime::now_utc());
+        let base_dir = checked.source.base_dir();
+        let mut findings = pki::check_named_files(model, base_dir, OffsetDateTime::now_utc());
+        if !checked.has_errors() {
+            let plans = crate::plan::plan(model);
+            let store = store.store(&checked);
+            let inputs = crate::inputs::read_inputs(model, &plans, base_dir, None, &store.dir);
+            findings.extend(inputs.findings);
+        }
         let extra: Vec<Diagnostic> = findings.iter().map(|f| f.to_diagnostic(tree)).collect();
         merge(&mut checked, extra);
     }
@@ -539,13 +586,32 @@ pub(crate) fn load_and_compile(
         print_diagnostics(&checked, common.deny_warnings);
         return Err(Fail::Reported(Exit::Invalid));
     }
+    if let Some(dir) = common.templates {
+        let unmatched = crate::render::unmatched_overrides(dir)
+            .map_err(|e| Fail::Environment(e.to_string()))?;
+        if !unmatched.is_empty() && !quiet {
+            let known: Vec<&str> = crate::render::template_names().collect();
+            eprintln!(
+                "warning: --templates {}: {} replace{} no built-in template, and {} unused\n  help: an override has the name of the template it replaces: {}",
+                dir.display(),
+                unmatched.join(", "),
+                if unmatched.len() == 1 { "s" } else { "" },
+                if unmatched.len() == 1 { "is" } else { "are" },
+                known.join(", ")
+            );
+        }
+    }
     let options = Options {
         templates: common.templates,
         out: common.out,
         locked: common.locked,
         now: OffsetDateTime::now_utc(),
+        progress: common.progress,
     };
-    let (compiled, findings) = match compile(&checked, &store, &options) {
+    let compiled = compile(&checked, &store, &options);
+    // Diagnostics and summaries are printed on a clear line.
+    common.progress.done();
+    let (compiled, findings) = match compiled {
         Ok(compiled) => {
             let findings = compiled.findings.clone();
             (Some(compiled), findings)
@@ -586,6 +652,8 @@ pub(crate) fn load_and_compile(
 
 /// What `build` and `diff` share.
 pub(crate) struct CompileArgs<'a> {
+    /// Where compiling and writing report their steps (drawn on a terminal only).
+    pub progress: &'a dyn crate::progress::Progress,
     pub templates: Option<&'a Path>,
     /// The output directory, which install commands name files relative to.
     pub out: Option<&'a Path>,
@@ -597,6 +665,7 @@ pub(crate) struct CompileArgs<'a> {
 struct BuildArgs<'a> {
     topology: &'a Path,
     out: &'a Path,
+    replace_root: bool,
     store: &'a StoreArgs,
     check: bool,
     common: CompileArgs<'a>,
@@ -614,6 +683,7 @@ fn scope_label(out: &Path, scope: &Scope) -> String {
 fn build(args: &BuildArgs<'_>) -> Result<Exit, Fail> {
     let (_, store, compiled) =
         load_and_compile(args.topology, None, args.store, &args.common, false)?;
+    check_out_dir(args.out, &store.dir)?;
     if args.check {
         return check(args.out, &compiled);
     }
@@ -631,12 +701,17 @@ fn build(args: &BuildArgs<'_>) -> Result<Exit, Fail> {
             recovery.removed.len()
         );
     }
-    let plan = crate::emit::compare(args.out, &compiled.output, &compiled.digest)?;
+    let plan = crate::emit::compare(args.out, &compiled.output, &compiled.stamp)?;
+    if let Some(refusal) = rekey_refusal(args, &store, plan.rekeyed()) {
+        return Err(refusal);
+    }
     // Stage out/ first: an output directory that cannot be written costs no key.
     let (staged, unchanged) = if plan.is_noop() {
         (None, plan.summary().clone())
     } else {
-        (Some(plan.stage()?), Summary::default())
+        let staged = plan.stage(args.common.progress);
+        args.common.progress.done();
+        (Some(staged?), Summary::default())
     };
     if !compiled.new_material.is_empty() {
         store.add(&compiled.new_material)?;
@@ -686,6 +761,122 @@ fn build(args: &BuildArgs<'_>) -> Result<Exit, Fail> {
     Ok(Exit::Success)
 }
 
+/// Refuses an output directory that a build must not own: `/`, the home directory, or one
+/// that overlaps the PKI store (a build removes the files it no longer writes, and `out/` is
+/// committed to Git while the store holds private keys). Paths are compared resolved:
+/// absolute, `..` and symbolic links followed as far as they exist.
+fn check_out_dir(out: &Path, store: &Path) -> Result<(), Fail> {
+    let (o, s) = (resolved(out), resolved(store));
+    let home = std::env::var_os("HOME").map(|h| resolved(Path::new(&h)));
+    let why = if o.parent().is_none() {
+        Some("is the root directory".to_string())
+    } else if home.as_ref().is_some_and(|h| *h == o) {
+        Some("is the home directory".to_string())
+    } else if o.starts_with(&s) {
+        Some(format!("is inside the PKI store {}", store.display()))
+    } else if s.starts_with(&o) {
+        Some(format!(
+            "holds the PKI store {}: its private keys would sit in the tree that is committed",
+            store.display()
+        ))
+    } else {
+        None
+    };
+    match why {
+        Some(why) => Err(Fail::Usage(format!(
+            "-o {} {why}\n  help: meshc owns the output directory (it removes the files it no longer writes): give it a directory of its own, such as `out/` beside the topology and apart from the PKI store",
+            out.display()
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// `path` made absolute and normal: its longest existing ancestor canonicalized (symbolic
+/// links followed), the rest appended with `.` and `..` resolved lexically.
+fn resolved(path: &Path) -> PathBuf {
+    use std::path::Component;
+    let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    let mut base = absolute.as_path();
+    let mut rest = Vec::new();
+    let real = loop {
+        if let Ok(real) = std::fs::canonicalize(base) {
+            break real;
+        }
+        let Some(parent) = base.parent() else {
+            break base.to_path_buf();
+        };
+        rest.push(
+            base.file_name()
+                .map_or_else(|| "..".into(), std::ffi::OsStr::to_os_string),
+        );
+        base = parent;
+    };
+    let mut out = real;
+    for part in rest.iter().rev() {
+        for c in Path::new(part).components() {
+            match c {
+                Component::ParentDir => {
+                    out.pop();
+                }
+                Component::Normal(n) => out.push(n),
+                _ => {}
+            }
+        }
+    }
+    out
+}
+
+/// A build that would give a mesh a root unrelated to the one `out/` was built with is almost
+/// always a lost store or a wrong `--pki`; applied, it breaks mTLS between every cluster.
+fn rekey_refusal(
+    args: &BuildArgs<'_>,
+    store: &Store,
+    rekeyed: &[crate::emit::Rekeyed],
+) -> Option<Fail> {
+    if rekeyed.is_empty() {
+        return None;
+    }
+    let short = |set: &BTreeSet<String>| {
+        set.iter()
+            .map(|f| f.get(..23).unwrap_or(f).to_string() + "…")
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    if args.replace_root {
+        for r in rekeyed {
+            eprintln!(
+                "warning: mesh `{}`: replacing root {} with {} (--replace-root): clusters stop trusting each other until every one is updated",
+                r.mesh,
+                short(&r.before),
+                short(&r.after)
+            );
+        }
+        return None;
+    }
+    let mut text = String::new();
+    for r in rekeyed {
+        let _ = writeln!(
+            text,
+            "mesh `{}`: {} was built with root {}; the PKI store {} {}",
+            r.mesh,
+            args.out.display(),
+            short(&r.before),
+            store.dir.display(),
+            if store.dir.exists() {
+                format!("holds another, {}", short(&r.after))
+            } else {
+                "does not exist, so a new root would be made".to_string()
+            }
+        );
+    }
+    let _ = write!(
+        text,
+        "refusing to replace the root: applied, every cluster's mTLS would break until all are updated; nothing was written and no key was stored\n\
+         help: restore the PKI store the tree was built with (or pass the right --pki); to replace the root anyway, rebuild with --replace-root; `meshc pki rotate-root` replaces a root in phases, without downtime"
+    );
+    Some(Fail::Environment(text))
+}
+
 /// `build --check`: exit 1 when a build would change anything (with the brief diff).
 fn check(out: &Path, compiled: &Compiled) -> Result<Exit, Fail> {
     if let Some(left) = crate::emit::interrupted(out)? {
@@ -703,7 +894,7 @@ fn check(out: &Path, compiled: &Compiled) -> Result<Exit, Fail> {
         );
         return Ok(Exit::Differences);
     }
-    let plan = crate::emit::compare(out, &compiled.output, &compiled.digest)?;
+    let plan = crate::emit::compare(out, &compiled.output, &compiled.stamp)?;
     if !plan.summary().changed() {
         print_stdout(&format!("{}: up to date\n", out.display()));
         return Ok(Exit::Success);

@@ -14,6 +14,7 @@ use std::path::Path;
 use time::OffsetDateTime;
 
 use crate::compiler::Checked;
+use crate::emit::Stamp;
 use crate::output::Output;
 use crate::pki::{self, Finding, Missing, NewFile, Store};
 use crate::plan::ClusterPlan;
@@ -33,6 +34,8 @@ pub struct Options<'a> {
     pub locked: bool,
     /// The time certificates are checked (and made) against.
     pub now: OffsetDateTime,
+    /// Where long work reports its steps ([`crate::progress::Silent`] for none).
+    pub progress: &'a dyn crate::progress::Progress,
 }
 
 /// What a topology compiles to.
@@ -48,8 +51,8 @@ pub struct Compiled {
     pub pending: BTreeSet<String>,
     /// Every cluster's plan, in topology order.
     pub plans: Vec<ClusterPlan>,
-    /// The digest the manifest records for the topology.
-    pub digest: String,
+    /// What the manifest records: the topology's digest and each mesh's trusted roots.
+    pub stamp: Stamp,
 }
 
 /// Why a topology did not compile.
@@ -67,6 +70,34 @@ pub enum Failure {
     Environment(String),
 }
 
+/// Per mesh, the fingerprints of the roots its clusters' `root-cert.pem` carries (what the
+/// manifest records to tell a lost store from the one the tree was built with): read from the
+/// bundle itself, so that whatever it holds (one root, or two during a rotation) is recorded.
+fn trust(
+    model: &crate::model::Model,
+    plans: &[ClusterPlan],
+    material: &pki::Material,
+) -> std::collections::BTreeMap<String, BTreeSet<String>> {
+    material
+        .roots
+        .iter()
+        .map(|(&mi, root)| {
+            let bundle = plans
+                .iter()
+                .filter(|p| p.mesh == mi)
+                .find_map(|p| material.cacerts(mi, p.cluster))
+                .and_then(|c| pki::certs_from_pem(&c.root_cert).ok());
+            let fingerprints = match bundle {
+                Some(certs) if !certs.is_empty() => {
+                    certs.iter().map(pki::Cert::fingerprint).collect()
+                }
+                _ => BTreeSet::from([root.anchor().fingerprint()]),
+            };
+            (model.topology.meshes[mi].name.clone(), fingerprints)
+        })
+        .collect()
+}
+
 /// Compiles a checked topology against its PKI store. Writes nothing.
 pub fn compile(
     checked: &Checked,
@@ -79,7 +110,7 @@ pub fn compile(
     let base_dir = checked.source.base_dir();
     let inspection = pki::inspect(model, store, base_dir, options.now);
     let plans = crate::plan::plan(model);
-    let mut inputs = crate::inputs::read_inputs(model, &plans, base_dir, options.out);
+    let mut inputs = crate::inputs::read_inputs(model, &plans, base_dir, options.out, &store.dir);
     let findings: Vec<Finding> = inspection
         .findings
         .iter()
@@ -104,19 +135,36 @@ pub fn compile(
         })
         .map(|p| p.name.clone())
         .collect();
-    let (material, new_material) =
-        pki::complete(model, store, inspection, options.locked, options.now)
-            .map_err(|e| Failure::Environment(e.to_string()))?;
+    let (material, new_material) = pki::complete(
+        model,
+        store,
+        inspection,
+        options.locked,
+        options.now,
+        options.progress,
+    )
+    .map_err(|e| Failure::Environment(e.to_string()))?;
     let renderer =
         Renderer::new(options.templates).map_err(|e| Failure::Environment(e.to_string()))?;
-    let output = crate::emitters::emit(model, &plans, &material, &inputs, &renderer)
-        .map_err(|e| Failure::Environment(e.to_string()))?;
+    let stamp = Stamp {
+        digest: crate::emit::digest(checked.source.text.as_bytes()),
+        trust: trust(model, &plans, &material),
+    };
+    let output = crate::emitters::emit(
+        model,
+        &plans,
+        &material,
+        &inputs,
+        &renderer,
+        options.progress,
+    )
+    .map_err(|e| Failure::Environment(e.to_string()))?;
     Ok(Compiled {
         output,
         findings,
         new_material,
         pending,
         plans,
-        digest: crate::emit::digest(checked.source.text.as_bytes()),
+        stamp,
     })
 }

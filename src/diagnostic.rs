@@ -149,6 +149,14 @@ codes! {
     GatewayApiIstiodExposure = "E086", "`eastWestGateway.form: gateway-api` on a primary serving remotes before Istio 1.30";
     SailFloatingVersion = "W087", "the `sail` installer on an Istio minor the Sail Operator has no release of";
     GatewayApiOnRemote = "E088", "`eastWestGateway.form: gateway-api` on a remote cluster, where no istiod deploys it";
+    // Files the topology names, read as an adversary could set them.
+    NotAToken = "E110", "a `remoteSecret.tokenFile` that holds no bearer token (a PEM block, key material, a PKI store file, binary or multi-line content)";
+    // GitOps (`gitops:`).
+    GitopsWithoutController = "E130", "a `gitops` section that names neither `argocd` nor `flux`";
+    GitopsBadLocation = "E131", "a `gitops.repository` that is not a Git URL, or a `gitops.path` outside the repository";
+    GitopsInstaller = "E132", "a mesh installed only with istioctl under `gitops`";
+    GitopsDestination = "E133", "a cluster with both an Argo CD `server` and `name`";
+    GitopsLicense = "W134", "a Solo license the GitOps controller cannot pass to istiod";
     // Istio's CRD schemas (`--istio-crds`).
     CrdUnknownField = "E090", "a field the resource's CRD schema does not have (`--istio-crds`)";
     CrdInvalidValue = "E091", "a value the resource's CRD schema refuses, or a required field missing (`--istio-crds`)";
@@ -183,6 +191,7 @@ impl Code {
                 | Code::SubjectNotReproducible
                 | Code::RemoteSecretSkipped
                 | Code::RemoteSecretWithoutCa
+                | Code::NotAToken
                 | Code::RootRotationUnsupported
                 | Code::RotationOnAmbient
                 | Code::MultirootMissing
@@ -317,12 +326,41 @@ pub fn render_human(diags: &[Diagnostic], source: &Source, color: bool) -> Strin
         .with_width(100)
         // Messages name files and commands: a line break inside one would break copy and grep.
         .with_wrap_lines(false);
-    let named = Positions(source);
+    let named = Positions {
+        source,
+        shift: 0,
+        header: None,
+    };
     let mut out = String::new();
+    // The same warning repeated (one per cluster of a 200-cluster mesh) is shown a few times
+    // in full, then counted: the JSON output keeps every one. Errors are all shown.
+    let mut shown: std::collections::HashMap<Code, usize> = std::collections::HashMap::new();
+    let mut held: std::collections::BTreeMap<Code, Vec<usize>> = std::collections::BTreeMap::new();
     for d in diags {
+        let n = shown.entry(d.code).or_default();
+        *n += 1;
+        if d.severity == Severity::Warning && *n > SHOWN_PER_CODE {
+            let line = d
+                .labels
+                .first()
+                .map_or(0, |l| source.line_col(l.span.offset).0);
+            held.entry(d.code).or_default().push(line);
+            continue;
+        }
+        let cut = excerpt(d, source);
+        let cut_positions = cut.as_ref().map(|(text, _, shift, header)| Positions {
+            source: text,
+            shift: *shift,
+            header: Some(*header),
+        });
+        let (diag, source_view) = match (&cut, &cut_positions) {
+            (Some((_, shown, _, _)), Some(positions)) => (shown, positions),
+            _ => (d, &named),
+        };
+        let short = short_words(diag);
         let report = Report {
-            diag: d,
-            source: &named,
+            diag: short.as_ref().unwrap_or(diag),
+            source: source_view,
         };
         if !out.is_empty() {
             out.push('\n');
@@ -338,8 +376,26 @@ pub fn render_human(diags: &[Diagnostic], source: &Source, color: bool) -> Strin
             );
         }
     }
+    for (code, lines) in held {
+        let mut at: Vec<String> = lines.iter().take(10).map(usize::to_string).collect();
+        if lines.len() > 10 {
+            at.push("...".to_string());
+        }
+        let _ = writeln!(
+            out,
+            "\n  ... and {} more {} {code} ({}), at lines {} of {}; `--format json` lists every one",
+            lines.len(),
+            severity_word(code.severity()),
+            code.title(),
+            at.join(", "),
+            source.name
+        );
+    }
     out
 }
+
+/// How many warnings of one code the human output shows in full.
+pub const SHOWN_PER_CODE: usize = 3;
 
 /// The closing line of a human report: `error: 3 errors, 1 warning in topology.yaml`.
 pub fn summary_line(diags: &[Diagnostic], file: &str, deny_warnings: bool) -> String {
@@ -380,8 +436,8 @@ pub fn render_json(diags: &[Diagnostic], source: Option<&Source>) -> String {
     struct Json<'a> {
         code: &'static str,
         severity: Severity,
-        message: &'a str,
-        help: Option<&'a str>,
+        message: String,
+        help: Option<String>,
         file: Option<&'a str>,
         line: usize,
         column: usize,
@@ -401,8 +457,9 @@ pub fn render_json(diags: &[Diagnostic], source: Option<&Source>) -> String {
             Json {
                 code: d.code.as_str(),
                 severity: d.severity,
-                message: &d.message,
-                help: d.help.as_deref(),
+                // A quoted value may be megabytes long: cut, as in the human output.
+                message: cut_words(&d.message),
+                help: d.help.as_deref().map(cut_words),
                 file: source.map(|s| s.name.as_str()),
                 line,
                 column,
@@ -440,7 +497,15 @@ pub fn stderr_is_terminal() -> bool {
 
 /// The source as miette reads it, with the header's column counted in characters by
 /// [`Source::line_col`] (miette counts bytes), so that human and JSON output agree.
-struct Positions<'a>(&'a Source);
+///
+/// For a diagnostic on a very long line, `source` is an excerpt of that line instead
+/// ([`excerpt`]): `shift` is the excerpt's line in the file (0-based), `header` the real
+/// 0-based line and column of the primary label.
+struct Positions<'a> {
+    source: &'a Source,
+    shift: usize,
+    header: Option<(usize, usize)>,
+}
 
 impl SourceCode for Positions<'_> {
     fn read_span<'a>(
@@ -449,21 +514,136 @@ impl SourceCode for Positions<'_> {
         before: usize,
         after: usize,
     ) -> Result<Box<dyn SpanContents<'a> + 'a>, MietteError> {
-        let contents = self.0.text.as_str().read_span(span, before, after)?;
-        let column = if before == 0 && after == 0 {
-            self.0.line_col(span.offset()).1 - 1
-        } else {
-            contents.column()
+        let contents = self.source.text.as_str().read_span(span, before, after)?;
+        let (line, column) = match (before == 0 && after == 0, self.header) {
+            (true, Some(header)) => header,
+            (true, None) => (contents.line(), self.source.line_col(span.offset()).1 - 1),
+            (false, _) => (contents.line() + self.shift, contents.column()),
         };
         Ok(Box::new(MietteSpanContents::new_named(
-            self.0.name.clone(),
+            self.source.name.clone(),
             contents.data(),
             *contents.span(),
-            contents.line(),
+            line,
             column,
             contents.line_count(),
         )))
     }
+}
+
+/// Words (runs without whitespace) longer than this are cut in messages and help: a message
+/// quotes the value it is about, and the value may be megabytes long.
+const LONG_WORD: usize = 120;
+
+/// `d` with every long word of its message and help cut, or `None` when it has none.
+fn short_words(d: &Diagnostic) -> Option<Diagnostic> {
+    let long = |t: &str| t.split_whitespace().any(|w| w.len() > LONG_WORD);
+    if !long(&d.message) && !d.help.as_deref().is_some_and(long) {
+        return None;
+    }
+    let mut d = d.clone();
+    d.message = cut_words(&d.message);
+    d.help = d.help.as_deref().map(cut_words);
+    Some(d)
+}
+
+/// `text` with each word over [`LONG_WORD`] bytes cut to its start and end around `…`.
+pub fn cut_words(text: &str) -> String {
+    let mut out = String::with_capacity(text.len().min(4096));
+    let mut rest = text;
+    while !rest.is_empty() {
+        let space = rest.find(char::is_whitespace).unwrap_or(rest.len());
+        let (word, tail) = rest.split_at(space);
+        if word.len() > LONG_WORD {
+            let head: String = word.chars().take(LONG_WORD / 2).collect();
+            let end: Vec<char> = word.chars().rev().take(8).collect();
+            out.push_str(&head);
+            let _ = write!(out, "…({} characters)…", word.chars().count());
+            out.extend(end.iter().rev());
+        } else {
+            out.push_str(word);
+        }
+        let next = tail
+            .find(|c: char| !c.is_whitespace())
+            .unwrap_or(tail.len());
+        out.push_str(&tail[..next]);
+        rest = &tail[next..];
+    }
+    out
+}
+
+/// Lines longer than this (in bytes) are shown cut around the span, not whole: a
+/// multi-megabyte line must not be echoed into an error.
+const LONG_LINE: usize = 240;
+/// How much of a long line is kept on each side of the span (in bytes, at most).
+const AROUND: usize = 60;
+
+/// For a diagnostic whose primary label sits on a line longer than [`LONG_LINE`]: an excerpt
+/// of that line around the label (marked `…` where cut), the diagnostic with its labels on
+/// that line moved into the excerpt (labels elsewhere dropped), the excerpt's line number
+/// (0-based) and the real 0-based line and column of the label.
+fn excerpt(d: &Diagnostic, source: &Source) -> Option<(Source, Diagnostic, usize, (usize, usize))> {
+    let primary = d.labels.first()?;
+    let line = source.line_text(primary.span.offset);
+    let line_start = line.as_ptr() as usize - source.text.as_ptr() as usize;
+    let line_end = line_start + line.len();
+    // The context lines miette shows around the label count too.
+    let before = line_start
+        .checked_sub(1)
+        .map_or("", |o| source.line_text(o.saturating_sub(1)));
+    let after = if line_end < source.text.len() {
+        source.line_text(line_end + 1)
+    } else {
+        ""
+    };
+    if [line, before, after].iter().all(|l| l.len() <= LONG_LINE) {
+        return None;
+    }
+    let floor = |mut o: usize| {
+        while !source.text.is_char_boundary(o) {
+            o -= 1;
+        }
+        o
+    };
+    let offset = primary.span.offset.clamp(line_start, line_end);
+    let len = primary.span.len.min(line_end - offset).min(LONG_LINE);
+    let start = floor(offset.saturating_sub(AROUND).max(line_start));
+    let end = floor((offset + len + AROUND).min(line_end));
+    let lead = if start > line_start { "…" } else { "" };
+    let text = format!(
+        "{lead}{}{}",
+        &source.text[start..end],
+        if end < line_end { "…" } else { "" }
+    );
+    let moved = |span: Span| {
+        (span.offset >= start && span.offset + span.len <= end).then(|| Span {
+            offset: span.offset - start + lead.len(),
+            len: span.len,
+        })
+    };
+    let mut shown = d.clone();
+    shown.labels = d
+        .labels
+        .iter()
+        .enumerate()
+        .filter_map(|(i, l)| {
+            let span = if i == 0 {
+                Span {
+                    offset: offset - start + lead.len(),
+                    len,
+                }
+            } else {
+                moved(l.span)?
+            };
+            Some(Label {
+                span,
+                text: l.text.clone(),
+            })
+        })
+        .collect();
+    let (l, c) = source.line_col(offset);
+    let cut = Source::new(source.name.clone(), source.path.clone(), text);
+    Some((cut, shown, l - 1, (l - 1, c - 1)))
 }
 
 /// Adapter that lets miette render a [`Diagnostic`] against its source.

@@ -237,6 +237,13 @@ pub fn compare(old: &Side, new: &Side) -> Report {
         .collect();
     let old_items = items(old, &same);
     let new_items = items(new, &same);
+    // Material made for each side alone (no store yet) differs in its bytes, not in what a
+    // build would write: not a rewrite either.
+    let pending_both: BTreeSet<String> = old
+        .pending
+        .intersection(&new.pending)
+        .map(|c| format!("{c}/cacerts.yaml"))
+        .collect();
     let (old, new) = (&old.files, &new.files);
     let mut report = Report::default();
     let ids: BTreeSet<&Id> = old_items.keys().chain(new_items.keys()).collect();
@@ -262,7 +269,10 @@ pub fn compare(old: &Side, new: &Side) -> Report {
     // Files whose bytes differ but whose items are all the same.
     let paths: BTreeSet<&String> = old.keys().chain(new.keys()).collect();
     for path in paths {
-        if path.starts_with(BOOKKEEPING) || touched.contains(path.as_str()) {
+        if path.starts_with(BOOKKEEPING)
+            || touched.contains(path.as_str())
+            || pending_both.contains(path.as_str())
+        {
             continue;
         }
         if old.get(path) != new.get(path) {
@@ -652,7 +662,22 @@ fn holds_key(s: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'=' | b'\n' | b'\r'))
         && STANDARD
             .decode(t.replace(['\n', '\r'], ""))
-            .is_ok_and(|d| String::from_utf8_lossy(&d).contains("PRIVATE KEY"))
+            .is_ok_and(|d| String::from_utf8_lossy(&d).contains("PRIVATE KEY") || der_key(&d))
+}
+
+/// Whether `der` begins like a DER private key: a SEQUENCE whose first element is the version
+/// `INTEGER 0` or `1`. PKCS#8 (RFC 5958), PKCS#1 RSA (RFC 8017) and SEC1 EC (RFC 5915) keys
+/// all do; certificates and public keys (a SEQUENCE of SEQUENCEs) never do. A key pasted as
+/// the bare base64 of a PEM body has no `PRIVATE KEY` label to give it away.
+fn der_key(der: &[u8]) -> bool {
+    let body = match der {
+        [0x30, len, rest @ ..] if *len < 0x80 => rest,
+        [0x30, 0x81, _, rest @ ..]
+        | [0x30, 0x82, _, _, rest @ ..]
+        | [0x30, 0x83, _, _, _, rest @ ..] => rest,
+        _ => return false,
+    };
+    der.len() >= 64 && matches!(body, [0x02, 0x01, 0x00 | 0x01, ..])
 }
 
 /// Every string anywhere in `v` that holds a private key, replaced.

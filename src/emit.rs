@@ -27,7 +27,7 @@
 //! build): one sync at the end makes a finished build durable; the PKI store, which holds the
 //! only state that cannot be rebuilt, syncs every write (`pki/store.rs`).
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fs;
 use std::io;
 use std::path::{Component, Path, PathBuf};
@@ -47,7 +47,29 @@ pub const JOURNAL: &str = ".meshc/journal.json";
 struct Manifest {
     meshc_version: String,
     topology_digest: String,
+    /// Per mesh, the SHA-256 fingerprints of the roots its clusters' `cacerts` trust: what
+    /// tells a lost or mislaid PKI store (a new root) from the store the tree was built with.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    trust: BTreeMap<String, BTreeSet<String>>,
     files: Vec<ManifestEntry>,
+}
+
+/// What the manifest records about where a tree came from, besides its files.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Stamp {
+    /// The topology's digest ([`digest`]).
+    pub digest: String,
+    /// Per mesh, the fingerprints of the roots `root-cert.pem` carries.
+    pub trust: BTreeMap<String, BTreeSet<String>>,
+}
+
+/// A mesh whose new trust shares no root with the one the tree was built with: applied, its
+/// clusters would stop trusting each other's workloads until every one of them is updated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rekeyed {
+    pub mesh: String,
+    pub before: BTreeSet<String>,
+    pub after: BTreeSet<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -162,11 +184,18 @@ pub struct Plan<'o> {
     writes: Vec<(&'o str, &'o OutFile)>,
     removals: Vec<String>,
     manifest: Option<Vec<u8>>,
+    rekeyed: Vec<Rekeyed>,
 }
 
 impl Plan<'_> {
     pub fn summary(&self) -> &Summary {
         &self.summary
+    }
+
+    /// The meshes whose root the build would replace outright (no root in common with the
+    /// tree's record). Empty for a tree built before the record existed.
+    pub fn rekeyed(&self) -> &[Rekeyed] {
+        &self.rekeyed
     }
 
     /// Whether applying the plan would write anything (files or the manifest).
@@ -176,7 +205,8 @@ impl Plan<'_> {
 
     /// Writes every new file (and the manifest) beside its target: nothing is in place yet.
     /// On failure or interrupt, what was written is removed again, directories included.
-    pub fn stage(self) -> Result<Staged, EmitError> {
+    pub fn stage(self, progress: &dyn crate::progress::Progress) -> Result<Staged, EmitError> {
+        progress.stage("writing files", self.writes.len());
         let mut staged = Staged {
             out: self.out,
             summary: self.summary,
@@ -194,6 +224,7 @@ impl Plan<'_> {
             .iter()
             .map(|(rel, file)| (*rel, &*file.bytes, file.private));
         for (rel, bytes, private) in writes.chain(manifest) {
+            progress.step();
             if crate::interrupt::requested() {
                 return Err(EmitError::Interrupted {
                     out: staged.out.clone(),
@@ -411,11 +442,7 @@ fn leftovers(out: &Path) -> io::Result<Vec<PathBuf>> {
 /// Compares `output` with the tree in `out`: what is unchanged, what a build would create,
 /// change and remove. Reads only; refuses what a build would refuse (files meshc did not
 /// write, symbolic links out of the tree, a damaged manifest).
-pub fn compare<'o>(
-    out: &Path,
-    output: &'o Output,
-    topology_digest: &str,
-) -> Result<Plan<'o>, EmitError> {
+pub fn compare<'o>(out: &Path, output: &'o Output, stamp: &Stamp) -> Result<Plan<'o>, EmitError> {
     debug_assert!(output.files.keys().all(|p| is_plain_relative(p)));
     let mut inside = Inside::new(out)?;
     inside.check(MANIFEST)?;
@@ -471,7 +498,8 @@ pub fn compare<'o>(
     let mut digests: HashMap<*const u8, String> = HashMap::new();
     let manifest = Manifest {
         meshc_version: env!("CARGO_PKG_VERSION").to_string(),
-        topology_digest: topology_digest.to_string(),
+        topology_digest: stamp.digest.clone(),
+        trust: stamp.trust.clone(),
         files: output
             .files
             .iter()
@@ -490,12 +518,29 @@ pub fn compare<'o>(
         bytes.push(b'\n');
         bytes
     });
+    let rekeyed = old
+        .as_ref()
+        .map(|old| {
+            old.trust
+                .iter()
+                .filter_map(|(mesh, before)| {
+                    let after = stamp.trust.get(mesh)?;
+                    before.is_disjoint(after).then(|| Rekeyed {
+                        mesh: mesh.clone(),
+                        before: before.clone(),
+                        after: after.clone(),
+                    })
+                })
+                .collect()
+        })
+        .unwrap_or_default();
     Ok(Plan {
         out: out.to_path_buf(),
         summary,
         writes,
         removals,
         manifest,
+        rekeyed,
     })
 }
 

@@ -66,11 +66,14 @@ pub struct Inputs {
 
 /// Reads every reader token and API server CA the plan needs. Tokens are never copied into a
 /// diagnostic.
+///
+/// `store` is the PKI store's directory: a token file inside it is refused.
 pub fn read_inputs(
     model: &Model,
     plans: &[ClusterPlan],
     base_dir: &Path,
     out: Option<&Path>,
+    store: &Path,
 ) -> Inputs {
     let t = &model.topology;
     let mut inputs = Inputs::default();
@@ -120,10 +123,26 @@ pub fn read_inputs(
                 store: ext.store.clone(),
                 key: ext.key.clone(),
             },
-            (Some(file), None, None) => match std::fs::read_to_string(base_dir.join(file)) {
-                Ok(text) if !text.trim().is_empty() => Token::Value(text.trim().to_string()),
-                _ => Token::Missing,
-            },
+            (Some(file), None, None) => {
+                let path = base_dir.join(file);
+                match read_token(&path, store) {
+                    Ok(Some(token)) => Token::Value(token),
+                    Ok(None) => Token::Missing,
+                    Err(refusal) => {
+                        inputs.findings.push(Finding {
+                            code: refusal.code,
+                            origin: Origin::Topology,
+                            file: path,
+                            message: refusal.message,
+                            help: refusal.help,
+                            at: path!("clusters", c, "remoteSecret", "tokenFile"),
+                        });
+                        // Refused, not missing: the error says why; W080 would repeat it.
+                        inputs.tokens.insert(c, Token::Missing);
+                        continue;
+                    }
+                }
+            }
             (None, None, None) => Token::Missing,
         };
         if matches!(token, Token::Missing) {
@@ -132,6 +151,94 @@ pub fn read_inputs(
         inputs.tokens.insert(c, token);
     }
     inputs
+}
+
+/// The longest token accepted. Kubernetes service-account tokens are JWTs of one to two
+/// kilobytes; anything near this size is not a bearer token.
+const MAX_TOKEN: u64 = 16 * 1024;
+
+/// Why a token file was refused. Never carries the file's content.
+struct Refusal {
+    code: Code,
+    message: String,
+    help: String,
+}
+
+/// A reader token from `path`: `Ok(None)` when the file is missing or empty (the token only
+/// exists once `reader-token.yaml` is applied, W080). The bytes end up in a committed remote
+/// secret, so anything that is not shaped like a bearer token (a JWT, or at least one short
+/// line of printable ASCII) is refused, above all key material: a PEM block, or any file of
+/// the PKI store. The content is never echoed.
+fn read_token(path: &Path, store: &Path) -> Result<Option<String>, Refusal> {
+    let refuse = |what: &str| Refusal {
+        code: Code::NotAToken,
+        message: format!("the reader token file {what}"),
+        help: format!(
+            "tokenFile names a file holding only the reader service account's token (a JWT): `kubectl -n {SYSTEM_NAMESPACE} get secret {READER_TOKEN_SECRET} -o jsonpath='{{.data.token}}' | base64 -d > FILE`"
+        ),
+    };
+    let unreadable = |e: &std::io::Error| Refusal {
+        code: Code::UnreadablePki,
+        message: format!("the reader token file cannot be read: {e}"),
+        help: "check the path (relative to the topology file) and its permissions".to_string(),
+    };
+    let meta = match std::fs::metadata(path) {
+        Ok(meta) => meta,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(unreadable(&e)),
+    };
+    if !meta.is_file() {
+        return Err(refuse("is not a regular file"));
+    }
+    if inside(path, store) {
+        return Err(refuse("is a file of the PKI store"));
+    }
+    if meta.len() > MAX_TOKEN {
+        return Err(refuse(&format!(
+            "is {} bytes long; a token is at most {MAX_TOKEN}",
+            meta.len()
+        )));
+    }
+    let bytes = std::fs::read(path).map_err(|e| unreadable(&e))?;
+    let text = bytes.trim_ascii();
+    if text.is_empty() {
+        return Ok(None);
+    }
+    if contains(text, b"-----BEGIN") || contains(text, b"PRIVATE KEY") {
+        return Err(refuse(
+            "holds a PEM block (a certificate or a key), not a token",
+        ));
+    }
+    if !text.iter().all(u8::is_ascii_graphic) {
+        return Err(refuse(
+            "holds more than one line of printable text (binary data, spaces or several lines), not a token",
+        ));
+    }
+    if looks_like_key(text) {
+        return Err(refuse("holds base64 key material, not a token"));
+    }
+    Ok(Some(String::from_utf8_lossy(text).into_owned()))
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// Whether `text` is plain base64 of a DER private key (a PEM body without its armour): a
+/// DER SEQUENCE (`MI...` in base64) with no `.` separators, which a JWT always has.
+fn looks_like_key(text: &[u8]) -> bool {
+    !text.contains(&b'.')
+        && text.len() > 100
+        && text.starts_with(b"MI")
+        && STANDARD.decode(text).is_ok()
+}
+
+/// Whether `path` is `dir` or inside it, comparing canonical paths (symbolic links followed).
+fn inside(path: &Path, dir: &Path) -> bool {
+    match (std::fs::canonicalize(path), std::fs::canonicalize(dir)) {
+        (Ok(path), Ok(dir)) => path.starts_with(dir),
+        _ => false,
+    }
 }
 
 /// Each mesh's license source. A license file must exist and hold something, but its content
@@ -212,6 +319,22 @@ fn relative_path(to: &Path, from: &Path) -> Option<String> {
     Some(rel.join("/"))
 }
 
+/// How many cluster names a message lists before it counts the rest: a warning about one
+/// cluster of a 200-cluster mesh must not name the 199 others.
+const SHOWN_NAMES: usize = 3;
+
+/// `names` joined, the first few of them when there are many: `a, b, c and 7 more`.
+pub fn few(names: &[&str]) -> String {
+    if names.len() <= SHOWN_NAMES + 1 {
+        return names.join(", ");
+    }
+    format!(
+        "{} and {} more",
+        names[..SHOWN_NAMES].join(", "),
+        names.len() - SHOWN_NAMES
+    )
+}
+
 /// The names of the primaries that discover the planned cluster.
 pub fn watcher_names<'m>(model: &'m Model, p: &ClusterPlan) -> Vec<&'m str> {
     p.watchers
@@ -238,7 +361,7 @@ fn missing_ca(model: &Model, p: &ClusterPlan) -> Finding {
         file: std::path::PathBuf::new(),
         message: format!(
             "no CA for {name}'s API server: the kubeconfig in {holder} (on {}) trusts only the system's root CAs",
-            watchers.join(", ")
+            few(&watchers)
         ),
         help: format!(
             "set apiServer.caFile to the cluster's CA, e.g. after applying reader-token.yaml to {name}: `kubectl --context {name} -n {SYSTEM_NAMESPACE} get secret {READER_TOKEN_SECRET} -o jsonpath='{{.data.ca\\.crt}}' | base64 -d > secrets/{name}-ca.crt`"
@@ -267,33 +390,43 @@ fn missing_token(model: &Model, p: &ClusterPlan, base_dir: &Path) -> Finding {
         "kubectl --context {name} -n {SYSTEM_NAMESPACE} get secret {READER_TOKEN_SECRET} -o jsonpath='{{.data.token}}' | base64 -d > {}",
         file.as_deref().unwrap_or("secrets/TOKEN")
     );
+    // One command per watcher, up to a few: the rest are the same with another context.
     let istioctl: Vec<String> = watchers
         .iter()
+        .take(SHOWN_NAMES)
         .map(|w| {
             format!(
                 "istioctl create-remote-secret --context {name} --name {name} --server {server} | kubectl --context {w} apply -f -"
             )
         })
         .collect();
+    let more = if watchers.len() > SHOWN_NAMES {
+        format!(
+            "; the same for the {} other primaries",
+            watchers.len() - SHOWN_NAMES
+        )
+    } else {
+        String::new()
+    };
     let (message, help) = match &file {
         Some(f) => (
             format!(
                 "the reader token file {f} is missing or empty: istio-remote-secret-{name} is not written to {}",
-                watchers.join(", ")
+                few(&watchers)
             ),
             format!(
-                "after applying reader-token.yaml to {name}: `{fetch}`, then rebuild; or instead: `{}`",
-                istioctl.join("`; `")
+                "after applying reader-token.yaml to {name}: `{fetch}`, then rebuild; or instead: `{}",
+                istioctl.join("`; `") + "`" + &more
             ),
         ),
         None => (
             format!(
                 "no reader token for {name} (remoteSecret): istio-remote-secret-{name} is not written to {}",
-                watchers.join(", ")
+                few(&watchers)
             ),
             format!(
-                "set remoteSecret.tokenFile (after applying reader-token.yaml to {name}: `{fetch}`) or remoteSecret.externalSecret; or instead: `{}`",
-                istioctl.join("`; `")
+                "set remoteSecret.tokenFile (after applying reader-token.yaml to {name}: `{fetch}`) or remoteSecret.externalSecret; or instead: `{}",
+                istioctl.join("`; `") + "`" + &more
             ),
         ),
     };

@@ -21,6 +21,7 @@ pub mod output;
 pub mod parse;
 pub mod pki;
 pub mod plan;
+pub mod progress;
 pub mod render;
 pub mod rotate_root;
 pub mod schema;

@@ -136,6 +136,49 @@ pub enum RenderError {
     Duplicate { path: String },
     #[error("cannot read the override template {path}: {reason}")]
     Override { path: PathBuf, reason: String },
+    #[error("--templates {path}: {reason}")]
+    OverrideDir { path: PathBuf, reason: String },
+}
+
+/// Checks a `--templates` directory before anything is rendered: a missing path or a file is
+/// an error (a silently ignored override is a wrong output that looks right); returns the
+/// files in it that replace no built-in template (misnamed, most likely), by relative path.
+pub fn unmatched_overrides(dir: &Path) -> Result<Vec<String>, RenderError> {
+    let fail = |reason: String| RenderError::OverrideDir {
+        path: dir.to_path_buf(),
+        reason,
+    };
+    match std::fs::metadata(dir) {
+        Ok(m) if m.is_dir() => {}
+        Ok(_) => return Err(fail("is not a directory".to_string())),
+        Err(e) => return Err(fail(format!("cannot be read: {e}"))),
+    }
+    let known: HashSet<&str> = template_names().collect();
+    let mut unmatched = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(at) = pending.pop() {
+        let entries = std::fs::read_dir(&at).map_err(|e| fail(format!("{}: {e}", at.display())))?;
+        for entry in entries {
+            let entry = entry.map_err(|e| fail(format!("{}: {e}", at.display())))?;
+            let path = entry.path();
+            let kind = entry.file_type().map_err(|e| fail(e.to_string()))?;
+            if kind.is_dir() {
+                pending.push(path);
+                continue;
+            }
+            let rel = path.strip_prefix(dir).unwrap_or(&path);
+            let name = rel
+                .components()
+                .map(|c| c.as_os_str().to_string_lossy())
+                .collect::<Vec<_>>()
+                .join("/");
+            if !known.contains(name.as_str()) && !name.starts_with('.') {
+                unmatched.push(name);
+            }
+        }
+    }
+    unmatched.sort();
+    Ok(unmatched)
 }
 
 /// The template environment.

@@ -53,6 +53,7 @@ pub fn run(args: &Args<'_>) -> Result<Exit, Fail> {
         if let (Step::Advance { .. }, Some(out)) = (args.step, args.out) {
             {
                 let common = CompileArgs {
+                    progress: &crate::progress::Silent,
                     templates: args.templates,
                     out: Some(out),
                     istio_crds: &[],
@@ -402,7 +403,7 @@ fn stale(held: &Held<'_>) -> Result<Option<String>, Fail> {
             "the PKI store lacks material a build would create".to_string(),
         ));
     }
-    let plan = crate::emit::compare(held.out, &held.compiled.output, &held.compiled.digest)?;
+    let plan = crate::emit::compare(held.out, &held.compiled.output, &held.compiled.stamp)?;
     if !plan.summary().changed() {
         return Ok(None);
     }

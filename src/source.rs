@@ -45,7 +45,17 @@ pub enum ReadError {
 }
 
 impl Source {
+    /// A byte-order mark is dropped (it is not part of line 1's first column), and a lone
+    /// carriage return, a line break in YAML (old Mac OS files), becomes a line feed: the same
+    /// number of bytes, so every offset stays put, and every renderer counts lines alike.
     pub fn new(name: impl Into<String>, path: impl Into<PathBuf>, text: String) -> Self {
+        let mut text = match text.strip_prefix('\u{feff}') {
+            Some(rest) => rest.to_string(),
+            None => text,
+        };
+        if text.contains('\r') {
+            text = lone_cr_to_lf(&text);
+        }
         let line_starts = std::iter::once(0)
             .chain(text.match_indices('\n').map(|(i, _)| i + 1))
             .collect();
@@ -154,9 +164,32 @@ impl Source {
     }
 }
 
+/// `text` with every `\r` not followed by `\n` replaced by `\n`.
+fn lone_cr_to_lf(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\r' && chars.peek() != Some(&'\n') {
+            out.push('\n');
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_byte_order_mark_and_lone_carriage_returns_do_not_move_positions() {
+        let s = Source::new("t", "t", "\u{feff}a: 1\rb: 2\r\nc: 3".to_string());
+        assert_eq!(s.text, "a: 1\nb: 2\r\nc: 3");
+        assert_eq!(s.line_col(0), (1, 1));
+        assert_eq!(s.line_col(5), (2, 1));
+        assert_eq!(s.line_col(11), (3, 1));
+    }
 
     #[test]
     fn positions_count_characters_not_bytes() {

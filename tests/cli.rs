@@ -69,6 +69,15 @@ fn checked_in_schema_matches_the_types() {
 
 #[test]
 fn every_example_validates_clean() {
+    // The one expected finding: ambient-multi-network shows a cluster being added, whose
+    // reader token does not exist yet (W080), and validate reports it as build does.
+    let expected = |file: &Path| -> Vec<String> {
+        if file.ends_with("ambient-multi-network/topology.yaml") {
+            vec!["W080 68:11".to_string()]
+        } else {
+            Vec::new()
+        }
+    };
     let mut n = 0;
     for entry in std::fs::read_dir(repo("examples")).expect("examples/") {
         let file = entry.expect("entry").path().join("topology.yaml");
@@ -78,19 +87,20 @@ fn every_example_validates_clean() {
         n += 1;
         let (code, diags) = validate_json(&file);
         assert_eq!(
-            (code, diags.len()),
-            (0, 0),
-            "{}: {:?}",
+            (code, codes_at(&diags)),
+            (0, expected(&file)),
+            "{}",
             file.display(),
-            codes_at(&diags)
         );
-        meshc()
+        let run = meshc()
             .arg("validate")
             .arg(&file)
             .assert()
             .success()
-            .stdout(predicate::str::contains(": valid: "))
-            .stderr("");
+            .stdout(predicate::str::contains(": valid: "));
+        if expected(&file).is_empty() {
+            run.stderr("");
+        }
     }
     assert!(n >= 6, "expected at least six examples, found {n}");
 }

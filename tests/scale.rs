@@ -29,7 +29,7 @@ fn a_200_cluster_mesh_builds_and_diffs_clean_against_itself() {
     assert!(!stderr(&out).contains("warning"), "{}", stderr(&out));
     // Every cluster has its directory; the tree-level index lists them all.
     let index = std::fs::read_to_string(dir.path().join("out/README.md")).expect("index");
-    assert_eq!(index.matches("](c").count(), generate::L.clusters);
+    assert_eq!(index.matches("| [`c").count(), generate::L.clusters);
     let services =
         std::fs::read_to_string(dir.path().join("out/c199/services.yaml")).expect("services");
     assert_eq!(

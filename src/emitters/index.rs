@@ -24,6 +24,16 @@ struct Row<'a> {
     network: &'a str,
     region: Option<&'a str>,
     files: usize,
+    /// The primary a remote's istiod settings point at: installed (with its east-west
+    /// gateway) first.
+    after: Option<&'a str>,
+    /// A primary whose east-west gateway serves istiod to remotes.
+    serves_remotes: bool,
+    /// The primaries that read this cluster's API server through its remote secret.
+    watchers: Vec<&'a str>,
+    /// Whether its reader token comes from `tokenFile` (or is not set yet): fetched once its
+    /// `reader-token.yaml` is applied, then built into the watchers' remote secrets.
+    token_file: bool,
 }
 
 #[derive(Serialize)]
@@ -73,6 +83,21 @@ impl TreeEmitter for Index {
                         network: &p.network,
                         region: cluster.region.as_deref(),
                         files: files.produced.len(),
+                        after: p
+                            .served_by
+                            .filter(|_| !p.primary)
+                            .map(|s| t.clusters[s].name.as_str()),
+                        serves_remotes: p.serves_remotes,
+                        watchers: p
+                            .watchers
+                            .iter()
+                            .map(|&w| t.clusters[w].name.as_str())
+                            .collect(),
+                        token_file: p.watched
+                            && cluster
+                                .remote_secret
+                                .as_ref()
+                                .is_none_or(|r| r.external_secret.is_none() && r.exec.is_none()),
                     },
                 ));
             }

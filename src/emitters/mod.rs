@@ -17,6 +17,7 @@ mod context;
 mod expose_istiod;
 mod expose_services;
 mod gateways;
+pub mod gitops;
 mod index;
 mod install;
 mod istio_objects;
@@ -52,9 +53,27 @@ pub enum Role {
     Install {
         installer: crate::topology::Installer,
         command: String,
+        /// For Helm values: the release they install, for the GitOps objects.
+        release: Option<HelmRelease>,
     },
     /// A document for people (the README itself).
     Text,
+}
+
+/// A Helm release as the README's command installs it: what Argo CD and Flux install the same
+/// values with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HelmRelease {
+    pub release: String,
+    /// The chart's name (`base`, `istiod`, `gateway`, ...).
+    pub chart: String,
+    pub namespace: String,
+    /// A version or a semver range (`~1.30.0`), as Helm, Argo CD and Flux all take it.
+    pub version: String,
+    /// The chart repository (`istio.charts.repository`); `None` for Istio's own.
+    pub repository: Option<String>,
+    /// Whether the release installs istiod (the one that takes Solo's license).
+    pub istiod: bool,
 }
 
 /// One file an emitter produced for a cluster, by its path in the cluster's directory.
@@ -239,7 +258,12 @@ pub trait TreeEmitter: Sync {
 }
 
 /// The files about the whole tree (or a mesh), after every cluster's.
-pub const TREE: &[&dyn TreeEmitter] = &[&index::Index, &rotation::RotationPlan];
+pub const TREE: &[&dyn TreeEmitter] = &[
+    &index::Index,
+    &gitops::ArgoCd,
+    &gitops::Flux,
+    &rotation::RotationPlan,
+];
 
 /// Runs every emitter: each cluster's files under `<cluster>/`, then the tree's.
 pub fn emit(
@@ -248,8 +272,10 @@ pub fn emit(
     material: &Material,
     inputs: &Inputs,
     renderer: &Renderer,
+    progress: &dyn crate::progress::Progress,
 ) -> Result<Output, RenderError> {
     let shared = Shared::default();
+    progress.stage("rendering clusters", plans.len());
     let cluster = |plan: &ClusterPlan| {
         let common = Common::new(model, plan, material.rotating(plan.mesh).is_some());
         let cx = ClusterCx {
@@ -265,6 +291,7 @@ pub fn emit(
         for emitter in CLUSTER {
             emitter.emit(&cx, &mut files)?;
         }
+        progress.step();
         Ok(files)
     };
     let clusters = in_parallel(plans, cluster)?;

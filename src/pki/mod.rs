@@ -1105,6 +1105,7 @@ pub fn complete(
     mut ins: Inspection,
     locked: bool,
     now: OffsetDateTime,
+    progress: &dyn crate::progress::Progress,
 ) -> Result<(Material, Vec<NewFile>), CompleteError> {
     let mut files = Vec::new();
     // cert-chain.pem is derived from stored certificates: remaking it is not making material.
@@ -1134,7 +1135,14 @@ pub fn complete(
         )));
     }
     ins.missing.sort();
+    let making = ins.missing.iter().filter(makes_material).count();
+    if making > 0 {
+        progress.stage("generating keys", making);
+    }
     for missing in ins.missing {
+        if !matches!(missing, Missing::Chain(..)) {
+            progress.step();
+        }
         match missing {
             Missing::Root(mi) => {
                 let mesh = &model.topology.meshes[mi];

@@ -6,6 +6,7 @@
 
 mod callers;
 mod destination_rules;
+mod gitops;
 mod install;
 mod locality;
 mod names;
@@ -30,4 +31,5 @@ pub fn run(model: &Model, r: &mut Reporter<'_>) {
     install::run(model, r);
     destination_rules::run(model, r);
     callers::run(model, r);
+    gitops::run(model, r);
 }
