@@ -24,7 +24,8 @@ use crate::pki::{self, Origin, Store};
 const EXIT_CODES: &str = "\
 Exit codes:
   0    success (diff, build --check: no differences)
-  1    differences found (diff, build --check)
+  1    differences found (diff, build --check); a certificate expires within
+       pki status --fail-within DAYS
   2    invalid input: the topology, a file it names (token, CA, key), or the arguments
   3    environment: a file named on the command line (the topology, --istio-crds,
        --templates) cannot be read, the PKI store is damaged, OUT cannot be written
