@@ -11,6 +11,8 @@
 //! - `build/warm`: the store in place, an empty `out/` (a fresh clone of the GitOps repo);
 //! - `build/noop`: the store and `out/` in place and up to date: compile and compare, nothing
 //!   written;
+//! - `build/noop-record`: the same no-op as `meshc build` takes it when its no-op record
+//!   vouches for the inputs (`meshc::noop`): hash every input, stat every owned file;
 //! - `diff/compare`: `meshc diff` between two renderings of L that differ in one
 //!   DestinationRule's weights (one changed DestinationRule on each config cluster).
 
@@ -127,6 +129,29 @@ fn stages(c: &mut Criterion) {
                 let compiled = build(&checked, &store, &out, true);
                 assert!(!compiled.output.files.is_empty());
             });
+        });
+        // What `meshc build` does before anything else when its no-op record vouches for the
+        // inputs: hash them, stat the tree.
+        let inputs = meshc::noop::Inputs {
+            topology: &checked.source.path,
+            out: &out,
+            store: &store.dir,
+            templates: None,
+            crds: &[],
+        };
+        let model = checked.model.as_ref().expect("model");
+        meshc::noop::record(
+            &inputs,
+            meshc::noop::named_files(model, dir.path()),
+            i64::MAX,
+            compiled
+                .output
+                .files
+                .iter()
+                .map(|(p, f)| (p.as_str(), f.scope.key())),
+        );
+        group.bench_function(BenchmarkId::new("noop-record", &label), |b| {
+            b.iter(|| assert!(meshc::noop::unchanged(&inputs, 0).is_some()));
         });
         group.bench_function(BenchmarkId::new("warm", &label), |b| {
             b.iter_batched(

@@ -278,18 +278,18 @@ impl StoreArgs {
     }
 
     fn store(&self, checked: &Checked) -> Store {
-        let beside = |dir: &Path| {
-            if dir == Path::new(".") {
-                PathBuf::from("pki")
-            } else {
-                dir.join("pki")
-            }
-        };
-        Store::new(
-            self.pki
-                .clone()
-                .unwrap_or_else(|| beside(checked.source.base_dir())),
-        )
+        Store::new(self.dir_for(&checked.source.path))
+    }
+
+    /// The store's directory for the topology at `topology`: `--pki`, else `pki/` beside it.
+    fn dir_for(&self, topology: &Path) -> PathBuf {
+        if let Some(dir) = &self.pki {
+            return dir.clone();
+        }
+        match topology.parent() {
+            Some(p) if !p.as_os_str().is_empty() && p != Path::new(".") => p.join("pki"),
+            _ => PathBuf::from("pki"),
+        }
     }
 }
 
@@ -742,12 +742,38 @@ fn scope_label(out: &Path, scope: &Scope) -> String {
 }
 
 fn build(args: &BuildArgs<'_>) -> Result<Exit, Fail> {
-    let (_, store, compiled) =
+    let store_dir = args.store.dir_for(args.topology);
+    let inputs = crate::noop::Inputs {
+        topology: args.topology,
+        out: args.out,
+        store: &store_dir,
+        templates: args.common.templates,
+        crds: args.common.istio_crds,
+    };
+    if !args.check
+        && let Some(scopes) =
+            crate::noop::unchanged(&inputs, OffsetDateTime::now_utc().unix_timestamp())
+    {
+        let mut lines = String::new();
+        for (key, n) in &scopes {
+            let scope = Scope::parse(key).unwrap_or(Scope::Tree);
+            let _ = writeln!(
+                lines,
+                "{}: 0 created, 0 changed, 0 removed, {n} unchanged",
+                scope_label(args.out, &scope)
+            );
+        }
+        print_stdout(&lines);
+        return Ok(Exit::Success);
+    }
+    let (checked, store, compiled) =
         load_and_compile(args.topology, None, args.store, &args.common, false)?;
     check_out_dir(args.out, &store.dir)?;
     if args.check {
         return check(args.out, &compiled);
     }
+    // From here the tree may change: the no-op record no longer vouches for it.
+    crate::noop::forget(args.out);
     crate::interrupt::failpoint("build:compiled");
     let recovery = crate::emit::recover(args.out)?;
     if recovery.rolled_forward || !recovery.removed.is_empty() {
@@ -766,6 +792,7 @@ fn build(args: &BuildArgs<'_>) -> Result<Exit, Fail> {
     if let Some(refusal) = rekey_refusal(args, &store, plan.rekeyed()) {
         return Err(refusal);
     }
+    let replaced = !plan.rekeyed().is_empty();
     // Stage out/ first: an output directory that cannot be written costs no key.
     let (staged, unchanged) = if plan.is_noop() {
         (None, plan.summary().clone())
@@ -818,6 +845,23 @@ fn build(args: &BuildArgs<'_>) -> Result<Exit, Fail> {
             "{} was completed before stopping",
             args.out.display()
         )));
+    }
+    // A clean build (not a diagnostic, not a replaced root) is one the next can skip.
+    if let Some(model) = checked.model.as_ref()
+        && checked.diagnostics.is_empty()
+        && compiled.findings.is_empty()
+        && !replaced
+    {
+        crate::noop::record(
+            &inputs,
+            crate::noop::named_files(model, checked.source.base_dir()),
+            compiled.valid_until.unix_timestamp(),
+            compiled
+                .output
+                .files
+                .iter()
+                .map(|(p, f)| (p.as_str(), f.scope.key())),
+        );
     }
     Ok(Exit::Success)
 }

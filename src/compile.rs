@@ -53,6 +53,9 @@ pub struct Compiled {
     pub plans: Vec<ClusterPlan>,
     /// What the manifest records: the topology's digest and each mesh's trusted roots.
     pub stamp: Stamp,
+    /// Thirty days before the first certificate in use expires: until then, the same inputs
+    /// compile to the same output with the same findings (the no-op check relies on it).
+    pub valid_until: OffsetDateTime,
 }
 
 /// Why a topology did not compile.
@@ -146,6 +149,16 @@ pub fn compile(
     .map_err(|e| Failure::Environment(e.to_string()))?;
     let renderer =
         Renderer::new(options.templates).map_err(|e| Failure::Environment(e.to_string()))?;
+    let valid_until = material
+        .roots
+        .values()
+        .flat_map(pki::Root::chain)
+        .chain(material.intermediates.values().map(|i| &i.cert))
+        .map(|c| c.not_after)
+        .min()
+        .map_or(options.now + time::Duration::days(365), |t| {
+            t - time::Duration::days(30)
+        });
     let stamp = Stamp {
         digest: crate::emit::digest(checked.source.text.as_bytes()),
         trust: trust(model, &plans, &material),
@@ -166,5 +179,6 @@ pub fn compile(
         pending,
         plans,
         stamp,
+        valid_until,
     })
 }

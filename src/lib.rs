@@ -18,6 +18,7 @@ pub mod inputs;
 pub mod interrupt;
 pub mod istio;
 pub mod model;
+pub mod noop;
 pub mod output;
 pub mod parse;
 pub mod pki;

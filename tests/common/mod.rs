@@ -60,6 +60,8 @@ impl Env {
             .expect("binary")
             .current_dir(self.dir.path())
             .env("NO_COLOR", "1")
+            // The no-op record of each test's builds stays in the test's directory.
+            .env("XDG_CACHE_HOME", self.dir.path().join(".cache"))
             .args(args)
             .output()
             .expect("runs");
