@@ -123,6 +123,61 @@ pub enum Command {
     /// Print the topology JSON Schema (the same as schema/topology.schema.json).
     #[command(after_help = EXIT_CODES)]
     Schema,
+    /// Draw the topology: meshes, networks, clusters and their roles, control-plane and
+    /// discovery edges, east-west gateways.
+    ///
+    /// Mermaid renders in a GitHub or GitLab markdown block (```mermaid); dot is for Graphviz
+    /// (`meshc graph topology.yaml --format dot | dot -Tsvg > mesh.svg`). An invalid topology
+    /// prints its diagnostics and exits 2, as `validate` does.
+    #[command(after_help = EXIT_CODES)]
+    Graph {
+        /// The topology file.
+        topology: PathBuf,
+        /// The drawing's language.
+        #[arg(long, value_enum, default_value_t = GraphFormat::Mermaid)]
+        format: GraphFormat,
+    },
+    /// Start a GitOps repository: a commented topology.yaml for a deployment model, a
+    /// .gitignore that keeps the PKI store and reader tokens out of Git, and a GitHub Actions
+    /// workflow (.github/workflows/meshc.yaml).
+    ///
+    /// Never overwrites: when any of the three files exists, nothing is written and the exit
+    /// code is 3. DIR is created when missing.
+    #[command(after_help = EXIT_CODES)]
+    Init {
+        /// The deployment model of the starter topology.
+        #[arg(long, value_enum)]
+        model: crate::init::Model,
+        /// The repository directory.
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+    },
+    /// Print a shell completion script (e.g. `meshc completions bash > /etc/bash_completion.d/meshc`).
+    #[command(after_help = EXIT_CODES)]
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: Shell,
+    },
+    /// Print the manual page, as roff (`meshc man > meshc.1; man ./meshc.1`).
+    #[command(after_help = EXIT_CODES)]
+    Man,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum GraphFormat {
+    /// A mermaid flowchart (GitHub and GitLab render it in markdown).
+    Mermaid,
+    /// A Graphviz digraph.
+    Dot,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Shell {
+    Bash,
+    Zsh,
+    Fish,
+    Powershell,
 }
 
 #[derive(Debug, Subcommand)]
@@ -407,7 +462,72 @@ fn execute(command: Command) -> Result<Exit, Fail> {
             print_stdout(crate::schema::schema_text());
             Ok(Exit::Success)
         }
+        Command::Graph { topology, format } => graph(&topology, format),
+        Command::Init { model, dir } => init(model, &dir),
+        Command::Completions { shell } => {
+            print_stdout(&completions(shell));
+            Ok(Exit::Success)
+        }
+        Command::Man => {
+            print_stdout(&man_page()?);
+            Ok(Exit::Success)
+        }
     }
+}
+
+/// The shape of a valid topology, drawn; an invalid one prints its diagnostics (exit 2).
+fn graph(path: &Path, format: GraphFormat) -> Result<Exit, Fail> {
+    let checked = load(path)?;
+    let Some(model) = checked.model.as_ref().filter(|_| !checked.has_errors()) else {
+        print_diagnostics(&checked, false);
+        return Ok(Exit::Invalid);
+    };
+    let shape = crate::graph::shape(model, &crate::plan::plan(model));
+    print_stdout(&match format {
+        GraphFormat::Mermaid => crate::graph::mermaid(&shape),
+        GraphFormat::Dot => crate::graph::dot(&shape),
+    });
+    Ok(Exit::Success)
+}
+
+fn init(model: crate::init::Model, dir: &Path) -> Result<Exit, Fail> {
+    let written = crate::init::write(dir, model).map_err(|e| Fail::Environment(e.to_string()))?;
+    let mut text = String::new();
+    for path in &written {
+        let _ = writeln!(text, "created {}", path.display());
+    }
+    if dir != Path::new(".") {
+        let _ = writeln!(text, "next: cd {}", dir.display());
+    }
+    let _ = write!(
+        text,
+        "next: edit {0} (every field is explained there), then\n  meshc validate {0}\n  meshc build {0} -o out/\nand commit everything but pki/ and secrets/ (.gitignore keeps them out)\n",
+        crate::init::TOPOLOGY
+    );
+    print_stdout(&text);
+    Ok(Exit::Success)
+}
+
+fn completions(shell: Shell) -> String {
+    use clap::CommandFactory as _;
+    let shell = match shell {
+        Shell::Bash => clap_complete::Shell::Bash,
+        Shell::Zsh => clap_complete::Shell::Zsh,
+        Shell::Fish => clap_complete::Shell::Fish,
+        Shell::Powershell => clap_complete::Shell::PowerShell,
+    };
+    let mut buf = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "meshc", &mut buf);
+    String::from_utf8_lossy(&buf).into_owned()
+}
+
+fn man_page() -> Result<String, Fail> {
+    use clap::CommandFactory as _;
+    let mut buf = Vec::new();
+    clap_mangen::Man::new(Cli::command())
+        .render(&mut buf)
+        .map_err(|e| Fail::Environment(format!("cannot render the manual page: {e}")))?;
+    Ok(String::from_utf8_lossy(&buf).into_owned())
 }
 
 fn load(path: &Path) -> Result<Checked, Fail> {

@@ -13,6 +13,8 @@ pub mod diff;
 pub mod emit;
 pub mod emitters;
 mod files;
+pub mod graph;
+pub mod init;
 pub mod inputs;
 pub mod interrupt;
 pub mod istio;
