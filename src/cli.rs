@@ -161,7 +161,12 @@ pub enum Command {
     },
     /// Print the manual page, as roff (`meshc man > meshc.1; man ./meshc.1`).
     #[command(after_help = EXIT_CODES)]
-    Man,
+    Man {
+        /// Write one page per command instead (meshc.1, meshc-build.1, meshc-pki-rotate.1, ...)
+        /// into DIR, created when missing; pages of the same name are replaced.
+        #[arg(long, value_name = "DIR")]
+        out_dir: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -468,8 +473,19 @@ fn execute(command: Command) -> Result<Exit, Fail> {
             print_stdout(&completions(shell));
             Ok(Exit::Success)
         }
-        Command::Man => {
+        Command::Man { out_dir: None } => {
             print_stdout(&man_page()?);
+            Ok(Exit::Success)
+        }
+        Command::Man { out_dir: Some(dir) } => {
+            use clap::CommandFactory as _;
+            std::fs::create_dir_all(&dir)
+                .and_then(|()| clap_mangen::generate_to(Cli::command(), &dir))
+                .map_err(|e| Fail::Environment(format!("cannot write {}: {e}", dir.display())))?;
+            print_stdout(&format!(
+                "{}: meshc.1 and one page per command\n",
+                dir.display()
+            ));
             Ok(Exit::Success)
         }
     }
@@ -524,7 +540,8 @@ fn completions(shell: Shell) -> String {
 fn man_page() -> Result<String, Fail> {
     use clap::CommandFactory as _;
     let mut buf = Vec::new();
-    clap_mangen::Man::new(Cli::command())
+    // One page: the subcommands are listed with their summaries (`--out-dir` writes theirs).
+    clap_mangen::Man::new(Cli::command().disable_help_subcommand(true))
         .render(&mut buf)
         .map_err(|e| Fail::Environment(format!("cannot render the manual page: {e}")))?;
     Ok(String::from_utf8_lossy(&buf).into_owned())
@@ -981,8 +998,9 @@ struct DiffArgs<'a> {
 }
 
 fn diff(args: &DiffArgs<'_>) -> Result<Exit, Fail> {
-    let new = compile_side(args.topology, None, args, false)?;
-    let old = match (args.out, args.from) {
+    let (new, new_shape) = compile_side(args.topology, None, args, false)?;
+    // The old side's shape is known only when it is a topology: a tree on disk records none.
+    let (old, old_shape) = match (args.out, args.from) {
         (Some(out), _) => {
             if let Some(left) = crate::emit::interrupted(out)? {
                 eprintln!(
@@ -991,9 +1009,13 @@ fn diff(args: &DiffArgs<'_>) -> Result<Exit, Fail> {
                 );
             }
             let wanted = new.files.iter().map(|(path, (scope, _))| (path, scope));
-            crate::diff::Side::on_disk(crate::emit::read_tree(out, wanted)?)
+            let side = crate::diff::Side::on_disk(crate::emit::read_tree(out, wanted)?);
+            (side, None)
         }
-        (None, Some(from)) => compile_side(from, Some(args.topology), args, true)?,
+        (None, Some(from)) => {
+            let (side, shape) = compile_side(from, Some(args.topology), args, true)?;
+            (side, Some(shape))
+        }
         (None, None) => return Ok(Exit::Invalid),
     };
     let report = crate::diff::compare(&old, &new);
@@ -1003,7 +1025,11 @@ fn diff(args: &DiffArgs<'_>) -> Result<Exit, Fail> {
             diagnostic::use_color(std::io::IsTerminal::is_terminal(&std::io::stdout())),
         ),
         DiffFormat::Brief => crate::diff::brief(&report),
-        DiffFormat::Markdown => crate::diff::markdown(&report),
+        DiffFormat::Markdown => {
+            let section =
+                old_shape.and_then(|old| crate::graph::markdown_section(&old, &new_shape));
+            crate::diff::markdown_with(&report, section.as_deref())
+        }
         DiffFormat::Json => crate::diff::json(&report),
     };
     print_stdout(&text);
@@ -1014,20 +1040,25 @@ fn diff(args: &DiffArgs<'_>) -> Result<Exit, Fail> {
     })
 }
 
-/// What a topology compiles to, in memory: nothing is written, to the store or anywhere. Key
-/// material the store lacks is made for the rendering only and then dropped; the clusters it
-/// is for are pending (their `cacerts` is new, its contents unknown until a build).
+/// What a topology compiles to, in memory, and its shape: nothing is written, to the store or
+/// anywhere. Key material the store lacks is made for the rendering only and then dropped; the
+/// clusters it is for are pending (their `cacerts` is new, its contents unknown until a build).
 fn compile_side(
     topology: &Path,
     in_place_of: Option<&Path>,
     args: &DiffArgs<'_>,
     quiet: bool,
-) -> Result<crate::diff::Side, Fail> {
-    let (_, _, compiled) =
+) -> Result<(crate::diff::Side, crate::graph::Shape), Fail> {
+    let (checked, _, compiled) =
         load_and_compile(topology, in_place_of, args.store, &args.common, quiet)?;
-    Ok(crate::diff::Side::rendered(
-        &compiled.output,
-        compiled.pending,
+    let shape = checked
+        .model
+        .as_ref()
+        .map(|model| crate::graph::shape(model, &crate::plan::plan(model)))
+        .unwrap_or_default();
+    Ok((
+        crate::diff::Side::rendered(&compiled.output, compiled.pending),
+        shape,
     ))
 }
 

@@ -18,7 +18,7 @@ use crate::plan::{ClusterPlan, EastWest, Flavour};
 
 /// The shape of a topology: its meshes, their networks and clusters, and the edges between
 /// clusters.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Shape {
     pub meshes: Vec<MeshShape>,
     pub edges: Vec<Edge>,
@@ -426,7 +426,7 @@ pub fn changes(old: &Shape, new: &Shape) -> Vec<String> {
         lines.push(format!("cluster `{name}` removed"));
     }
     for e in new.edges.iter().filter(|e| !old.edges.contains(e)) {
-        lines.push(format!("`{}` {} `{}` (new)", e.from, e.kind.label(), e.to));
+        lines.push(format!("`{}` {} `{}` (new)", e.from, verb(e.kind), e.to));
     }
     for e in old.edges.iter().filter(|e| !new.edges.contains(e)) {
         lines.push(format!(
