@@ -192,6 +192,16 @@ fn the_workflow_is_the_one_docs_ci_shows() {
         doc.contains(&workflow),
         "docs/ci.md shows starters/github-workflow.yaml verbatim"
     );
+    let readme = std::fs::read_to_string(repo("README.md")).expect("README.md");
+    assert!(
+        readme.contains(&workflow),
+        "README.md shows starters/github-workflow.yaml verbatim"
+    );
+    let parsed: serde_json::Value = serde_saphyr::from_str(&workflow).expect("YAML");
+    assert_eq!(
+        parsed["jobs"]["review"]["permissions"]["pull-requests"],
+        "write"
+    );
     for step in [
         "meshc validate topology.yaml --format json",
         "::\\(.severity) file=",
