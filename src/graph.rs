@@ -11,6 +11,7 @@
 //! Graphviz. Both are deterministic: topology order, ids made from positions, never from names,
 //! so that no name can break the syntax.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use crate::model::Model;
@@ -154,26 +155,26 @@ pub fn shape(model: &Model, plans: &[ClusterPlan]) -> Shape {
 
 /// The ids of the drawing: `c<N>` for the N-th cluster drawn, whatever its name.
 struct Ids<'a> {
-    names: Vec<&'a str>,
+    index: BTreeMap<&'a str, usize>,
 }
 
 impl<'a> Ids<'a> {
     fn new(shape: &'a Shape) -> Ids<'a> {
-        let names = shape
+        let mut index = BTreeMap::new();
+        for c in shape
             .meshes
             .iter()
             .flat_map(|m| &m.networks)
             .flat_map(|n| &n.clusters)
-            .map(|c| c.name.as_str())
-            .collect();
-        Ids { names }
+        {
+            let next = index.len();
+            index.entry(c.name.as_str()).or_insert(next);
+        }
+        Ids { index }
     }
 
     fn of(&self, name: &str) -> Option<String> {
-        self.names
-            .iter()
-            .position(|n| *n == name)
-            .map(|i| format!("c{i}"))
+        self.index.get(name).map(|i| format!("c{i}"))
     }
 }
 
@@ -352,7 +353,6 @@ pub fn dot(shape: &Shape) -> String {
 /// What changed in the shape between two topologies, one line each (for a pull-request
 /// comment); empty when the shape is the same.
 pub fn changes(old: &Shape, new: &Shape) -> Vec<String> {
-    use std::collections::BTreeMap;
     let mut lines = Vec::new();
     let meshes = |s: &Shape| -> BTreeMap<String, &'static str> {
         s.meshes
@@ -360,20 +360,16 @@ pub fn changes(old: &Shape, new: &Shape) -> Vec<String> {
             .map(|m| (m.name.clone(), m.dataplane))
             .collect()
     };
-    // Each cluster with where it is and what it is: (mesh, network, role, gateway).
-    let clusters = |s: &Shape| -> BTreeMap<String, (String, String, &'static str, bool)> {
+    // Each cluster with where it is and what it is: (mesh, network, role, gateway form).
+    type Place = (String, String, &'static str, Option<&'static str>);
+    let clusters = |s: &Shape| -> BTreeMap<String, Place> {
         let mut out = BTreeMap::new();
         for m in &s.meshes {
             for n in &m.networks {
                 for c in &n.clusters {
                     out.insert(
                         c.name.clone(),
-                        (
-                            m.name.clone(),
-                            n.name.clone(),
-                            cluster_role(c),
-                            c.east_west.is_some(),
-                        ),
+                        (m.name.clone(), n.name.clone(), cluster_role(c), c.east_west),
                     );
                 }
             }
@@ -412,11 +408,19 @@ pub fn changes(old: &Shape, new: &Shape) -> Vec<String> {
         if was_role != role {
             lines.push(format!("cluster `{name}`: {was_role} → {role}"));
         }
-        if was_gateway != gateway {
-            lines.push(format!(
-                "cluster `{name}`: east-west gateway {}",
-                if *gateway { "added" } else { "removed" }
-            ));
+        match (was_gateway, gateway) {
+            (None, Some(form)) => {
+                lines.push(format!(
+                    "cluster `{name}`: east-west gateway added ({form})"
+                ));
+            }
+            (Some(_), None) => lines.push(format!("cluster `{name}`: east-west gateway removed")),
+            (Some(was), Some(form)) if was != form => {
+                lines.push(format!(
+                    "cluster `{name}`: east-west gateway {was} → {form}"
+                ));
+            }
+            _ => {}
         }
     }
     for name in old_clusters
@@ -436,10 +440,7 @@ pub fn changes(old: &Shape, new: &Shape) -> Vec<String> {
             e.to
         ));
     }
-    // The order of clusters or networks alone changes the drawing, not the mesh.
-    if lines.is_empty() && old != new {
-        lines.push("the order of clusters or networks".to_string());
-    }
+    // The order of clusters, networks or edges alone is not a change of shape.
     lines
 }
 
@@ -452,13 +453,15 @@ fn verb(kind: EdgeKind) -> &'static str {
 }
 
 /// The section of a `diff --format markdown` comment for a shape that changed: what changed,
-/// and the mesh drawn after the change (before it, folded away). `None` when it did not.
+/// and the mesh drawn after the change (before it, folded away). `None` when it did not (a
+/// mere reordering of clusters is no change).
 pub fn markdown_section(old: &Shape, new: &Shape) -> Option<String> {
-    if old == new {
+    let changes = changes(old, new);
+    if changes.is_empty() {
         return None;
     }
     let mut out = String::from("#### Topology shape\n\n");
-    for line in changes(old, new) {
+    for line in changes {
         let _ = writeln!(out, "- {line}");
     }
     let _ = write!(
@@ -473,6 +476,79 @@ pub fn markdown_section(old: &Shape, new: &Shape) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn cluster(name: &str, primary: bool, east_west: Option<&'static str>) -> ClusterShape {
+        ClusterShape {
+            name: name.to_string(),
+            primary,
+            east_west,
+        }
+    }
+
+    fn edge(kind: EdgeKind, from: &str, to: &str) -> Edge {
+        Edge {
+            kind,
+            from: from.to_string(),
+            to: to.to_string(),
+        }
+    }
+
+    /// One mesh, one network: c1 primary with a gateway, c2 its remote.
+    fn two_clusters() -> Shape {
+        Shape {
+            meshes: vec![MeshShape {
+                name: "m".to_string(),
+                dataplane: "sidecar",
+                networks: vec![NetworkShape {
+                    name: "n".to_string(),
+                    clusters: vec![
+                        cluster("c1", true, Some("chart")),
+                        cluster("c2", false, None),
+                    ],
+                }],
+            }],
+            edges: vec![
+                edge(EdgeKind::ControlPlane, "c2", "c1"),
+                edge(EdgeKind::Discovers, "c1", "c2"),
+            ],
+        }
+    }
+
+    #[test]
+    fn reordering_is_not_a_change_of_shape() {
+        let old = two_clusters();
+        let mut new = old.clone();
+        new.meshes[0].networks[0].clusters.reverse();
+        new.edges.reverse();
+        assert_eq!(changes(&old, &new), Vec::<String>::new());
+        assert_eq!(markdown_section(&old, &new), None);
+    }
+
+    #[test]
+    fn every_kind_of_change_is_one_line() {
+        let old = two_clusters();
+        let mut new = old.clone();
+        new.meshes[0].dataplane = "ambient";
+        new.meshes[0].networks[0].clusters[0].east_west = Some("Gateway API");
+        new.meshes[0].networks[0].clusters[1] = cluster("c2", true, Some("Gateway API"));
+        new.edges = vec![
+            edge(EdgeKind::Discovers, "c1", "c2"),
+            edge(EdgeKind::Discovers, "c2", "c1"),
+        ];
+        assert_eq!(
+            changes(&old, &new),
+            [
+                "mesh `m`: sidecar → ambient",
+                "cluster `c1`: east-west gateway chart → Gateway API",
+                "cluster `c2`: remote → primary",
+                "cluster `c2`: east-west gateway added (Gateway API)",
+                "`c2` discovers `c1` (new)",
+                "`c2` no longer takes its control plane from `c1`",
+            ]
+        );
+        let section = markdown_section(&old, &new).expect("a section");
+        assert!(section.contains("```mermaid\nflowchart LR\n"), "{section}");
+    }
 
     #[test]
     fn labels_cannot_end_a_string_or_open_markup() {
