@@ -350,6 +350,9 @@ pub fn dot(shape: &Shape) -> String {
     out
 }
 
+/// Where a cluster is and what it is: (mesh, network, role, east-west gateway form).
+type Place = (String, String, &'static str, Option<&'static str>);
+
 /// What changed in the shape between two topologies, one line each (for a pull-request
 /// comment); empty when the shape is the same.
 pub fn changes(old: &Shape, new: &Shape) -> Vec<String> {
@@ -360,8 +363,7 @@ pub fn changes(old: &Shape, new: &Shape) -> Vec<String> {
             .map(|m| (m.name.clone(), m.dataplane))
             .collect()
     };
-    // Each cluster with where it is and what it is: (mesh, network, role, gateway form).
-    type Place = (String, String, &'static str, Option<&'static str>);
+    // Each cluster with where it is and what it is.
     let clusters = |s: &Shape| -> BTreeMap<String, Place> {
         let mut out = BTreeMap::new();
         for m in &s.meshes {
