@@ -137,9 +137,11 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = GraphFormat::Mermaid)]
         format: GraphFormat,
     },
-    /// Start a GitOps repository: a commented topology.yaml for a deployment model, a
-    /// .gitignore that keeps the PKI store and reader tokens out of Git, and a GitHub Actions
-    /// workflow (.github/workflows/meshc.yaml).
+    /// Start a GitOps repository: a starter topology for a deployment model, .gitignore, CI.
+    ///
+    /// Writes a commented topology.yaml that validates and builds as written, a .gitignore that
+    /// keeps the PKI store (pki/), private keys and reader tokens (secrets/) out of Git, and the
+    /// GitHub Actions workflow of docs/ci.md (.github/workflows/meshc.yaml).
     ///
     /// Never overwrites: when any of the three files exists, nothing is written and the exit
     /// code is 3. DIR is created when missing.
@@ -152,14 +154,19 @@ pub enum Command {
         #[arg(default_value = ".")]
         dir: PathBuf,
     },
-    /// Print a shell completion script (e.g. `meshc completions bash > /etc/bash_completion.d/meshc`).
+    /// Print a shell completion script.
+    ///
+    /// For example `meshc completions bash > /etc/bash_completion.d/meshc`, or
+    /// `meshc completions zsh > "${fpath[1]}/_meshc"`.
     #[command(after_help = EXIT_CODES)]
     Completions {
         /// The shell.
         #[arg(value_enum)]
         shell: Shell,
     },
-    /// Print the manual page, as roff (`meshc man > meshc.1; man ./meshc.1`).
+    /// Print the manual page (roff).
+    ///
+    /// For example `meshc man > meshc.1; man ./meshc.1`.
     #[command(after_help = EXIT_CODES)]
     Man {
         /// Write one page per command instead (meshc.1, meshc-build.1, meshc-pki-rotate.1, ...)
@@ -510,7 +517,8 @@ fn init(model: crate::init::Model, dir: &Path) -> Result<Exit, Fail> {
     let written = crate::init::write(dir, model).map_err(|e| Fail::Environment(e.to_string()))?;
     let mut text = String::new();
     for path in &written {
-        let _ = writeln!(text, "created {}", path.display());
+        let shown = path.strip_prefix(".").unwrap_or(path);
+        let _ = writeln!(text, "created {}", shown.display());
     }
     if dir != Path::new(".") {
         let _ = writeln!(text, "next: cd {}", dir.display());
