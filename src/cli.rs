@@ -1,8 +1,9 @@
 //! The command line: arguments into a plain value (clap), then one `match` on the command.
 //!
-//! Exit codes are a contract (CLI.md), defined once in [`Exit`]: 0 success, 1 differences,
-//! 2 invalid topology, 3 environment error, 130 interrupted (SIGINT or SIGTERM). Diagnostics go to standard error, machine output
-//! (JSON, the schema) to standard output.
+//! Exit codes are a contract (CLI.md), defined once in [`Exit`]: 0 success, 1 differences
+//! (for `explain`: no endpoint reachable), 2 invalid topology, 3 environment error, 130
+//! interrupted (SIGINT or SIGTERM). Diagnostics go to standard error, machine output (JSON, the
+//! schema, explain's answer) to standard output.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
@@ -24,7 +25,7 @@ use crate::pki::{self, Origin, Store};
 const EXIT_CODES: &str = "\
 Exit codes:
   0    success (diff, build --check: no differences)
-  1    differences found (diff, build --check)
+  1    differences found (diff, build --check); no endpoint reachable (explain)
   2    invalid input: the topology, a file it names (token, CA, key), or the arguments
   3    environment: a file named on the command line (the topology, --istio-crds,
        --templates) cannot be read, the PKI store is damaged, OUT cannot be written
@@ -120,6 +121,34 @@ pub enum Command {
     #[command(subcommand)]
     #[command(after_help = EXIT_CODES)]
     Pki(PkiCommand),
+    /// Where requests from one source to one service go: priority levels, groups and shares.
+    ///
+    /// Computed offline as istiod computes it for the source proxy (Istio's locality load
+    /// balancing); every endpoint is taken to be healthy unless `--down` removes it. Exit 0 when
+    /// an endpoint is reachable, 1 when none is.
+    #[command(after_help = EXIT_CODES)]
+    Explain {
+        /// The topology file.
+        topology: PathBuf,
+        /// The destination service, as NAMESPACE/NAME.
+        #[arg(long, value_name = "NS/NAME")]
+        service: String,
+        /// The source proxy's cluster, and optionally its zone (default: the cluster's first).
+        #[arg(long, value_name = "CLUSTER[/ZONE]")]
+        from: String,
+        /// The service port [default: its first].
+        #[arg(long, value_name = "P")]
+        port: Option<u32>,
+        /// A subset of the service's DestinationRule.
+        #[arg(long, value_name = "S")]
+        subset: Option<String>,
+        /// A cluster or locality (`region`, `region/zone`) whose endpoints are down; repeatable.
+        #[arg(long, value_name = "CLUSTER|LOCALITY")]
+        down: Vec<String>,
+        /// How to print the answer.
+        #[arg(long, value_enum, default_value_t = ExplainFormat::Human)]
+        format: ExplainFormat,
+    },
     /// Print the topology JSON Schema (the same as schema/topology.schema.json).
     #[command(after_help = EXIT_CODES)]
     Schema,
@@ -190,6 +219,16 @@ pub enum Shell {
     Zsh,
     Fish,
     Powershell,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ExplainFormat {
+    /// Aligned columns, one block per priority level.
+    Human,
+    /// One JSON object (docs/explain.md).
+    Json,
+    /// Tables, for a pull-request comment or a runbook.
+    Markdown,
 }
 
 #[derive(Debug, Subcommand)]
@@ -306,6 +345,7 @@ pub enum DiffFormat {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Exit {
     Success = 0,
+    /// `diff`, `build --check`: something differs; `explain`: no endpoint is reachable.
     Differences = 1,
     Invalid = 2,
     Environment = 3,
@@ -469,6 +509,25 @@ fn execute(command: Command) -> Result<Exit, Fail> {
                 writes: true,
                 ..store
             },
+        ),
+        Command::Explain {
+            topology,
+            service,
+            from,
+            port,
+            subset,
+            down,
+            format,
+        } => explain(
+            &topology,
+            &crate::explain::Query {
+                service,
+                from,
+                port,
+                subset,
+                down,
+            },
+            format,
         ),
         Command::Schema => {
             print_stdout(crate::schema::schema_text());
@@ -1280,6 +1339,47 @@ fn report(checked: &Checked, format: Format, deny_warnings: bool, valid: bool) {
             }
         }
     }
+}
+
+/// `meshc explain`: a valid topology (else exit 2 with its diagnostics), a query that names
+/// what exists (else exit 2 with one diagnostic), then the answer: exit 0 when some endpoint
+/// is reachable, 1 when none is.
+fn explain(
+    path: &Path,
+    query: &crate::explain::Query,
+    format: ExplainFormat,
+) -> Result<Exit, Fail> {
+    let checked = load(path)?;
+    let Some(model) = checked.model.as_ref().filter(|_| !checked.has_errors()) else {
+        print_diagnostics(&checked, false);
+        return Err(Fail::Reported(Exit::Invalid));
+    };
+    let answer = match crate::explain::explain(model, query) {
+        Ok(answer) => answer,
+        Err(d) => {
+            let diags = [d];
+            if format == ExplainFormat::Json {
+                print_stdout(&diagnostic::render_json(&diags, None));
+            } else {
+                let color = diagnostic::use_color(diagnostic::stderr_is_terminal());
+                eprint!(
+                    "{}",
+                    diagnostic::render_human(&diags, &checked.source, color)
+                );
+            }
+            return Err(Fail::Reported(Exit::Invalid));
+        }
+    };
+    print_stdout(&match format {
+        ExplainFormat::Human => crate::explain::render::human(&answer),
+        ExplainFormat::Json => crate::explain::render::json(&answer),
+        ExplainFormat::Markdown => crate::explain::render::markdown(&answer),
+    });
+    Ok(if answer.reachable() {
+        Exit::Success
+    } else {
+        Exit::Differences
+    })
 }
 
 fn print_stdout(s: &str) {

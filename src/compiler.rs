@@ -172,3 +172,49 @@ fn check_here(source: Source) -> Checked {
         diagnostics,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::diagnostic::Code;
+    use crate::source::Source;
+
+    #[test]
+    fn a_destination_rule_version_the_crds_do_not_serve_is_shown_at_its_name() {
+        // CRDs from before Istio 1.22, which served DestinationRule as v1beta1 and v1alpha3.
+        let old = "apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: { name: destinationrules.networking.istio.io }
+spec:
+  group: networking.istio.io
+  names: { kind: DestinationRule, plural: destinationrules }
+  versions:
+    - { name: v1alpha3, served: true, schema: { openAPIV3Schema: { type: object } } }
+    - { name: v1beta1, served: true, schema: { openAPIV3Schema: { type: object } } }
+";
+        let mut crds = crate::crds::Crds::new();
+        crds.add_file("old.yaml", old).expect("loads");
+        let text = "apiVersion: meshc/v1alpha1
+kind: Topology
+meshes: [{ name: mesh1 }]
+networks: [{ name: network1 }]
+clusters: [{ name: cluster1, network: network1, controlPlane: primary }]
+services: [{ name: web, namespace: shop, ports: [{ name: http, port: 8080 }] }]
+destinationRules:
+  - name: web
+    host: web
+";
+        let mut checked = check(Source::new("t.yaml", "t.yaml", text.into()));
+        assert!(checked.diagnostics.is_empty(), "{:?}", checked.diagnostics);
+        check_crds(&mut checked, &crds).expect("compiles");
+        let d = &checked.diagnostics;
+        assert_eq!(d.len(), 1, "{d:?}");
+        assert_eq!(d[0].code, Code::CrdNotServed);
+        assert_eq!(d[0].line_col(&checked.source), (8, 11));
+        assert!(
+            d[0].message.contains("served: v1alpha3, v1beta1"),
+            "{}",
+            d[0].message
+        );
+    }
+}

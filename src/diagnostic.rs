@@ -151,10 +151,23 @@ codes! {
     GatewayApiOnRemote = "E088", "`eastWestGateway.form: gateway-api` on a remote cluster, where no istiod deploys it";
     // Files the topology names, read as an adversary could set them.
     NotAToken = "E110", "a `remoteSecret.tokenFile` that holds no bearer token (a PEM block, key material, a PKI store file, binary or multi-line content)";
+    // GitOps (`gitops:`).
+    GitopsWithoutController = "E130", "a `gitops` section that names neither `argocd` nor `flux`";
+    GitopsBadLocation = "E131", "a `gitops.repository` that is not a Git URL, or a `gitops.path` outside the repository";
+    GitopsInstaller = "E132", "a mesh installed only with istioctl under `gitops`";
+    GitopsDestination = "E133", "a cluster with both an Argo CD `server` and `name`";
+    GitopsLicense = "W134", "a Solo license the GitOps controller cannot pass to istiod";
     // Istio's CRD schemas (`--istio-crds`).
     CrdUnknownField = "E090", "a field the resource's CRD schema does not have (`--istio-crds`)";
     CrdInvalidValue = "E091", "a value the resource's CRD schema refuses, or a required field missing (`--istio-crds`)";
     CrdNotServed = "E092", "a kind or version the loaded CRDs do not serve (`--istio-crds`)";
+    // Where requests go (`meshc explain`, and what validation learns from the same computation).
+    ExplainUnknownService = "E100", "`meshc explain --service` names no service of the topology";
+    ExplainUnknownSource = "E101", "`meshc explain --from` names no cluster, or a zone the cluster is not in";
+    ExplainUnknownArgument = "E102", "`meshc explain --port`, `--subset` or `--down` names nothing the service, its DestinationRule or the topology has";
+    ServiceUnreachable = "W103", "a service with no endpoint reachable from a cluster that calls it";
+    DistributeUnreachable = "W104", "a `distribute.to` locality whose endpoints the clients in `from` cannot reach";
+    FailoverTargetEmpty = "W105", "a `failover` target region with no endpoint of the service that its clients can reach";
 }
 
 impl Code {
@@ -176,6 +189,15 @@ impl Code {
                 | Code::RemoteSecretSkipped
                 | Code::RemoteSecretWithoutCa
                 | Code::NotAToken
+        )
+    }
+
+    /// Whether the code is about `meshc explain`'s arguments rather than the topology (its
+    /// scenarios are in `tests/explain.rs`, not in `tests/rules/`).
+    pub fn from_query(self) -> bool {
+        matches!(
+            self,
+            Code::ExplainUnknownService | Code::ExplainUnknownSource | Code::ExplainUnknownArgument
         )
     }
 

@@ -12,6 +12,7 @@ pub mod diagnostic;
 pub mod diff;
 pub mod emit;
 pub mod emitters;
+pub mod explain;
 mod files;
 pub mod graph;
 pub mod init;

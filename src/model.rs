@@ -97,6 +97,80 @@ impl Model {
             .is_some_and(|mi| self.meshes[mi].networks.len() > 1);
         multi_network || self.serves_remotes(c)
     }
+
+    /// How a proxy in cluster `from` reaches the endpoints of service `s` in cluster `to`: pod
+    /// to pod on one network; through the east-west gateway of the endpoints' network on
+    /// another (a network with none is unreachable: Istio would hand out pod addresses that
+    /// do not route); never into another mesh. In an ambient mesh only a global service spans
+    /// clusters (upstream `istio.io/global`; on Solo's distribution under its global name,
+    /// `<name>.<namespace>.mesh.internal`, or its own name with `global-only`).
+    ///
+    /// `gateways` is [`Model::gateway_networks`], computed once by the caller.
+    pub fn reaches(
+        &self,
+        gateways: &[bool],
+        from: ClusterId,
+        to: ClusterId,
+        s: ServiceId,
+    ) -> Reach {
+        let t = &self.topology;
+        let (f, d) = (&self.clusters[from], &self.clusters[to]);
+        let (Some(fm), Some(dm)) = (f.mesh, d.mesh) else {
+            return Reach::Never("its mesh is unknown".to_string());
+        };
+        if fm != dm {
+            return Reach::Never(format!(
+                "it is in mesh `{}` and the source in mesh `{}`: meshes share no endpoints",
+                t.meshes[dm].name, t.meshes[fm].name
+            ));
+        }
+        if from != to
+            && t.meshes[dm].dataplane == Dataplane::Ambient
+            && !t.services[s].global.is_global()
+        {
+            return Reach::Never(
+                "the service is not `global`: ambient serves only the caller's own cluster"
+                    .to_string(),
+            );
+        }
+        if f.network == d.network {
+            return Reach::Direct;
+        }
+        let gateway = d
+            .network
+            .is_some_and(|n| gateways.get(n).copied().unwrap_or(false));
+        if gateway {
+            Reach::Gateway
+        } else {
+            let network = &t.clusters[to].network;
+            Reach::Never(format!("{network} has no east-west gateway"))
+        }
+    }
+}
+
+impl Model {
+    /// For each network, whether a cluster on it runs an east-west gateway.
+    pub fn gateway_networks(&self) -> Vec<bool> {
+        self.networks
+            .iter()
+            .map(|n| {
+                n.clusters
+                    .iter()
+                    .any(|&c| !self.clusters[c].duplicate && self.has_east_west_gateway(c))
+            })
+            .collect()
+    }
+}
+
+/// How a proxy reaches a cluster's endpoints ([`Model::reaches`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reach {
+    /// Pod to pod: the same network.
+    Direct,
+    /// Through the east-west gateway of the endpoints' network.
+    Gateway,
+    /// Not at all, and why.
+    Never(String),
 }
 
 /// What the model knows about a mesh.

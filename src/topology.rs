@@ -57,6 +57,112 @@ pub struct Topology {
     /// Dedicated ingress gateways.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ingress_gateways: Vec<IngressGateway>,
+    /// How a GitOps controller applies the output: writes `out/argocd/` (Argo CD) and/or
+    /// `out/flux/` (Flux) next to the cluster directories.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gitops: Option<Gitops>,
+}
+
+/// The Git repository that holds the output, and the GitOps controllers that apply it.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(deny_unknown_fields)]
+pub struct Gitops {
+    /// The repository's URL, as the controllers clone it (`https://` or `ssh://`, or
+    /// `git@host:path`).
+    pub repository: String,
+    /// The branch the controllers follow.
+    #[serde(default = "default_revision")]
+    pub revision: String,
+    /// Where the build output (`meshc build -o`) lives inside the repository, relative to its
+    /// root.
+    #[serde(default = "default_gitops_path")]
+    pub path: String,
+    /// Write Argo CD `ApplicationSet`s to `out/argocd/`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub argocd: Option<ArgoCd>,
+    /// Write Flux sources, `Kustomization`s and `HelmRelease`s to `out/flux/`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flux: Option<Flux>,
+}
+
+fn default_revision() -> String {
+    "main".to_string()
+}
+
+fn default_gitops_path() -> String {
+    "out".to_string()
+}
+
+/// Where Argo CD runs.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(deny_unknown_fields)]
+pub struct ArgoCd {
+    /// The namespace Argo CD watches for `ApplicationSet`s.
+    #[serde(default = "default_argocd_namespace")]
+    pub namespace: String,
+    /// The Argo CD project of the generated Applications.
+    #[serde(default = "default_argocd_project")]
+    pub project: String,
+}
+
+fn default_argocd_namespace() -> String {
+    "argocd".to_string()
+}
+
+fn default_argocd_project() -> String {
+    "default".to_string()
+}
+
+/// Where Flux runs.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(deny_unknown_fields)]
+pub struct Flux {
+    /// The namespace of Flux's controllers and of the generated objects.
+    #[serde(default = "default_flux_namespace")]
+    pub namespace: String,
+}
+
+fn default_flux_namespace() -> String {
+    "flux-system".to_string()
+}
+
+/// How the GitOps controllers reach one cluster.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(deny_unknown_fields)]
+pub struct ClusterGitops {
+    /// Argo CD's destination: the cluster's API server URL as registered in Argo CD
+    /// (`server`; default `apiServer.url`), or the name it is registered under (`name`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub argocd: Option<ArgoDestination>,
+    /// Flux's access to the cluster.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flux: Option<FluxAccess>,
+}
+
+/// Exactly one of `server` and `name`.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(deny_unknown_fields)]
+pub struct ArgoDestination {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
+
+/// How Flux reaches a cluster.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(deny_unknown_fields)]
+pub struct FluxAccess {
+    /// The Secret (in Flux's namespace) holding the cluster's kubeconfig; default
+    /// `{ name: <cluster>-kubeconfig, key: value }`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kube_config_secret: Option<SecretKeyRef>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -423,6 +529,9 @@ pub struct Cluster {
     /// Where the reader token for this cluster's remote secret comes from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub remote_secret: Option<RemoteSecret>,
+    /// How the GitOps controllers of `gitops:` reach this cluster.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gitops: Option<ClusterGitops>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]

@@ -8,11 +8,12 @@ use std::process::Output;
 use assert_cmd::Command;
 
 /// Every command a user can type after `meshc`.
-const COMMANDS: [&str; 9] = [
+const COMMANDS: [&str; 10] = [
     "validate",
     "build",
     "diff",
     "pki",
+    "explain",
     "schema",
     "graph",
     "init",

@@ -240,6 +240,7 @@ fn every_command_documents_the_exit_codes_and_follows_them() {
         &["validate", "--help"],
         &["build", "--help"],
         &["diff", "--help"],
+        &["explain", "--help"],
         &["schema", "--help"],
         &["pki", "--help"],
         &["pki", "status", "--help"],
@@ -528,4 +529,28 @@ fn the_tree_readme_gives_the_order_across_clusters() {
     let token = at("Its `reader-token.yaml` lets `cluster1` read its API server: once it is");
     assert!(primary < gateway_first && gateway_first < remote && remote < after && after < token);
     assert!(index.contains("run its commands from there\n(`cd <cluster>`)"));
+}
+
+// A writer waiting for the store's lock says so.
+
+#[test]
+#[cfg(unix)]
+fn a_writer_waiting_for_the_store_lock_says_so() {
+    let env = Env::new(TOPOLOGY);
+    assert_eq!(code(&env.build()), 0);
+    // util-linux's flock(1) holds the same flock(2) lock meshc's writers take.
+    let mut holder = std::process::Command::new("flock")
+        .arg(env.path("pki"))
+        .args(["sleep", "2"])
+        .spawn()
+        .expect("flock(1) from util-linux runs");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let out = env.meshc(&["pki", "rotate", "topology.yaml", "--cluster", "c1"]);
+    let _ = holder.wait();
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("note: waiting for another meshc that is writing to the PKI store"),
+        "{}",
+        stderr(&out)
+    );
 }

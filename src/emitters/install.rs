@@ -15,7 +15,7 @@
 use serde::Serialize;
 
 use super::context::GatewayCx;
-use super::{ClusterCx, ClusterEmitter, Files, Produced, Role, With};
+use super::{ClusterCx, ClusterEmitter, Files, HelmRelease, Produced, Role, With};
 use crate::inputs::LicenseSource;
 use crate::istio::SYSTEM_NAMESPACE;
 use crate::plan::{EastWest, Flavour};
@@ -76,7 +76,7 @@ impl ClusterEmitter for Install {
 fn input(
     cx: &ClusterCx<'_>,
     files: &mut Files,
-    installer: Installer,
+    (installer, release): (Installer, Option<HelmRelease>),
     rel: &str,
     template: &str,
     command: String,
@@ -100,7 +100,11 @@ fn input(
         rel: rel.to_string(),
         bytes: text.into_bytes().into(),
         private: false,
-        role: Role::Install { installer, command },
+        role: Role::Install {
+            installer,
+            command,
+            release,
+        },
         gateway_api: false,
     })
 }
@@ -198,11 +202,33 @@ fn helm(
             "gateway".to_string(),
         ));
     }
-    for (name, release, chart_name) in inputs {
+    let release = |name: &str, chart: &str, namespace: &str| HelmRelease {
+        release: name.to_string(),
+        chart: chart.to_string(),
+        namespace: namespace.to_string(),
+        version: c.chart_version.clone(),
+        repository: charts.map(|c| c.repository.clone()),
+        istiod: chart == "istiod",
+    };
+    for (name, release_name, chart_name) in inputs {
         let rel = format!("install/helm/{name}.values.yaml");
         let template = format!("install/helm/{name}.values.yaml.j2");
-        let command = chart(release, &chart_name, ns, &rel);
-        input(cx, files, installer, &rel, &template, command, None)?;
+        let command = chart(release_name, &chart_name, ns, &rel);
+        let unquoted = if chart_name == "istiod" {
+            c.istiod_release.as_str()
+        } else {
+            release_name
+        };
+        let meta = release(unquoted, &chart_name, ns);
+        input(
+            cx,
+            files,
+            (installer, Some(meta)),
+            &rel,
+            &template,
+            command,
+            None,
+        )?;
     }
     for gateway in &c.ingress_gateways {
         let rel = format!("install/helm/{}.values.yaml", gateway.name);
@@ -215,7 +241,10 @@ fn helm(
         input(
             cx,
             files,
-            installer,
+            (
+                installer,
+                Some(release(&gateway.name, "gateway", &gateway.namespace)),
+            ),
             &rel,
             "install/helm/ingressgateway.values.yaml.j2",
             command,
@@ -242,7 +271,7 @@ fn istioctl(cx: &ClusterCx<'_>, files: &mut Files) -> Result<(), RenderError> {
         input(
             cx,
             files,
-            Installer::Istioctl,
+            (Installer::Istioctl, None),
             &rel,
             &format!("{rel}.j2"),
             command,

@@ -17,6 +17,7 @@ mod context;
 mod expose_istiod;
 mod expose_services;
 mod gateways;
+pub mod gitops;
 mod index;
 mod install;
 mod istio_objects;
@@ -51,9 +52,27 @@ pub enum Role {
     Install {
         installer: crate::topology::Installer,
         command: String,
+        /// For Helm values: the release they install, for the GitOps objects.
+        release: Option<HelmRelease>,
     },
     /// A document for people (the README itself).
     Text,
+}
+
+/// A Helm release as the README's command installs it: what Argo CD and Flux install the same
+/// values with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HelmRelease {
+    pub release: String,
+    /// The chart's name (`base`, `istiod`, `gateway`, ...).
+    pub chart: String,
+    pub namespace: String,
+    /// A version or a semver range (`~1.30.0`), as Helm, Argo CD and Flux all take it.
+    pub version: String,
+    /// The chart repository (`istio.charts.repository`); `None` for Istio's own.
+    pub repository: Option<String>,
+    /// Whether the release installs istiod (the one that takes Solo's license).
+    pub istiod: bool,
 }
 
 /// One file an emitter produced for a cluster, by its path in the cluster's directory.
@@ -236,7 +255,7 @@ pub trait TreeEmitter: Sync {
 }
 
 /// The files about the whole tree (or a mesh), after every cluster's.
-pub const TREE: &[&dyn TreeEmitter] = &[&index::Index];
+pub const TREE: &[&dyn TreeEmitter] = &[&index::Index, &gitops::ArgoCd, &gitops::Flux];
 
 /// Runs every emitter: each cluster's files under `<cluster>/`, then the tree's.
 pub fn emit(

@@ -121,7 +121,10 @@ fn commands(files: &Files) -> Vec<String> {
     let mut first: Option<Installer> = None;
     let mut current: Option<Installer> = None;
     for f in &files.produced {
-        let Role::Install { installer, command } = &f.role else {
+        let Role::Install {
+            installer, command, ..
+        } = &f.role
+        else {
             continue;
         };
         match first {

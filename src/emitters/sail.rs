@@ -177,6 +177,7 @@ pub fn emit(cx: &ClusterCx<'_>, files: &mut Files) -> Result<(), RenderError> {
             Role::Install {
                 installer: Installer::Sail,
                 command,
+                release: None,
             },
             false,
         )

@@ -522,13 +522,25 @@ impl Store {
         Ok(found)
     }
 
-    /// Takes the writers' lock on the store directory, waiting for a writer that holds it.
+    /// Takes the writers' lock on the store directory, waiting for a writer that holds it
+    /// (and saying so on standard error: a silent wait looks like a hang).
     fn lock(&self) -> Result<Lock, String> {
         #[cfg(unix)]
         {
+            use rustix::fs::FlockOperation;
             let dir = fs::File::open(&self.dir).map_err(|e| describe(&self.dir, &e))?;
-            rustix::fs::flock(&dir, rustix::fs::FlockOperation::LockExclusive)
-                .map_err(|e| format!("cannot lock the PKI store {}: {e}", self.dir.display()))?;
+            let failed = |e| format!("cannot lock the PKI store {}: {e}", self.dir.display());
+            match rustix::fs::flock(&dir, FlockOperation::NonBlockingLockExclusive) {
+                Ok(()) => {}
+                Err(rustix::io::Errno::WOULDBLOCK) => {
+                    eprintln!(
+                        "note: waiting for another meshc that is writing to the PKI store {}",
+                        self.dir.display()
+                    );
+                    rustix::fs::flock(&dir, FlockOperation::LockExclusive).map_err(failed)?;
+                }
+                Err(e) => return Err(failed(e)),
+            }
             Ok(Lock { _dir: dir })
         }
         #[cfg(not(unix))]

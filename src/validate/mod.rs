@@ -6,10 +6,12 @@
 
 mod callers;
 mod destination_rules;
+mod gitops;
 mod install;
 mod locality;
 mod names;
 mod networking;
+mod reachability;
 mod structure;
 mod trust;
 
@@ -30,4 +32,6 @@ pub fn run(model: &Model, r: &mut Reporter<'_>) {
     install::run(model, r);
     destination_rules::run(model, r);
     callers::run(model, r);
+    reachability::run(model, r);
+    gitops::run(model, r);
 }
