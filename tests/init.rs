@@ -114,6 +114,62 @@ fn every_model_validates_and_builds_as_written() {
     }
 }
 
+/// The starter with its commented `gitops:` block turned on.
+fn with_gitops(topology: &str) -> String {
+    let mut on = false;
+    let mut out = String::new();
+    for line in topology.lines() {
+        if line == "# gitops:" {
+            on = true;
+            out.push_str("gitops:\n");
+            continue;
+        }
+        match line.strip_prefix("#   ") {
+            Some(rest) if on => {
+                out.push_str("  ");
+                out.push_str(rest);
+            }
+            _ => {
+                on = false;
+                out.push_str(line);
+            }
+        }
+        out.push('\n');
+    }
+    out
+}
+
+#[test]
+fn every_model_builds_argo_cd_and_flux_objects_once_gitops_is_uncommented() {
+    for model in MODELS {
+        let dir = tempfile::tempdir().expect("tempdir");
+        assert_eq!(
+            meshc(dir.path(), &["init", "--model", model]).status.code(),
+            Some(0)
+        );
+        let path = dir.path().join("topology.yaml");
+        let starter = std::fs::read_to_string(&path).expect("topology.yaml");
+        let turned_on = with_gitops(&starter);
+        assert!(turned_on.contains("\ngitops:\n  repository: "), "{model}");
+        std::fs::write(&path, turned_on).expect("write");
+        let out = meshc(
+            dir.path(),
+            &["validate", "topology.yaml", "--format", "json"],
+        );
+        assert_eq!(out.status.code(), Some(0), "{model}: {}", text(&out.stdout));
+        let diags: Vec<serde_json::Value> =
+            serde_json::from_slice(&out.stdout).expect("JSON diagnostics");
+        for d in &diags {
+            let code = d["code"].as_str().unwrap_or_default();
+            assert!(NOT_FETCHED_YET.contains(&code), "{model}: {d}");
+        }
+        let out = meshc(dir.path(), &["build", "topology.yaml", "-o", "out"]);
+        assert_eq!(out.status.code(), Some(0), "{model}: {}", text(&out.stderr));
+        assert!(dir.path().join("out/argocd").is_dir(), "{model}");
+        assert!(dir.path().join("out/flux").is_dir(), "{model}");
+    }
+}
+
 #[test]
 fn the_starter_is_commented_and_names_its_model() {
     for (model, shape) in [
