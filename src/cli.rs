@@ -565,10 +565,14 @@ fn graph(path: &Path, format: GraphFormat) -> Result<Exit, Fail> {
         return Ok(Exit::Invalid);
     };
     let shape = crate::graph::shape(model, &crate::plan::plan(model));
-    print_stdout(&match format {
+    let text = match format {
         GraphFormat::Mermaid => crate::graph::mermaid(&shape),
         GraphFormat::Dot => crate::graph::dot(&shape),
-    });
+    };
+    if format == GraphFormat::Mermaid && !crate::graph::mermaid_renders(&shape, &text) {
+        eprintln!("note: {}", crate::graph::too_large(&shape, &text));
+    }
+    print_stdout(&text);
     Ok(Exit::Success)
 }
 

@@ -11,7 +11,7 @@
 //! Graphviz. Both are deterministic: topology order, ids made from positions, never from names,
 //! so that no name can break the syntax.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
 use crate::model::Model;
@@ -431,10 +431,13 @@ pub fn changes(old: &Shape, new: &Shape) -> Vec<String> {
     {
         lines.push(format!("cluster `{name}` removed"));
     }
-    for e in new.edges.iter().filter(|e| !old.edges.contains(e)) {
+    // Sets: a mesh of many primaries has an edge for every pair of clusters.
+    let (old_edges, new_edges): (BTreeSet<&Edge>, BTreeSet<&Edge>) =
+        (old.edges.iter().collect(), new.edges.iter().collect());
+    for e in new_edges.difference(&old_edges) {
         lines.push(format!("`{}` {} `{}` (new)", e.from, verb(e.kind), e.to));
     }
-    for e in old.edges.iter().filter(|e| !new.edges.contains(e)) {
+    for e in old_edges.difference(&new_edges) {
         lines.push(format!(
             "`{}` no longer {} `{}`",
             e.from,
@@ -466,13 +469,57 @@ pub fn markdown_section(old: &Shape, new: &Shape) -> Option<String> {
     for line in changes {
         let _ = writeln!(out, "- {line}");
     }
-    let _ = write!(
-        out,
-        "\n```mermaid\n{}```\n\n<details><summary>Before this change</summary>\n\n```mermaid\n{}```\n\n</details>\n\n",
-        mermaid(new),
-        mermaid(old)
-    );
+    // A pull-request comment has room for a limited text, and mermaid refuses to draw past
+    // its own limits: a drawing that would not render is left out, and said so.
+    let (after, before) = (mermaid(new), mermaid(old));
+    if !mermaid_renders(new, &after) {
+        let _ = write!(out, "\n{}\n\n", too_large(new, &after));
+        return Some(out);
+    }
+    let _ = write!(out, "\n```mermaid\n{after}```\n\n");
+    if mermaid_renders(old, &before) && after.len() + before.len() <= COMMENT_DRAWINGS {
+        let _ = write!(
+            out,
+            "<details><summary>Before this change</summary>\n\n```mermaid\n{before}```\n\n</details>\n\n"
+        );
+    }
     Some(out)
+}
+
+/// Mermaid's default limits, which GitHub's and GitLab's renderers keep: the size of a
+/// diagram's text (`maxTextSize`) and its number of edges (`maxEdges`).
+pub const MERMAID_MAX_TEXT: usize = 50_000;
+pub const MERMAID_MAX_EDGES: usize = 500;
+
+/// The room for both drawings in a pull-request comment (GitHub takes 65,536 characters, and
+/// the object-level diff needs its share).
+const COMMENT_DRAWINGS: usize = 30_000;
+
+/// The number of edges a mermaid drawing of `shape` has: the relations, and a link to every
+/// east-west gateway.
+fn mermaid_edges(shape: &Shape) -> usize {
+    let gateways = shape
+        .meshes
+        .iter()
+        .flat_map(|m| &m.networks)
+        .flat_map(|n| &n.clusters)
+        .filter(|c| c.east_west.is_some())
+        .count();
+    shape.edges.len() + gateways
+}
+
+/// Whether mermaid, with its default limits, draws `text` (the mermaid drawing of `shape`).
+pub fn mermaid_renders(shape: &Shape, text: &str) -> bool {
+    text.len() <= MERMAID_MAX_TEXT && mermaid_edges(shape) <= MERMAID_MAX_EDGES
+}
+
+/// Why a mermaid drawing would not render, and what to use instead.
+pub fn too_large(shape: &Shape, text: &str) -> String {
+    format!(
+        "The drawing has {} edges and {} characters; mermaid draws at most {MERMAID_MAX_EDGES} edges and {MERMAID_MAX_TEXT} characters by default. Draw it with `meshc graph --format dot`.",
+        mermaid_edges(shape),
+        text.len()
+    )
 }
 
 #[cfg(test)]

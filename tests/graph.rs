@@ -353,3 +353,59 @@ fn diff_shows_no_drawing_when_the_shape_is_the_same_or_the_old_side_is_a_tree() 
         assert!(!stdout(&out).contains("mermaid"), "{format}");
     }
 }
+
+/// `n` primaries on one network: every one discovers every other, n × (n − 1) edges.
+fn primaries(n: usize) -> String {
+    let mut text = String::from(
+        "apiVersion: meshc/v1alpha1\nkind: Topology\nmeshes:\n  - name: m\nnetworks:\n  - name: net\nclusters:\n",
+    );
+    for i in 0..n {
+        text.push_str(&format!(
+            "  - name: c{i}\n    network: net\n    controlPlane: primary\n    apiServer: {{ url: \"https://10.0.0.{}:6443\" }}\n    remoteSecret: {{ externalSecret: {{ store: vault, key: c{i} }} }}\n",
+            i + 1
+        ));
+    }
+    text
+}
+
+#[test]
+fn a_drawing_past_mermaids_limits_is_left_out_and_said_so() {
+    // 22 primaries: 462 edges, which mermaid draws; 23: 506, which it refuses.
+    let env = Env::new(&primaries(23));
+    let out = env.meshc(&["graph", "topology.yaml"]);
+    assert_eq!(out.status.code(), Some(0));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("note: The drawing has 506 edges"), "{err}");
+    assert!(err.contains("meshc graph --format dot"), "{err}");
+    let out = env.meshc(&["graph", "topology.yaml", "--format", "dot"]);
+    assert!(out.stderr.is_empty(), "dot has no such limit");
+
+    std::fs::write(env.path("old.yaml"), primaries(22)).expect("old");
+    let out = env.meshc(&[
+        "diff",
+        "--from",
+        "old.yaml",
+        "topology.yaml",
+        "--format",
+        "markdown",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = stdout(&out);
+    assert!(text.contains("- cluster `c22` added: primary"), "{text}");
+    assert!(text.contains("The drawing has 506 edges"), "{text}");
+    assert!(!text.contains("```mermaid"), "{text}");
+
+    // Shrinking back under the limit: the new drawing is shown, the old one is not.
+    let out = env.meshc(&[
+        "diff",
+        "--from",
+        "topology.yaml",
+        "old.yaml",
+        "--format",
+        "markdown",
+    ]);
+    let text = stdout(&out);
+    assert!(text.contains("- cluster `c22` removed"), "{text}");
+    assert_eq!(text.matches("```mermaid").count(), 1, "{text}");
+    assert!(!text.contains("Before this change"), "{text}");
+}
