@@ -4,6 +4,7 @@
 //! directory with the npm packages mermaid and jsdom, as .ci/run sets it) and the dot text with
 //! Graphviz (when `dot` is installed), and that invalid input exits as `validate` does.
 
+use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
@@ -360,10 +361,11 @@ fn primaries(n: usize) -> String {
         "apiVersion: meshc/v1alpha1\nkind: Topology\nmeshes:\n  - name: m\nnetworks:\n  - name: net\nclusters:\n",
     );
     for i in 0..n {
-        text.push_str(&format!(
+        let _ = write!(
+            text,
             "  - name: c{i}\n    network: net\n    controlPlane: primary\n    apiServer: {{ url: \"https://10.0.0.{}:6443\" }}\n    remoteSecret: {{ externalSecret: {{ store: vault, key: c{i} }} }}\n",
             i + 1
-        ));
+        );
     }
     text
 }
