@@ -253,6 +253,27 @@ fn the_workflow_is_the_one_docs_ci_shows() {
         readme.contains(&workflow),
         "README.md shows starters/github-workflow.yaml verbatim"
     );
+    // The GitLab job: the other YAML block of the page.
+    let gitlab = doc
+        .split("```yaml\n")
+        .skip(1)
+        .filter_map(|b| b.split("```\n").next())
+        .find(|b| b.starts_with("meshc:"))
+        .expect("the GitLab job");
+    let job: serde_json::Value = serde_saphyr::from_str(gitlab).expect("the GitLab job is YAML");
+    assert_eq!(
+        job["meshc"]["artifacts"]["reports"]["codequality"],
+        "gl-code-quality-report.json"
+    );
+    let script = job["meshc"]["script"].to_string();
+    for step in [
+        "meshc validate topology.yaml --format json",
+        "meshc diff --from old.yaml topology.yaml --format markdown",
+        "merge_requests/$CI_MERGE_REQUEST_IID/notes",
+        "meshc build topology.yaml -o out/ --check --locked",
+    ] {
+        assert!(script.contains(step), "{step}: {script}");
+    }
     let parsed: serde_json::Value = serde_saphyr::from_str(&workflow).expect("YAML");
     assert_eq!(
         parsed["jobs"]["review"]["permissions"]["pull-requests"],
@@ -319,4 +340,106 @@ fn existing_files_are_never_overwritten() {
     );
     let help = text(&meshc(other.path(), &["init", "--help"]).stdout);
     assert!(help.contains("the exit code is 3"), "{help}");
+}
+
+/// A topology with one error (E012 at 9:14) and one warning (W024 at 6:11).
+const INVALID: &str = "\
+apiVersion: meshc/v1alpha1
+kind: Topology
+meshes:
+  - name: m
+networks:
+  - name: network1
+clusters:
+  - name: c1
+    network: netwrk1
+    controlPlane: primary
+";
+
+/// Runs a CI script with bash in `dir`, the meshc under test first on the PATH; `None` when
+/// bash or jq is missing.
+fn run_script(dir: &Path, script: &str) -> Option<Output> {
+    let jq = std::process::Command::new("jq").arg("--version").output();
+    if jq.is_err() {
+        eprintln!("skipped: no jq");
+        return None;
+    }
+    let bin = assert_cmd::cargo::cargo_bin("meshc");
+    let path = format!(
+        "{}:{}",
+        bin.parent().expect("bin dir").display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    std::process::Command::new("bash")
+        .args(["-e", "-c", script])
+        .current_dir(dir)
+        .env("PATH", path)
+        .env("RUNNER_TEMP", dir)
+        .env("NO_COLOR", "1")
+        .output()
+        .ok()
+}
+
+#[test]
+fn the_ci_annotations_point_at_the_lines() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("topology.yaml"), INVALID).expect("write");
+    let workflow: serde_json::Value = serde_saphyr::from_str(
+        &std::fs::read_to_string(repo("starters/github-workflow.yaml")).expect("workflow"),
+    )
+    .expect("YAML");
+    let step = workflow["jobs"]["review"]["steps"]
+        .as_array()
+        .expect("steps")
+        .iter()
+        .find(|s| {
+            s["name"]
+                .as_str()
+                .is_some_and(|n| n.starts_with("Validate"))
+        })
+        .expect("the validate step");
+    let Some(out) = run_script(dir.path(), step["run"].as_str().expect("run")) else {
+        return;
+    };
+    assert_eq!(out.status.code(), Some(2), "the job fails as validate does");
+    let lines = text(&out.stdout);
+    assert!(
+        lines.contains(
+            "::error file=topology.yaml,line=9,col=14,title=E012::unknown network `netwrk1` (help: did you mean `network1`?)\n"
+        ),
+        "{lines}"
+    );
+    assert!(
+        lines.contains("::warning file=topology.yaml,line=6,col=11,title=W024::"),
+        "{lines}"
+    );
+
+    // GitLab: the code quality report.
+    let doc = std::fs::read_to_string(repo("docs/ci.md")).expect("docs/ci.md");
+    let gitlab = doc
+        .split("```yaml\n")
+        .skip(1)
+        .filter_map(|b| b.split("```\n").next())
+        .find(|b| b.starts_with("meshc:"))
+        .expect("the GitLab job");
+    let job: serde_json::Value = serde_saphyr::from_str(gitlab).expect("YAML");
+    let first = job["meshc"]["script"][0]
+        .as_str()
+        .expect("the validate script");
+    let out = run_script(dir.path(), first).expect("jq found above");
+    assert_ne!(out.status.code(), Some(0), "the job fails");
+    let report: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(dir.path().join("gl-code-quality-report.json")).expect("the report"),
+    )
+    .expect("JSON");
+    let e012 = report
+        .as_array()
+        .expect("an array")
+        .iter()
+        .find(|i| i["check_name"] == "E012")
+        .expect("E012 reported");
+    assert_eq!(e012["severity"], "major");
+    assert_eq!(e012["location"]["path"], "topology.yaml");
+    assert_eq!(e012["location"]["lines"]["begin"], 9);
+    assert_eq!(e012["fingerprint"], "E012:topology.yaml:9:14");
 }
