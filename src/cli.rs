@@ -25,7 +25,8 @@ use crate::pki::{self, Origin, Store};
 const EXIT_CODES: &str = "\
 Exit codes:
   0    success (diff, build --check: no differences)
-  1    differences found (diff, build --check); no endpoint reachable (explain)
+  1    differences found (diff, build --check); no endpoint reachable (explain); a
+       certificate expires within pki status --fail-within DAYS
   2    invalid input: the topology, a file it names (token, CA, key), or the arguments
   3    environment: a file named on the command line (the topology, --istio-crds,
        --templates) cannot be read, the PKI store is damaged, OUT cannot be written
@@ -243,6 +244,42 @@ pub enum PkiCommand {
         /// How to print the table.
         #[arg(long, value_enum, default_value_t = Format::Human)]
         format: Format,
+        /// Exit 1 when a certificate (a root, an intermediate, or a rotation's new ones)
+        /// expires within DAYS days.
+        #[arg(long, value_name = "DAYS")]
+        fail_within: Option<i64>,
+    },
+    /// Start, advance or abort a phased rotation of a mesh's root: add the new root to every
+    /// cluster's trust, switch every cluster's signer to it, remove the old root.
+    ///
+    /// The phase lives in the PKI store and `meshc build` renders it. `--advance` checks that
+    /// OUT holds the current phase (as `build --check` would) and, before the last phase, that
+    /// one workload-certificate lifetime (24 h) has passed since the signers switched.
+    #[command(after_help = EXIT_CODES)]
+    RotateRoot {
+        /// The topology file.
+        topology: PathBuf,
+        /// The mesh whose root is rotated.
+        #[arg(long, value_name = "M")]
+        mesh: String,
+        #[command(flatten)]
+        store: StoreArgs,
+        /// The output directory holding the current phase (required with `--advance`).
+        #[arg(short, long, value_name = "OUT")]
+        out: Option<PathBuf>,
+        /// Move on to the next phase (or finish after the last).
+        #[arg(long, conflicts_with = "abort", requires = "out")]
+        advance: bool,
+        /// Abandon the rotation (phase 1 only): the next build writes the old root alone.
+        #[arg(long)]
+        abort: bool,
+        /// With `--advance`: do not wait for workload certificates to be re-issued.
+        #[arg(long, requires = "advance")]
+        force: bool,
+        /// A directory of templates that replace the built-in ones of the same name (as the
+        /// build that wrote OUT used).
+        #[arg(long, value_name = "DIR")]
+        templates: Option<PathBuf>,
     },
     /// Issue a new intermediate CA for one cluster, signed by the same root.
     #[command(after_help = EXIT_CODES)]
@@ -497,7 +534,34 @@ fn execute(command: Command) -> Result<Exit, Fail> {
             topology,
             store,
             format,
-        }) => pki_status(&topology, &store, format),
+            fail_within,
+        }) => pki_status(&topology, &store, format, fail_within),
+        Command::Pki(PkiCommand::RotateRoot {
+            topology,
+            mesh,
+            store,
+            out,
+            advance,
+            abort,
+            force,
+            templates,
+        }) => crate::rotate_root::run(&crate::rotate_root::Args {
+            topology: &topology,
+            mesh: &mesh,
+            store: &StoreArgs {
+                writes: true,
+                ..store
+            },
+            out: out.as_deref(),
+            step: if advance {
+                crate::rotate_root::Step::Advance { force }
+            } else if abort {
+                crate::rotate_root::Step::Abort
+            } else {
+                crate::rotate_root::Step::Start
+            },
+            templates: templates.as_deref(),
+        }),
         Command::Pki(PkiCommand::Rotate {
             topology,
             cluster,
@@ -667,14 +731,14 @@ fn check_crds(checked: &mut Checked, files: &[PathBuf]) -> Result<(), Fail> {
     found.map_err(|e| Fail::Environment(e.to_string()))
 }
 
-fn merge(checked: &mut Checked, extra: Vec<Diagnostic>) {
+pub(crate) fn merge(checked: &mut Checked, extra: Vec<Diagnostic>) {
     checked.diagnostics.extend(extra);
     diagnostic::sort(&mut checked.diagnostics);
     checked.diagnostics.dedup();
 }
 
 /// Prints diagnostics in human form with the closing summary line.
-fn print_diagnostics(checked: &Checked, deny_warnings: bool) {
+pub(crate) fn print_diagnostics(checked: &Checked, deny_warnings: bool) {
     if checked.diagnostics.is_empty() {
         return;
     }
@@ -695,7 +759,7 @@ fn print_diagnostics(checked: &Checked, deny_warnings: bool) {
 ///
 /// With `in_place_of`, the topology is read as if it were that file: its relative paths and its
 /// default store are resolved from there (`diff --from` reads an old topology from anywhere).
-fn load_valid(
+pub(crate) fn load_valid(
     topology: &Path,
     in_place_of: Option<&Path>,
     store: &StoreArgs,
@@ -717,7 +781,7 @@ fn load_valid(
 /// Loads a valid topology (with the CRD check), opens its store and compiles it, printing the
 /// diagnostics (warnings unless `quiet`). Errors in the topology, in the files it names or
 /// with `--deny-warnings` are exit 2; a damaged store is exit 3.
-fn load_and_compile(
+pub(crate) fn load_and_compile(
     topology: &Path,
     in_place_of: Option<&Path>,
     store: &StoreArgs,
@@ -797,15 +861,15 @@ fn load_and_compile(
 }
 
 /// What `build` and `diff` share.
-struct CompileArgs<'a> {
+pub(crate) struct CompileArgs<'a> {
     /// Where compiling and writing report their steps (drawn on a terminal only).
-    progress: &'a dyn crate::progress::Progress,
-    templates: Option<&'a Path>,
+    pub progress: &'a dyn crate::progress::Progress,
+    pub templates: Option<&'a Path>,
     /// The output directory, which install commands name files relative to.
-    out: Option<&'a Path>,
-    istio_crds: &'a [PathBuf],
-    deny_warnings: bool,
-    locked: bool,
+    pub out: Option<&'a Path>,
+    pub istio_crds: &'a [PathBuf],
+    pub deny_warnings: bool,
+    pub locked: bool,
 }
 
 struct BuildArgs<'a> {
@@ -1133,7 +1197,12 @@ fn compile_side(
     ))
 }
 
-fn pki_status(topology: &Path, store: &StoreArgs, format: Format) -> Result<Exit, Fail> {
+fn pki_status(
+    topology: &Path,
+    store: &StoreArgs,
+    format: Format,
+    fail_within: Option<i64>,
+) -> Result<Exit, Fail> {
     let now = OffsetDateTime::now_utc();
     let (mut checked, store) = load_valid(topology, None, store, false)?;
     let (Some(model), Some(tree)) = (&checked.model, &checked.tree) else {
@@ -1145,15 +1214,38 @@ fn pki_status(topology: &Path, store: &StoreArgs, format: Format) -> Result<Exit
         .iter()
         .map(|f| f.to_diagnostic(tree))
         .collect();
+    let rotations = rotation_lines(model, &inspection.material);
     merge(&mut checked, extra);
     match format {
         Format::Json => print_stdout(&format!(
             "{}\n",
             serde_json::to_string_pretty(&inspection.rows).unwrap_or_default()
         )),
-        Format::Human => print_stdout(&status_table(&inspection.rows)),
+        Format::Human => {
+            print_stdout(&status_table(&inspection.rows));
+            print_stdout(&rotations);
+        }
     }
     print_diagnostics(&checked, false);
+    let expiring: Vec<&pki::StatusRow> = fail_within
+        .map(|days| {
+            inspection
+                .rows
+                .iter()
+                .filter(|r| r.days_left.is_some_and(|d| d < days))
+                .collect()
+        })
+        .unwrap_or_default();
+    for r in &expiring {
+        eprintln!(
+            "{}/{}: expires in {} days ({}), within --fail-within {}",
+            r.mesh,
+            r.cluster.as_deref().unwrap_or("(root)"),
+            r.days_left.unwrap_or_default(),
+            r.not_after.as_deref().unwrap_or("-"),
+            fail_within.unwrap_or_default()
+        );
+    }
     let failed = |origin: Origin| {
         inspection
             .findings
@@ -1164,9 +1256,32 @@ fn pki_status(topology: &Path, store: &StoreArgs, format: Format) -> Result<Exit
         Exit::Invalid
     } else if failed(Origin::Store) {
         Exit::Environment
+    } else if !expiring.is_empty() {
+        Exit::Differences
     } else {
         Exit::Success
     })
+}
+
+/// One line per mesh whose root is being rotated: its phase, since when, and what is next.
+fn rotation_lines(model: &crate::model::Model, material: &pki::Material) -> String {
+    let mut text = String::new();
+    for (&mi, r) in &material.rotations {
+        let mesh = &model.topology.meshes[mi].name;
+        let next = match r.wait_until() {
+            Some(t) => format!("remove the old root after {}", pki::rfc3339(t)),
+            None if r.phase == pki::Phase::RemoveOld => "finish".to_string(),
+            None => "switch signers".to_string(),
+        };
+        let _ = writeln!(
+            text,
+            "{mesh}: root rotation in {} since {} (started {}); next: {next} (`meshc pki rotate-root --mesh {mesh} -o OUT --advance`)",
+            r.phase,
+            pki::rfc3339(r.phase_since),
+            pki::rfc3339(r.started),
+        );
+    }
+    text
 }
 
 fn status_table(rows: &[pki::StatusRow]) -> String {
@@ -1275,6 +1390,36 @@ fn pki_rotate(topology: &Path, cluster: &str, store: &StoreArgs) -> Result<Exit,
             store.dir.display()
         )));
     };
+    if let Some(r) = inspection
+        .material
+        .rotating(mi)
+        .filter(|r| r.phase == pki::Phase::SwitchSigner)
+    {
+        // In phase 2 the cluster signs with the rotation's intermediate, not the stored one.
+        let mesh = &model.topology.meshes[mi].name;
+        let finding = pki::Finding {
+            code: crate::diagnostic::Code::RotationState,
+            origin: Origin::Topology,
+            file: PathBuf::new(),
+            message: format!(
+                "mesh `{mesh}`'s root rotation is in {}: `{cluster}` signs with an intermediate of the new root, which `pki rotate` does not replace",
+                r.phase
+            ),
+            help: format!(
+                "advance the rotation to phase 3 first (`meshc pki rotate-root TOPOLOGY --mesh {mesh} -o OUT --advance`), then rotate"
+            ),
+            at: crate::path!("clusters", c, "name"),
+        };
+        let mut shown = Checked {
+            source: checked.source.clone(),
+            tree: None,
+            model: None,
+            diagnostics: checked.diagnostics.clone(),
+        };
+        merge(&mut shown, vec![finding.to_diagnostic(tree)]);
+        print_diagnostics(&shown, false);
+        return Ok(Exit::Invalid);
+    }
     let cert = pki::rotate(model, &store, root, mi, c, now).map_err(|e| match e {
         pki::RotateError::Write(e) => Fail::from(e),
         e @ pki::RotateError::Generate(_) => Fail::Environment(e.to_string()),
@@ -1386,7 +1531,7 @@ fn explain(
     })
 }
 
-fn print_stdout(s: &str) {
+pub(crate) fn print_stdout(s: &str) {
     let mut out = std::io::stdout().lock();
     // A closed pipe (`meshc schema | head`) is not an error worth a panic.
     let _ = out.write_all(s.as_bytes()).and_then(|()| out.flush());

@@ -168,6 +168,16 @@ codes! {
     ServiceUnreachable = "W103", "a service with no endpoint reachable from a cluster that calls it";
     DistributeUnreachable = "W104", "a `distribute.to` locality whose endpoints the clients in `from` cannot reach";
     FailoverTargetEmpty = "W105", "a `failover` target region with no endpoint of the service that its clients can reach";
+    // Root rotation (`meshc pki rotate-root`; found in the PKI store and the output tree).
+    RootRotationUnsupported = "E120", "a root rotation the mesh cannot take: a bring-your-own root, `ca.secrets: external`, or Istio before 1.20";
+    RotationOnAmbient = "W121", "a root rotation on an ambient mesh, where ztunnel's multi-root support is not documented as zero-downtime";
+    MultirootMissing = "E122", "switching signers while a primary's committed istiod values lack `ISTIO_MULTIROOT_MESH=true`";
+    RotationDamaged = "E123", "a root-rotation record in the PKI store that cannot be read or does not match the store";
+    RotationNewCluster = "E124", "a cluster that joined a mesh after its root rotation switched signers";
+    RotationForced = "W125", "a root rotation advanced with `--force` before one workload-certificate lifetime passed";
+    RotationStale = "E126", "`--advance` while the output tree does not hold the current phase";
+    RotationWait = "E127", "`--advance` to the last phase before one workload-certificate lifetime (24 h) passed";
+    RotationState = "E128", "a root-rotation step that does not follow from the mesh's state (none in progress, one already started, abort after phase 1)";
 }
 
 impl Code {
@@ -189,6 +199,15 @@ impl Code {
                 | Code::RemoteSecretSkipped
                 | Code::RemoteSecretWithoutCa
                 | Code::NotAToken
+                | Code::RootRotationUnsupported
+                | Code::RotationOnAmbient
+                | Code::MultirootMissing
+                | Code::RotationDamaged
+                | Code::RotationNewCluster
+                | Code::RotationForced
+                | Code::RotationStale
+                | Code::RotationWait
+                | Code::RotationState
         )
     }
 

@@ -449,6 +449,9 @@ fn changed(id: &Id, old: &Item, new: &Item) -> Entry {
     match (&old.content, &new.content) {
         (Content::Yaml(a), Content::Yaml(b)) => {
             changed_paths(a, b, "", &mut paths);
+            if is_secret(a) && is_secret(b) && id.name == "cacerts" {
+                lines.extend(trust_notes(a, b).into_iter().map(Line::Note));
+            }
             if is_secret(b) || is_secret(a) {
                 let keys: Vec<&str> = paths
                     .iter()
@@ -473,6 +476,65 @@ fn changed(id: &Id, old: &Item, new: &Item) -> Entry {
         (a, b) => lines.extend(unified(&shown(a), &shown(b))),
     }
     entry(id, &new.file, Change::Changed, paths, lines)
+}
+
+/// The certificates of one entry of a Secret's `data` (none when it holds none).
+fn secret_certs(secret: &Value, key: &str) -> Vec<crate::pki::Cert> {
+    let bytes = secret_bytes(&secret["data"][key], true);
+    std::str::from_utf8(&bytes)
+        .ok()
+        .and_then(|text| crate::pki::certs_from_pem(text).ok())
+        .unwrap_or_default()
+}
+
+/// What a change of `cacerts` does to the cluster's trust and signer, when more than one root
+/// is involved (a root rotation): `trust: {old} → {old, new}`, `signer: old → new`. Roots are
+/// named in order of appearance, the old side's first: in every bundle meshc writes the root
+/// being retired comes first.
+fn trust_notes(old: &Value, new: &Value) -> Vec<String> {
+    let (before, after) = (
+        secret_certs(old, "root-cert.pem"),
+        secret_certs(new, "root-cert.pem"),
+    );
+    let mut roots: Vec<&crate::pki::Cert> = Vec::new();
+    for c in before.iter().chain(&after) {
+        if !roots.iter().any(|r| r.der == c.der) {
+            roots.push(c);
+        }
+    }
+    if roots.len() < 2 {
+        return Vec::new();
+    }
+    let label = |i: usize| match i {
+        0 => "old".to_string(),
+        1 => "new".to_string(),
+        n => format!("root {}", n + 1),
+    };
+    let set = |bundle: &[crate::pki::Cert]| {
+        let names: Vec<String> = roots
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| bundle.iter().any(|c| c.der == r.der))
+            .map(|(i, _)| label(i))
+            .collect();
+        format!("{{{}}}", names.join(", "))
+    };
+    let mut notes = vec![format!("trust: {} → {}", set(&before), set(&after))];
+    let signer = |secret: &Value| {
+        let cert = secret_certs(secret, "ca-cert.pem").into_iter().next()?;
+        let root = roots.iter().position(|r| cert.is_signed_by(r))?;
+        Some((root, cert.der))
+    };
+    if let (Some((ra, ia)), Some((rb, ib))) = (signer(old), signer(new))
+        && (ra, &ia) != (rb, &ib)
+    {
+        let same_root = if ra == rb { " (new intermediate)" } else { "" };
+        notes.push(format!("signer: {} → {}{same_root}", label(ra), label(rb)));
+    }
+    for (i, r) in roots.iter().enumerate() {
+        notes.push(format!("{} root: SHA-256 {}", label(i), r.fingerprint()));
+    }
+    notes
 }
 
 /// The text a reviewer reads for one item: canonical YAML, secret values described.

@@ -26,6 +26,7 @@ pub mod pki;
 pub mod plan;
 pub mod progress;
 pub mod render;
+pub mod rotate_root;
 pub mod schema;
 pub mod source;
 pub mod span;

@@ -22,6 +22,10 @@ const EMBEDDED: &[(&str, &str)] = &[
     ("README.md.j2", include_str!("../templates/README.md.j2")),
     ("index.md.j2", include_str!("../templates/index.md.j2")),
     (
+        "rotation.md.j2",
+        include_str!("../templates/rotation.md.j2"),
+    ),
+    (
         "cacerts.yaml.j2",
         include_str!("../templates/cacerts.yaml.j2"),
     ),

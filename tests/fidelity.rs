@@ -232,6 +232,9 @@ struct Scenario {
     /// Test topologies may target another Istio minor: their lines for other chart versions
     /// are not rendered. Examples must all target the charts' version.
     other_versions_allowed: bool,
+    /// Built while its mesh's root is being rotated: istiod must take a new root bundle
+    /// without a restart (`ISTIO_MULTIROOT_MESH`) and proxies trust-bundle updates over xDS.
+    multiroot: bool,
 }
 
 impl Scenario {
@@ -246,6 +249,36 @@ impl Scenario {
         let path = dir.path().join("topology.yaml");
         std::fs::write(&path, text).expect("write topology");
         Scenario::build(name, dir, &path, text, false)
+    }
+
+    /// Built, its first mesh's root rotation started, built again (phase 1).
+    fn rotating(name: &str, text: &str, mesh: &str) -> Scenario {
+        let mut scenario = Scenario::inline(name, text);
+        let topology = scenario.dir.path().join("topology.yaml");
+        let pki = scenario.dir.path().join("pki");
+        for (command, args) in [
+            (vec!["pki", "rotate-root"], vec!["--mesh", mesh]),
+            (vec!["build"], vec!["-o", "out"]),
+        ] {
+            let out = Command::cargo_bin("meshc")
+                .expect("binary")
+                .current_dir(scenario.dir.path())
+                .args(&command)
+                .arg(&topology)
+                .args(&args)
+                .arg("--pki")
+                .arg(&pki)
+                .output()
+                .expect("meshc runs");
+            assert_eq!(
+                out.status.code(),
+                Some(0),
+                "{name}: {command:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        scenario.multiroot = true;
+        scenario
     }
 
     fn build(
@@ -276,6 +309,7 @@ impl Scenario {
             dir,
             topology: Topology::parse(text),
             other_versions_allowed,
+            multiroot: false,
         }
     }
 
@@ -433,6 +467,7 @@ fn sail_view(scenario: &Scenario, text: &str) -> Option<Scenario> {
         dir,
         topology: Topology::parse(text),
         other_versions_allowed: scenario.other_versions_allowed,
+        multiroot: scenario.multiroot,
     })
 }
 
@@ -468,6 +503,30 @@ clusters:
     controlPlane: remote
     primary: primary-a
     apiServer: { url: \"https://192.0.2.20:6443\" }
+";
+
+/// Two primaries installed with every installer, built in phase 1 of a root rotation.
+const ROTATING: &str = "\
+apiVersion: meshc/v1alpha1
+kind: Topology
+meshes:
+  - name: mesh1
+    istio: { version: \"1.30\", installers: [helm, istioctl, sail] }
+    dns: { capture: true }
+networks:
+  - name: net-a
+  - name: net-b
+clusters:
+  - name: primary-a
+    network: net-a
+    controlPlane: primary
+    eastWestGateway: { address: 192.0.2.10 }
+    apiServer: { url: \"https://192.0.2.11:6443\" }
+  - name: primary-b
+    network: net-b
+    controlPlane: primary
+    eastWestGateway: { address: 192.0.2.20 }
+    apiServer: { url: \"https://192.0.2.21:6443\" }
 ";
 
 // --- findings ----------------------------------------------------------------------------
@@ -794,6 +853,14 @@ fn essentials<'a>(
                         env.get("EXTERNAL_ISTIOD")
                     ));
                 }
+                if scenario.multiroot
+                    && env.get("ISTIO_MULTIROOT_MESH").map(String::as_str) != Some("true")
+                {
+                    fail(format!(
+                        "multi-root: ISTIO_MULTIROOT_MESH is {:?} during a root rotation",
+                        env.get("ISTIO_MULTIROOT_MESH")
+                    ));
+                }
                 if mesh.ambient {
                     if env.get("PILOT_ENABLE_AMBIENT").map(String::as_str) != Some("true") {
                         fail("ambient env: PILOT_ENABLE_AMBIENT is not true".to_string());
@@ -817,6 +884,13 @@ fn essentials<'a>(
                             fail(format!(
                                 "mesh trustDomain: {}, not {trust_domain}",
                                 meshconfig["trustDomain"]
+                            ));
+                        }
+                        let xds_agent =
+                            &meshconfig["defaultConfig"]["proxyMetadata"]["PROXY_CONFIG_XDS_AGENT"];
+                        if scenario.multiroot && xds_agent != "true" {
+                            fail(format!(
+                                "multi-root: proxyMetadata PROXY_CONFIG_XDS_AGENT is {xds_agent} during a root rotation"
                             ));
                         }
                         if meshconfig["defaultConfig"]["meshId"] != mesh.name.as_str() {
@@ -1080,7 +1154,10 @@ fn every_helm_install_line_renders_with_istio_s_own_charts() {
         .collect();
     scenarios.extend(test_topologies().iter().map(|t| Scenario::file(t, true)));
     scenarios.push(Scenario::inline("dns-east-west", DNS_EAST_WEST));
-    let mut sail = Vec::new();
+    let rotating = Scenario::rotating("root-rotation", ROTATING, "mesh1");
+    let mut sail: Vec<Scenario> = sail_view(&rotating, ROTATING).into_iter().collect();
+    assert_eq!(sail.len(), 1, "the rotating mesh installs with Sail too");
+    scenarios.push(rotating);
     for (rel, scenario) in examples()
         .iter()
         .chain(test_topologies().iter())

@@ -245,6 +245,7 @@ fn every_command_documents_the_exit_codes_and_follows_them() {
         &["pki", "--help"],
         &["pki", "status", "--help"],
         &["pki", "rotate", "--help"],
+        &["pki", "rotate-root", "--help"],
         &["graph", "--help"],
         &["init", "--help"],
         &["completions", "--help"],

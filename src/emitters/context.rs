@@ -48,6 +48,9 @@ pub struct Common {
     pub kubeconfig_secret: Option<String>,
     pub kubeconfig_dir: &'static str,
     pub dns_capture: bool,
+    /// `meshConfig.defaultConfig.proxyMetadata`: DNS capture, and during a root rotation the
+    /// agent's trust-bundle updates over xDS (`PROXY_CONFIG_XDS_AGENT`).
+    pub proxy_metadata: BTreeMap<&'static str, &'static str>,
     pub profile: Option<&'static str>,
     pub iop_profile: &'static str,
     pub istiod_env: BTreeMap<&'static str, String>,
@@ -104,7 +107,9 @@ fn platform(p: Platform) -> Option<&'static str> {
 const KUBECONFIG_DIR: &str = "/etc/istio/multicluster-kubeconfigs";
 
 impl Common {
-    pub fn new(model: &Model, p: &ClusterPlan) -> Common {
+    /// `multiroot`: the mesh's root is being rotated, so istiod must take a new root bundle
+    /// without a restart (`ISTIO_MULTIROOT_MESH`, see `pki/rotation.rs`).
+    pub fn new(model: &Model, p: &ClusterPlan, multiroot: bool) -> Common {
         let t = &model.topology;
         let mesh = &t.meshes[p.mesh];
         let cluster = &t.clusters[p.cluster];
@@ -175,6 +180,18 @@ impl Common {
         {
             istiod_env.insert("ISTIOD_CUSTOM_HOST", name.to_string());
         }
+        let multiroot = multiroot && p.primary;
+        if multiroot {
+            istiod_env.insert(crate::pki::MULTIROOT_ENV, "true".to_string());
+        }
+        let dns_capture = mesh.dns.capture && !ambient;
+        let mut proxy_metadata = BTreeMap::new();
+        if dns_capture {
+            proxy_metadata.insert("ISTIO_META_DNS_CAPTURE", "true");
+        }
+        if multiroot {
+            proxy_metadata.insert(crate::pki::XDS_AGENT_METADATA, "true");
+        }
         let mut iop_pilot_env = istiod_env.clone();
         if p.serves_remotes {
             iop_pilot_env.insert("EXTERNAL_ISTIOD", "true".to_string());
@@ -244,7 +261,8 @@ impl Common {
             network_gateway_ports: mesh.istio.version.minor() >= 30,
             kubeconfig_secret,
             kubeconfig_dir: KUBECONFIG_DIR,
-            dns_capture: mesh.dns.capture && !ambient,
+            dns_capture,
+            proxy_metadata,
             profile,
             iop_profile: profile.unwrap_or("default"),
             istiod_env,

@@ -46,6 +46,8 @@ struct Mesh<'a> {
 #[derive(Serialize)]
 struct Cx<'a> {
     meshes: Vec<Mesh<'a>>,
+    /// The meshes whose root is being rotated (ROTATION.md says how).
+    rotating: Vec<&'a str>,
 }
 
 impl TreeEmitter for Index {
@@ -115,7 +117,13 @@ impl TreeEmitter for Index {
                 clusters: rows.into_iter().map(|(_, row)| row).collect(),
             });
         }
-        let text = cx.renderer.text("index.md.j2", &Cx { meshes })?;
+        let rotating = cx
+            .material
+            .rotations
+            .keys()
+            .map(|&mi| t.meshes[mi].name.as_str())
+            .collect();
+        let text = cx.renderer.text("index.md.j2", &Cx { meshes, rotating })?;
         out.push((
             Scope::Tree,
             "README.md".to_string(),

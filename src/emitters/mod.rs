@@ -26,6 +26,7 @@ mod namespaces;
 mod reader_token;
 mod readme;
 mod remote_secrets;
+mod rotation;
 mod sail;
 mod services;
 
@@ -240,6 +241,8 @@ pub struct TreeCx<'a> {
     pub model: &'a Model,
     pub plans: &'a [ClusterPlan],
     pub renderer: &'a Renderer,
+    /// The key material, for what a root rotation in progress says about each cluster.
+    pub material: &'a Material,
     /// Each cluster's files, in plan order.
     pub clusters: &'a [Files],
 }
@@ -255,7 +258,12 @@ pub trait TreeEmitter: Sync {
 }
 
 /// The files about the whole tree (or a mesh), after every cluster's.
-pub const TREE: &[&dyn TreeEmitter] = &[&index::Index, &gitops::ArgoCd, &gitops::Flux];
+pub const TREE: &[&dyn TreeEmitter] = &[
+    &index::Index,
+    &gitops::ArgoCd,
+    &gitops::Flux,
+    &rotation::RotationPlan,
+];
 
 /// Runs every emitter: each cluster's files under `<cluster>/`, then the tree's.
 pub fn emit(
@@ -269,7 +277,7 @@ pub fn emit(
     let shared = Shared::default();
     progress.stage("rendering clusters", plans.len());
     let cluster = |plan: &ClusterPlan| {
-        let common = Common::new(model, plan);
+        let common = Common::new(model, plan, material.rotating(plan.mesh).is_some());
         let cx = ClusterCx {
             model,
             plan,
@@ -292,6 +300,7 @@ pub fn emit(
         model,
         plans,
         renderer,
+        material,
         clusters: &clusters,
     };
     for emitter in TREE {

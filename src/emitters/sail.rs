@@ -136,16 +136,11 @@ fn istio_values(cx: &ClusterCx<'_>) -> Map<String, Value> {
                 json!(c.trust_domain_aliases),
             );
         }
-        if c.dns_capture {
+        for (key, value) in &c.proxy_metadata {
             set(
                 &mut v,
-                &[
-                    "meshConfig",
-                    "defaultConfig",
-                    "proxyMetadata",
-                    "ISTIO_META_DNS_CAPTURE",
-                ],
-                json!("true"),
+                &["meshConfig", "defaultConfig", "proxyMetadata", key],
+                json!(value),
             );
         }
     }

@@ -14,6 +14,7 @@
 mod cert;
 mod issue;
 mod pem;
+pub mod rotation;
 mod store;
 
 use std::collections::BTreeMap;
@@ -22,6 +23,10 @@ use std::path::{Path as FsPath, PathBuf};
 use time::OffsetDateTime;
 
 pub use cert::{Cert, Key, KeyKind, certs_from_pem};
+pub use rotation::{
+    MULTIROOT_ENV, MULTIROOT_RELOAD_SINCE, Phase, Rotation, WORKLOAD_CERT_TTL, XDS_AGENT_METADATA,
+    trust_bundle,
+};
 pub use store::{NewFile, Store, WriteError};
 
 use crate::diagnostic::{Code, Diagnostic, Reporter};
@@ -122,6 +127,8 @@ pub struct CaCerts<'a> {
 pub struct Material {
     pub roots: BTreeMap<MeshId, Root>,
     pub intermediates: BTreeMap<ClusterId, Intermediate>,
+    /// The meshes whose root is being rotated, and the phase each is in.
+    pub rotations: BTreeMap<MeshId, Rotation>,
 }
 
 impl Material {
@@ -130,12 +137,40 @@ impl Material {
     pub fn cacerts(&self, mesh: MeshId, cluster: ClusterId) -> Option<CaCerts<'_>> {
         let root = self.roots.get(&mesh)?;
         let intermediate = self.intermediates.get(&cluster)?;
+        let rotating = self
+            .rotations
+            .get(&mesh)
+            .and_then(|r| Some((r, r.new_root.as_ref()?)));
+        // A rotation's phases 1 and 2 (rotation.rs); in phase 3 the new root is the mesh's.
+        if let Some((rotation, new_root)) = rotating {
+            let root_cert = trust_bundle(rotation.phase, &rotation.old_root, &new_root.cert);
+            if rotation.phase == Phase::SwitchSigner {
+                let new = rotation.intermediates.get(&cluster)?;
+                return Some(CaCerts {
+                    ca_cert: new.cert.pem(),
+                    ca_key: new.key.secret_pem(),
+                    root_cert,
+                    cert_chain: chain_pem(&new.cert, new_root),
+                });
+            }
+            return Some(CaCerts {
+                ca_cert: intermediate.cert.pem(),
+                ca_key: intermediate.key.secret_pem(),
+                root_cert,
+                cert_chain: chain_pem(&intermediate.cert, root),
+            });
+        }
         Some(CaCerts {
             ca_cert: intermediate.cert.pem(),
             ca_key: intermediate.key.secret_pem(),
             root_cert: root.anchor().pem(),
             cert_chain: chain_pem(&intermediate.cert, root),
         })
+    }
+
+    /// Whether mesh `mesh` is in the middle of a root rotation.
+    pub fn rotating(&self, mesh: MeshId) -> Option<&Rotation> {
+        self.rotations.get(&mesh)
     }
 }
 
@@ -230,11 +265,66 @@ pub fn inspect(model: &Model, store: &Store, base_dir: &FsPath, now: OffsetDateT
         for &c in &clusters {
             load_intermediate(model, mi, c, store, root.as_ref(), now, &mut ins);
         }
+        if let Some(r) = rotation::load(
+            model,
+            mi,
+            store,
+            root.as_ref(),
+            &clusters,
+            &mut ins.findings,
+        ) {
+            let file = store.rotation(&mesh.name);
+            rotation_rows(model, &mesh.name, &file, &r, now, &mut ins.rows);
+            ins.material.rotations.insert(mi, r);
+        }
         if let Some(root) = root {
             ins.material.roots.insert(mi, root);
         }
     }
     ins
+}
+
+/// The rows `meshc pki status` adds for a rotation in progress: the new root and, in phase 2,
+/// the intermediates it signed (in phase 3 they are the mesh's own rows); `chain` says which.
+fn rotation_rows(
+    model: &Model,
+    mesh: &str,
+    file: &FsPath,
+    r: &Rotation,
+    now: OffsetDateTime,
+    rows: &mut Vec<StatusRow>,
+) {
+    let row = |cluster: Option<&str>, cert: &Cert, chain: String| StatusRow {
+        mesh: mesh.to_string(),
+        cluster: cluster.map(str::to_string),
+        algorithm: Some(cert.key_kind.to_string()),
+        subject: Some(cert.subject.clone()),
+        not_after: Some(rfc3339(cert.not_after)),
+        days_left: Some(cert.days_left(now)),
+        chain,
+        file: file.display().to_string(),
+    };
+    match &r.new_root {
+        Some(new_root) => {
+            rows.push(row(
+                None,
+                &new_root.cert,
+                format!("new root (rotation phase {})", r.phase.number()),
+            ));
+            for (&c, i) in &r.intermediates {
+                rows.push(row(
+                    Some(&model.topology.clusters[c].name),
+                    &i.cert,
+                    format!("new intermediate (rotation phase {})", r.phase.number()),
+                ));
+            }
+        }
+        None => rows.push(row(
+            None,
+            &r.old_root,
+            format!("old root (rotation phase {})", r.phase.number()),
+        )),
+    }
 }
 
 /// Checks only the bring-your-own roots the topology names (for `meshc validate`, which has
@@ -249,7 +339,8 @@ pub fn check_named_files(model: &Model, base_dir: &FsPath, now: OffsetDateTime) 
     findings
 }
 
-fn rfc3339(t: OffsetDateTime) -> String {
+/// A time as RFC 3339, as `pki status` and the rotation record write it.
+pub fn rfc3339(t: OffsetDateTime) -> String {
     t.format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_else(|_| t.to_string())
 }
@@ -541,7 +632,8 @@ fn load_stored_root(
     let key_path = store.root_key(&mesh.name);
     let at = path!("meshes", mi, "name");
     let help_root = format!(
-        "a root cannot be rotated in place: move {} aside, rebuild, and roll the new cacerts out to every cluster",
+        "replace a root in phases while it is still usable: `meshc pki rotate-root TOPOLOGY --mesh {}`; an unusable one only by moving {} aside, rebuilding and rolling the new cacerts out to every cluster at once",
+        mesh.name,
         store.mesh_dir(&mesh.name).display()
     );
     match (present(&cert_path), present(&key_path)) {

@@ -142,6 +142,95 @@ impl Store {
         self.cluster_dir(mesh, cluster).join("cert-chain.pem")
     }
 
+    /// The record of a root rotation in progress (`<mesh>/rotation.json`, 0600: until the
+    /// last phase it holds the new root's key and the new intermediates' keys).
+    pub fn rotation(&self, mesh: &str) -> PathBuf {
+        self.mesh_dir(mesh).join("rotation.json")
+    }
+
+    /// Writes one whole file in place of another (or of none), durably: written beside its
+    /// target and synced, renamed over it, the directory synced. A crash leaves the old file
+    /// or the new one, never a mix (a temporary file left beside it is removed by
+    /// [`Store::repair`]).
+    pub fn put(&self, new: &NewFile) -> Result<(), WriteError> {
+        let dir = new.path.parent().map(Path::to_path_buf).unwrap_or_default();
+        make_dirs(&dir).map_err(|e| describe(&dir, &e))?;
+        let _lock = self.lock()?;
+        let _critical = Critical::enter();
+        let staged = Staged::write(&new.path, new.contents.as_bytes(), new.mode)
+            .map_err(|e| describe(&new.path, &e))?;
+        interrupt::failpoint("store:put:staged");
+        if interrupt::requested() {
+            return Err(WriteError::Interrupted);
+        }
+        // The commit.
+        staged
+            .replace()
+            .and_then(|()| files::sync_dir(&dir))
+            .map_err(|e| describe(&new.path, &e))?;
+        interrupt::failpoint("store:put:done");
+        Ok(())
+    }
+
+    /// Removes one file durably (nothing to do when it is absent).
+    pub fn remove(&self, path: &Path) -> Result<(), WriteError> {
+        if !present(path) {
+            return Ok(());
+        }
+        let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        let _lock = self.lock()?;
+        let _critical = Critical::enter();
+        fs::remove_file(path)
+            .and_then(|()| files::sync_dir(&dir))
+            .map_err(|e| describe(path, &e))?;
+        interrupt::failpoint("store:remove:done");
+        Ok(())
+    }
+
+    /// Replaces a whole mesh directory (the last step of a root rotation: the new root and the
+    /// intermediates it signed take the places of the old ones) in one step, as
+    /// [`Store::replace_cluster`] does for a cluster: the new directory is written beside the
+    /// old one (`.<mesh>.new-PID`, every file and directory synced), then swapped in. `new`
+    /// names files by their final paths inside the mesh directory.
+    pub fn replace_mesh(&self, mesh: &str, new: &[NewFile]) -> Result<(), WriteError> {
+        let dir = self.mesh_dir(mesh);
+        let pid = std::process::id();
+        let fresh = self.dir.join(format!(".{mesh}.new-{pid}"));
+        let old = self.dir.join(format!(".{mesh}.old-{pid}"));
+        let _lock = self.lock()?;
+        let _critical = Critical::enter();
+        let discard = || {
+            let _ = fs::remove_dir_all(&fresh);
+            let _ = files::sync_dir(&self.dir);
+        };
+        let _ = fs::remove_dir_all(&fresh);
+        if let Err(e) = write_tree(&dir, &fresh, new) {
+            discard();
+            return Err(WriteError::Failed(e));
+        }
+        interrupt::failpoint("store:replace-mesh:staged");
+        if interrupt::requested() {
+            discard();
+            return Err(WriteError::Interrupted);
+        }
+        let aside = match exchange(&fresh, &dir) {
+            Ok(true) => fresh.clone(),
+            Ok(false) => {
+                swap_by_renames(&dir, &fresh, &old).inspect_err(|_| discard())?;
+                old.clone()
+            }
+            Err(e) => {
+                discard();
+                return Err(WriteError::Failed(describe(&dir, &e)));
+            }
+        };
+        files::sync_dir(&self.dir).map_err(|e| describe(&self.dir, &e))?;
+        interrupt::failpoint("store:replace-mesh:swapped");
+        let _ = fs::remove_dir_all(&aside);
+        let _ = files::sync_dir(&self.dir);
+        Ok(())
+    }
+
     /// Adds new files; none may exist yet. Every file is written in full beside its target
     /// before the first one is linked into place; the batch is journalled first, so a run
     /// killed while linking is rolled back by the next writer ([`Store::repair`]), and if one
@@ -494,7 +583,16 @@ impl Store {
     fn leftovers(&self) -> io::Result<Vec<Leftover>> {
         let mut found = Vec::new();
         for (path, name, is_dir) in entries(&self.dir)? {
-            if !is_dir && is_journal(&name) {
+            if let Some((mesh, old)) = is_dir.then(|| staged_dir(&name)).flatten() {
+                // A mesh directory a root rotation was swapping in (`.<mesh>.new-PID`) or
+                // had moved aside (`.<mesh>.old-PID`).
+                let cluster = path.with_file_name(mesh);
+                found.push(Leftover::Swap {
+                    dir: path,
+                    cluster,
+                    old,
+                });
+            } else if !is_dir && is_journal(&name) {
                 found.push(Leftover::Journal(path));
             } else if !is_dir && files::is_temporary(&name) {
                 found.push(Leftover::Temporary(path));
@@ -665,6 +763,33 @@ fn write_dir(dir: &Path, new: &[NewFile]) -> Result<(), String> {
         .map_err(|e| describe(dir, &e))
 }
 
+/// Writes a new directory `fresh` holding `new`'s files, each at its path relative to `base`
+/// (subdirectories made as needed); every file and directory synced.
+fn write_tree(base: &Path, fresh: &Path, new: &[NewFile]) -> Result<(), String> {
+    files::create_dirs(fresh, DIR_MODE).map_err(|e| describe(fresh, &e))?;
+    let mut dirs = vec![fresh.to_path_buf()];
+    for f in new {
+        let rel = f
+            .path
+            .strip_prefix(base)
+            .map_err(|_| format!("{}: not inside {}", f.path.display(), base.display()))?;
+        let path = fresh.join(rel);
+        if let Some(parent) = path.parent()
+            && !present(parent)
+        {
+            files::create_dirs(parent, DIR_MODE).map_err(|e| describe(parent, &e))?;
+            dirs.push(parent.to_path_buf());
+        }
+        Staged::write(&path, f.contents.as_bytes(), f.mode)
+            .and_then(Staged::create)
+            .map_err(|e| describe(&path, &e))?;
+    }
+    for dir in dirs.iter().rev() {
+        files::sync_dir(dir).map_err(|e| describe(dir, &e))?;
+    }
+    files::sync_dir(fresh.parent().unwrap_or(Path::new(""))).map_err(|e| describe(fresh, &e))
+}
+
 /// Swaps two directories in one step (`renameat2(RENAME_EXCHANGE)`): `Ok(false)` where the
 /// system or the file system cannot, and the caller falls back to two renames.
 #[cfg(any(target_os = "linux", target_os = "android"))]
@@ -769,6 +894,46 @@ mod tests {
         assert_eq!(
             fs::read(old.join("ca-cert.pem")).expect("cert"),
             b"old cert"
+        );
+    }
+
+    #[test]
+    fn a_mesh_swap_cut_between_its_two_renames_is_undone_by_the_next_writer() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let store = Store::new(tmp.path().join("pki"));
+        let mesh = store.mesh_dir("m");
+        write_dir(&store.cluster_dir("m", "c"), &cluster_files("old")).expect("old");
+        let fresh = store.dir.join(".m.new-9");
+        write_dir(&fresh.join("c"), &cluster_files("new")).expect("new");
+        // The first of the two renames of a mesh swap, then the process dies.
+        fs::rename(&mesh, store.dir.join(".m.old-9")).expect("aside");
+
+        let refused = store.check_leftovers().expect_err("a reader must refuse");
+        assert!(refused.contains(".m.old-9"), "{refused}");
+        let done = store.repair().expect("repair");
+        assert_eq!(done.len(), 2, "{done:?}");
+        assert_eq!(names(&store.dir), ["m"]);
+        assert_eq!(fs::read(store.ca_key("m", "c")).expect("key"), b"old key");
+        store.check_leftovers().expect("nothing left");
+    }
+
+    #[test]
+    fn replace_mesh_swaps_the_whole_directory() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let store = Store::new(tmp.path().join("pki"));
+        write_dir(&store.cluster_dir("m", "c"), &cluster_files("old")).expect("old");
+        fs::write(store.mesh_dir("m").join("stale"), "x").expect("stale");
+        let new = vec![
+            NewFile::public(store.root_cert("m"), "root".to_string()),
+            NewFile::private(store.ca_key("m", "c"), "new key".to_string()),
+        ];
+        store.replace_mesh("m", &new).expect("swap");
+        assert_eq!(names(&store.dir), ["m"]);
+        assert_eq!(names(&store.mesh_dir("m")), ["c", "root-cert.pem"]);
+        assert_eq!(fs::read(store.ca_key("m", "c")).expect("key"), b"new key");
+        assert_eq!(
+            files::loose_permissions(&store.ca_key("m", "c")).expect("mode"),
+            None
         );
     }
 
