@@ -153,6 +153,73 @@ pub enum Command {
     /// Print the topology JSON Schema (the same as schema/topology.schema.json).
     #[command(after_help = EXIT_CODES)]
     Schema,
+    /// Draw the topology: meshes, networks, clusters and their roles, control-plane and
+    /// discovery edges, east-west gateways.
+    ///
+    /// Mermaid renders in a GitHub or GitLab markdown block (```mermaid); dot is for Graphviz
+    /// (`meshc graph topology.yaml --format dot | dot -Tsvg > mesh.svg`). An invalid topology
+    /// prints its diagnostics and exits 2, as `validate` does.
+    #[command(after_help = EXIT_CODES)]
+    Graph {
+        /// The topology file.
+        topology: PathBuf,
+        /// The drawing's language.
+        #[arg(long, value_enum, default_value_t = GraphFormat::Mermaid)]
+        format: GraphFormat,
+    },
+    /// Start a GitOps repository: a starter topology for a deployment model, .gitignore, CI.
+    ///
+    /// Writes a commented topology.yaml that validates and builds as written, a .gitignore that
+    /// keeps the PKI store (pki/), private keys and reader tokens (secrets/) out of Git, and the
+    /// GitHub Actions workflow of docs/ci.md (.github/workflows/meshc.yaml).
+    ///
+    /// Never overwrites: when any of the three files exists, nothing is written and the exit
+    /// code is 3. DIR is created when missing.
+    #[command(after_help = EXIT_CODES)]
+    Init {
+        /// The deployment model of the starter topology.
+        #[arg(long, value_enum)]
+        model: crate::init::Model,
+        /// The repository directory.
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+    },
+    /// Print a shell completion script.
+    ///
+    /// For example `meshc completions bash > /etc/bash_completion.d/meshc`, or
+    /// `meshc completions zsh > "${fpath[1]}/_meshc"`.
+    #[command(after_help = EXIT_CODES)]
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: Shell,
+    },
+    /// Print the manual page (roff).
+    ///
+    /// For example `meshc man > meshc.1; man ./meshc.1`.
+    #[command(after_help = EXIT_CODES)]
+    Man {
+        /// Write one page per command instead (meshc.1, meshc-build.1, meshc-pki-rotate.1, ...)
+        /// into DIR, created when missing; pages of the same name are replaced.
+        #[arg(long, value_name = "DIR")]
+        out_dir: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum GraphFormat {
+    /// A mermaid flowchart (GitHub and GitLab render it in markdown).
+    Mermaid,
+    /// A Graphviz digraph.
+    Dot,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Shell {
+    Bash,
+    Zsh,
+    Fish,
+    Powershell,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -530,7 +597,89 @@ fn execute(command: Command) -> Result<Exit, Fail> {
             print_stdout(crate::schema::schema_text());
             Ok(Exit::Success)
         }
+        Command::Graph { topology, format } => graph(&topology, format),
+        Command::Init { model, dir } => init(model, &dir),
+        Command::Completions { shell } => {
+            print_stdout(&completions(shell));
+            Ok(Exit::Success)
+        }
+        Command::Man { out_dir: None } => {
+            print_stdout(&man_page()?);
+            Ok(Exit::Success)
+        }
+        Command::Man { out_dir: Some(dir) } => {
+            use clap::CommandFactory as _;
+            std::fs::create_dir_all(&dir)
+                .and_then(|()| clap_mangen::generate_to(Cli::command(), &dir))
+                .map_err(|e| Fail::Environment(format!("cannot write {}: {e}", dir.display())))?;
+            print_stdout(&format!(
+                "{}: meshc.1 and one page per command\n",
+                dir.display()
+            ));
+            Ok(Exit::Success)
+        }
     }
+}
+
+/// The shape of a valid topology, drawn; an invalid one prints its diagnostics (exit 2).
+fn graph(path: &Path, format: GraphFormat) -> Result<Exit, Fail> {
+    let checked = load(path)?;
+    let Some(model) = checked.model.as_ref().filter(|_| !checked.has_errors()) else {
+        print_diagnostics(&checked, false);
+        return Ok(Exit::Invalid);
+    };
+    let shape = crate::graph::shape(model, &crate::plan::plan(model));
+    let text = match format {
+        GraphFormat::Mermaid => crate::graph::mermaid(&shape),
+        GraphFormat::Dot => crate::graph::dot(&shape),
+    };
+    if format == GraphFormat::Mermaid && !crate::graph::mermaid_renders(&shape, &text) {
+        eprintln!("note: {}", crate::graph::too_large(&shape, &text));
+    }
+    print_stdout(&text);
+    Ok(Exit::Success)
+}
+
+fn init(model: crate::init::Model, dir: &Path) -> Result<Exit, Fail> {
+    let written = crate::init::write(dir, model).map_err(|e| Fail::Environment(e.to_string()))?;
+    let mut text = String::new();
+    for path in &written {
+        let shown = path.strip_prefix(".").unwrap_or(path);
+        let _ = writeln!(text, "created {}", shown.display());
+    }
+    if dir != Path::new(".") {
+        let _ = writeln!(text, "next: cd {}", dir.display());
+    }
+    let _ = write!(
+        text,
+        "next: edit {0} (every field is explained there), then\n  meshc validate {0}\n  meshc build {0} -o out/\nand commit everything but pki/ and secrets/ (.gitignore keeps them out)\n",
+        crate::init::TOPOLOGY
+    );
+    print_stdout(&text);
+    Ok(Exit::Success)
+}
+
+fn completions(shell: Shell) -> String {
+    use clap::CommandFactory as _;
+    let shell = match shell {
+        Shell::Bash => clap_complete::Shell::Bash,
+        Shell::Zsh => clap_complete::Shell::Zsh,
+        Shell::Fish => clap_complete::Shell::Fish,
+        Shell::Powershell => clap_complete::Shell::PowerShell,
+    };
+    let mut buf = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "meshc", &mut buf);
+    String::from_utf8_lossy(&buf).into_owned()
+}
+
+fn man_page() -> Result<String, Fail> {
+    use clap::CommandFactory as _;
+    let mut buf = Vec::new();
+    // One page: the subcommands are listed with their summaries (`--out-dir` writes theirs).
+    clap_mangen::Man::new(Cli::command().disable_help_subcommand(true))
+        .render(&mut buf)
+        .map_err(|e| Fail::Environment(format!("cannot render the manual page: {e}")))?;
+    Ok(String::from_utf8_lossy(&buf).into_owned())
 }
 
 fn load(path: &Path) -> Result<Checked, Fail> {
@@ -1028,8 +1177,9 @@ struct DiffArgs<'a> {
 }
 
 fn diff(args: &DiffArgs<'_>) -> Result<Exit, Fail> {
-    let new = compile_side(args.topology, None, args, false)?;
-    let old = match (args.out, args.from) {
+    let (new, new_shape) = compile_side(args.topology, None, args, false)?;
+    // The old side's shape is known only when it is a topology: a tree on disk records none.
+    let (old, old_shape) = match (args.out, args.from) {
         (Some(out), _) => {
             if let Some(left) = crate::emit::interrupted(out)? {
                 eprintln!(
@@ -1038,9 +1188,13 @@ fn diff(args: &DiffArgs<'_>) -> Result<Exit, Fail> {
                 );
             }
             let wanted = new.files.iter().map(|(path, (scope, _))| (path, scope));
-            crate::diff::Side::on_disk(crate::emit::read_tree(out, wanted)?)
+            let side = crate::diff::Side::on_disk(crate::emit::read_tree(out, wanted)?);
+            (side, None)
         }
-        (None, Some(from)) => compile_side(from, Some(args.topology), args, true)?,
+        (None, Some(from)) => {
+            let (side, shape) = compile_side(from, Some(args.topology), args, true)?;
+            (side, Some(shape))
+        }
         (None, None) => return Ok(Exit::Invalid),
     };
     let report = crate::diff::compare(&old, &new);
@@ -1050,7 +1204,11 @@ fn diff(args: &DiffArgs<'_>) -> Result<Exit, Fail> {
             diagnostic::use_color(std::io::IsTerminal::is_terminal(&std::io::stdout())),
         ),
         DiffFormat::Brief => crate::diff::brief(&report),
-        DiffFormat::Markdown => crate::diff::markdown(&report),
+        DiffFormat::Markdown => {
+            let section =
+                old_shape.and_then(|old| crate::graph::markdown_section(&old, &new_shape));
+            crate::diff::markdown_with(&report, section.as_deref())
+        }
         DiffFormat::Json => crate::diff::json(&report),
     };
     print_stdout(&text);
@@ -1061,20 +1219,25 @@ fn diff(args: &DiffArgs<'_>) -> Result<Exit, Fail> {
     })
 }
 
-/// What a topology compiles to, in memory: nothing is written, to the store or anywhere. Key
-/// material the store lacks is made for the rendering only and then dropped; the clusters it
-/// is for are pending (their `cacerts` is new, its contents unknown until a build).
+/// What a topology compiles to, in memory, and its shape: nothing is written, to the store or
+/// anywhere. Key material the store lacks is made for the rendering only and then dropped; the
+/// clusters it is for are pending (their `cacerts` is new, its contents unknown until a build).
 fn compile_side(
     topology: &Path,
     in_place_of: Option<&Path>,
     args: &DiffArgs<'_>,
     quiet: bool,
-) -> Result<crate::diff::Side, Fail> {
-    let (_, _, compiled) =
+) -> Result<(crate::diff::Side, crate::graph::Shape), Fail> {
+    let (checked, _, compiled) =
         load_and_compile(topology, in_place_of, args.store, &args.common, quiet)?;
-    Ok(crate::diff::Side::rendered(
-        &compiled.output,
-        compiled.pending,
+    let shape = checked
+        .model
+        .as_ref()
+        .map(|model| crate::graph::shape(model, &crate::plan::plan(model)))
+        .unwrap_or_default();
+    Ok((
+        crate::diff::Side::rendered(&compiled.output, compiled.pending),
+        shape,
     ))
 }
 

@@ -1016,9 +1016,19 @@ pub fn brief(report: &Report) -> String {
 /// `--format markdown`: a pull-request comment: a summary table, then one collapsible section
 /// per cluster with a `diff` block per entry.
 pub fn markdown(report: &Report) -> String {
+    markdown_with(report, None)
+}
+
+/// [`markdown`], with a section placed under the summary table (the topology's shape, drawn,
+/// when it changed: see [`crate::graph::markdown_section`]).
+pub fn markdown_with(report: &Report, section: Option<&str>) -> String {
     let mut out = String::from("### meshc diff\n\n");
     if !report.has_changes() {
         out.push_str("No changes to the generated manifests.\n");
+        if let Some(section) = section {
+            out.push('\n');
+            out.push_str(section);
+        }
         out.push_str(&rewritten_note(report));
         return out;
     }
@@ -1038,6 +1048,11 @@ pub fn markdown(report: &Report) -> String {
             "| **total** | {} | {} | {} |",
             t.added, t.changed, t.removed
         );
+    }
+    if let Some(section) = section {
+        out.push('\n');
+        out.push_str(section.trim_end());
+        out.push('\n');
     }
     for (cluster, c) in &counts {
         let _ = write!(

@@ -14,6 +14,8 @@ pub mod emit;
 pub mod emitters;
 pub mod explain;
 mod files;
+pub mod graph;
+pub mod init;
 pub mod inputs;
 pub mod interrupt;
 pub mod istio;

@@ -246,6 +246,10 @@ fn every_command_documents_the_exit_codes_and_follows_them() {
         &["pki", "status", "--help"],
         &["pki", "rotate", "--help"],
         &["pki", "rotate-root", "--help"],
+        &["graph", "--help"],
+        &["init", "--help"],
+        &["completions", "--help"],
+        &["man", "--help"],
     ] {
         let out = env.meshc(args);
         assert_eq!(code(&out), 0, "{args:?}");
