@@ -1,6 +1,7 @@
 //! What `meshc build` writes for every example, checked against Istio's (1.30) and the Gateway
 //! API's (v1.5) CRD schemas; and the checker itself on documents known to pass or fail.
 
+mod common;
 #[path = "common/crds.rs"]
 mod crds;
 
@@ -264,22 +265,7 @@ fn every_example_builds_to_documents_the_crds_accept() {
         .to_string_lossy();
         let tmp = tempfile::tempdir().expect("tempdir");
         let out = tmp.path().join("out");
-        let run = Command::cargo_bin("meshc")
-            .expect("binary")
-            .arg("build")
-            .arg(topology)
-            .arg("-o")
-            .arg(&out)
-            .arg("--pki")
-            .arg(tmp.path().join("pki"))
-            .output()
-            .expect("runs");
-        assert_eq!(
-            run.status.code(),
-            Some(0),
-            "{name}: meshc build failed\n{}",
-            String::from_utf8_lossy(&run.stderr)
-        );
+        common::build_ok(topology, &out, &tmp.path().join("pki"));
         any_istio_dir |= has_istio_dir(&out);
 
         let mut files = Vec::new();

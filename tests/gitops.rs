@@ -71,23 +71,7 @@ fn build(topology: &Path) -> Built {
         .unwrap_or_else(|| "out".to_string());
     let root = tmp.path().join("repo");
     let out = root.join(&path);
-    let run = assert_cmd::Command::cargo_bin("meshc")
-        .expect("binary")
-        .arg("build")
-        .arg(topology)
-        .arg("-o")
-        .arg(&out)
-        .arg("--pki")
-        .arg(tmp.path().join("pki"))
-        .output()
-        .expect("runs");
-    assert_eq!(
-        run.status.code(),
-        Some(0),
-        "{}: {}",
-        topology.display(),
-        String::from_utf8_lossy(&run.stderr)
-    );
+    common::build_ok(topology, &out, &tmp.path().join("pki"));
     let name = topology
         .parent()
         .and_then(|p| p.file_name())

@@ -49,23 +49,7 @@ fn sail_topologies() -> Vec<PathBuf> {
 fn built_sail_objects(topology: &Path) -> (tempfile::TempDir, Vec<(String, Value)>) {
     let tmp = tempfile::tempdir().expect("tempdir");
     let out = tmp.path().join("out");
-    let run = Command::cargo_bin("meshc")
-        .expect("binary")
-        .arg("build")
-        .arg(topology)
-        .arg("-o")
-        .arg(&out)
-        .arg("--pki")
-        .arg(tmp.path().join("pki"))
-        .output()
-        .expect("runs");
-    assert_eq!(
-        run.status.code(),
-        Some(0),
-        "{}: {}",
-        topology.display(),
-        String::from_utf8_lossy(&run.stderr)
-    );
+    common::build_ok(topology, &out, &tmp.path().join("pki"));
     let mut objects = Vec::new();
     for rel in common::files_under(&out) {
         if !rel.contains("/install/sail/") {

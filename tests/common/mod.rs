@@ -232,3 +232,24 @@ pub fn test_topologies() -> Vec<String> {
     names.sort();
     names
 }
+
+/// Runs `meshc build TOPOLOGY -o OUT --pki PKI` and asserts that it succeeds.
+pub fn build_ok(topology: &std::path::Path, out: &std::path::Path, pki: &std::path::Path) {
+    let run = Command::cargo_bin("meshc")
+        .expect("binary")
+        .arg("build")
+        .arg(topology)
+        .arg("-o")
+        .arg(out)
+        .arg("--pki")
+        .arg(pki)
+        .output()
+        .expect("runs");
+    assert_eq!(
+        run.status.code(),
+        Some(0),
+        "{}: meshc build failed\n{}",
+        topology.display(),
+        String::from_utf8_lossy(&run.stderr)
+    );
+}
