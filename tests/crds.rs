@@ -7,7 +7,6 @@ mod crds;
 
 use std::path::{Path, PathBuf};
 
-use assert_cmd::Command;
 use serde_json::{Value, json};
 
 fn yaml(text: &str) -> Value {

@@ -8,7 +8,6 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use assert_cmd::Command;
 use meshc::crds::{Crds, Verdict};
 use serde_json::Value;
 
