@@ -137,49 +137,12 @@ impl Common {
         // and on Solo's ambient distribution also not validated by istiod and ztunnel (its
         // docs).
         let distinct_trust_domains = !aliases.is_empty();
-        let mut istiod_env = BTreeMap::new();
-        if ambient && p.multi_network {
-            istiod_env.insert("AMBIENT_ENABLE_MULTI_NETWORK", "true".to_string());
-        }
-        // istiod's settings for Solo's peering, on the clusters that run istiod.
-        if p.peering && p.primary {
-            istiod_env.insert("PILOT_ENABLE_IP_AUTOALLOCATE", "true".to_string());
-        }
-        let mut ztunnel_env = BTreeMap::new();
-        if p.flavour == Flavour::SoloAmbient && distinct_trust_domains {
-            if p.primary {
-                istiod_env.insert("PILOT_SKIP_VALIDATE_TRUST_DOMAIN", "true".to_string());
-            }
-            ztunnel_env.insert("SKIP_VALIDATE_TRUST_DOMAIN", "true");
-        }
-        // Watched clusters reached with an exec plugin: istiod refuses one in a kubeconfig
-        // unless told (istio/istio 1.30.3 pkg/kube/util.go, NewUntrustedRestConfig).
-        if p.peers
-            .iter()
-            .any(|&c| t.clusters[c].exec_plugin().is_some())
-        {
-            istiod_env.insert(
-                "PILOT_INSECURE_MULTICLUSTER_KUBECONFIG_OPTIONS",
-                "exec".to_string(),
-            );
-        }
         let kubeconfig_secret = mesh
             .istio
             .kubeconfig_secret
             .clone()
             .filter(|_| !p.peers.is_empty());
-        if kubeconfig_secret.is_some() {
-            istiod_env.insert(
-                "PILOT_MULTICLUSTER_KUBECONFIG_PATH",
-                KUBECONFIG_DIR.to_string(),
-            );
-        }
-        // istiod signs its serving certificate for the name remotes' webhooks dial.
-        if p.serves_remotes
-            && let Some(name) = cluster.east_west_dns_name()
-        {
-            istiod_env.insert("ISTIOD_CUSTOM_HOST", name.to_string());
-        }
+        let (mut istiod_env, ztunnel_env) = environments(model, p, distinct_trust_domains);
         let multiroot = multiroot && p.primary;
         if multiroot {
             istiod_env.insert(crate::pki::MULTIROOT_ENV, "true".to_string());
@@ -197,24 +160,7 @@ impl Common {
             iop_pilot_env.insert("EXTERNAL_ISTIOD", "true".to_string());
         }
         let east_west = cluster.east_west_gateway.as_ref();
-        let ingress_gateways: Vec<GatewayCx> = p
-            .ingress_gateways
-            .iter()
-            .map(|&g| {
-                let gw = &t.ingress_gateways[g];
-                GatewayCx {
-                    name: gw.name.clone(),
-                    namespace: gw.namespace.clone(),
-                    istio_label: gw
-                        .name
-                        .strip_prefix("istio-")
-                        .unwrap_or(&gw.name)
-                        .to_string(),
-                    service_type: service_type(gw.service_type),
-                    annotations: gw.annotations.clone(),
-                }
-            })
-            .collect();
+        let ingress_gateways = ingress_gateways(model, p);
         let profile = if remote {
             Some("remote")
         } else if ambient {
@@ -284,4 +230,77 @@ impl Common {
             cni_dns_capture: p.peering,
         }
     }
+}
+
+/// istiod's and ztunnel's environment for the cluster, besides the root rotation's.
+fn environments(
+    model: &Model,
+    p: &ClusterPlan,
+    distinct_trust_domains: bool,
+) -> (
+    BTreeMap<&'static str, String>,
+    BTreeMap<&'static str, &'static str>,
+) {
+    let t = &model.topology;
+    let cluster = &t.clusters[p.cluster];
+    let mut istiod_env = BTreeMap::new();
+    if p.flavour.is_ambient() && p.multi_network {
+        istiod_env.insert("AMBIENT_ENABLE_MULTI_NETWORK", "true".to_string());
+    }
+    // istiod's settings for Solo's peering, on the clusters that run istiod.
+    if p.peering && p.primary {
+        istiod_env.insert("PILOT_ENABLE_IP_AUTOALLOCATE", "true".to_string());
+    }
+    let mut ztunnel_env = BTreeMap::new();
+    if p.flavour == Flavour::SoloAmbient && distinct_trust_domains {
+        if p.primary {
+            istiod_env.insert("PILOT_SKIP_VALIDATE_TRUST_DOMAIN", "true".to_string());
+        }
+        ztunnel_env.insert("SKIP_VALIDATE_TRUST_DOMAIN", "true");
+    }
+    // Watched clusters reached with an exec plugin: istiod refuses one in a kubeconfig
+    // unless told (istio/istio 1.30.3 pkg/kube/util.go, NewUntrustedRestConfig).
+    if p.peers
+        .iter()
+        .any(|&c| t.clusters[c].exec_plugin().is_some())
+    {
+        istiod_env.insert(
+            "PILOT_INSECURE_MULTICLUSTER_KUBECONFIG_OPTIONS",
+            "exec".to_string(),
+        );
+    }
+    if t.meshes[p.mesh].istio.kubeconfig_secret.is_some() && !p.peers.is_empty() {
+        istiod_env.insert(
+            "PILOT_MULTICLUSTER_KUBECONFIG_PATH",
+            KUBECONFIG_DIR.to_string(),
+        );
+    }
+    // istiod signs its serving certificate for the name remotes' webhooks dial.
+    if p.serves_remotes
+        && let Some(name) = cluster.east_west_dns_name()
+    {
+        istiod_env.insert("ISTIOD_CUSTOM_HOST", name.to_string());
+    }
+    (istiod_env, ztunnel_env)
+}
+
+/// The cluster's dedicated ingress gateways, as the templates see them.
+fn ingress_gateways(model: &Model, p: &ClusterPlan) -> Vec<GatewayCx> {
+    p.ingress_gateways
+        .iter()
+        .map(|&g| {
+            let gw = &model.topology.ingress_gateways[g];
+            GatewayCx {
+                name: gw.name.clone(),
+                namespace: gw.namespace.clone(),
+                istio_label: gw
+                    .name
+                    .strip_prefix("istio-")
+                    .unwrap_or(&gw.name)
+                    .to_string(),
+                service_type: service_type(gw.service_type),
+                annotations: gw.annotations.clone(),
+            }
+        })
+        .collect()
 }
