@@ -67,6 +67,9 @@ struct Component<'a> {
 struct Cluster<'a> {
     name: &'a str,
     mesh: &'a str,
+    /// The cluster and its mesh as the topology gives them.
+    spec: &'a crate::topology::Cluster,
+    mesh_spec: &'a crate::topology::Mesh,
     primary: bool,
     /// A remote's primary.
     primary_name: Option<&'a str>,
@@ -187,6 +190,8 @@ fn clusters<'a>(cx: &'a TreeCx<'a>, root: &str) -> Vec<Cluster<'a>> {
         out.push(Cluster {
             name,
             mesh: &t.meshes[p.mesh].name,
+            spec: &t.clusters[p.cluster],
+            mesh_spec: &t.meshes[p.mesh],
             primary: p.primary,
             primary_name: p
                 .served_by
@@ -253,27 +258,16 @@ fn argo_chart_repository(release: &HelmRelease) -> String {
     }
 }
 
-fn application_set(
-    cx: &TreeCx<'_>,
-    settings: &Settings,
-    mesh: &str,
-    clusters: &[&Cluster<'_>],
-) -> Value {
-    let t = &cx.model.topology;
+fn application_set(settings: &Settings, mesh: &str, clusters: &[&Cluster<'_>]) -> Value {
     let argocd = settings.argocd.as_ref();
     let namespace = argocd.map_or("argocd", |a| a.namespace.as_str());
     let project = argocd.map_or("default", |a| a.project.as_str());
     let mut elements = Vec::new();
     for c in clusters {
-        let cluster = t.clusters.iter().find(|x| x.name == c.name);
-        let dest = cluster
-            .and_then(|x| x.gitops.as_ref())
-            .and_then(|g| g.argocd.as_ref());
+        let dest = c.spec.gitops.as_ref().and_then(|g| g.argocd.as_ref());
         // `server` given, else `name` given, else the API server URL, else the cluster's name
         // (as `argocd cluster add CONTEXT --name CLUSTER` registers it).
-        let api = cluster
-            .and_then(|x| x.api_server.as_ref())
-            .map(|a| a.url.clone());
+        let api = c.spec.api_server.as_ref().map(|a| a.url.clone());
         let (server, name) = match (
             dest.and_then(|d| d.server.clone()),
             dest.and_then(|d| d.name.clone()),
@@ -404,7 +398,7 @@ impl TreeEmitter for ArgoCd {
                 "Argo CD ApplicationSet for mesh {mesh}: every cluster's install, primaries first (RollingSync;\nprogressive syncs must be enabled in Argo CD). Written by meshc; change the topology instead."
             );
             let text =
-                crate::render::data(&rel, &header, &[application_set(cx, settings, mesh, list)])?;
+                crate::render::data(&rel, &header, &[application_set(settings, mesh, list)])?;
             out.push((Scope::Tree, rel, Arc::from(text.into_bytes())));
             files.push(format!("{mesh}.yaml"));
         }
@@ -438,7 +432,7 @@ fn helm_repository(mesh: &str, release: &HelmRelease) -> String {
     }
 }
 
-fn flux_sources(settings: &Settings, ns: &str, cx: &TreeCx<'_>, all: &[Cluster<'_>]) -> Vec<Value> {
+fn flux_sources(settings: &Settings, ns: &str, all: &[Cluster<'_>]) -> Vec<Value> {
     let root = root(settings);
     let git = |name: &str| {
         json!({
@@ -509,7 +503,6 @@ fn flux_sources(settings: &Settings, ns: &str, cx: &TreeCx<'_>, all: &[Cluster<'
             });
         }
     }
-    let _ = cx;
     out.extend(repositories.into_values());
     out
 }
@@ -541,14 +534,12 @@ fn keep_only(paths: &[String]) -> String {
 }
 
 /// The kubeconfig Secret (in Flux's namespace) Flux reaches a cluster with.
-fn kube_config(cx: &TreeCx<'_>, cluster: &str) -> Value {
-    let secret = cx
-        .model
-        .topology
-        .clusters
-        .iter()
-        .find(|c| c.name == cluster)
-        .and_then(|c| c.gitops.as_ref())
+fn kube_config(c: &Cluster<'_>) -> Value {
+    let cluster = c.name;
+    let secret = c
+        .spec
+        .gitops
+        .as_ref()
         .and_then(|g| g.flux.as_ref())
         .and_then(|f| f.kube_config_secret.as_ref());
     match secret {
@@ -557,12 +548,7 @@ fn kube_config(cx: &TreeCx<'_>, cluster: &str) -> Value {
     }
 }
 
-fn flux_kustomizations(
-    cx: &TreeCx<'_>,
-    settings: &Settings,
-    ns: &str,
-    c: &Cluster<'_>,
-) -> Vec<Value> {
+fn flux_kustomizations(settings: &Settings, ns: &str, c: &Cluster<'_>) -> Vec<Value> {
     let root = root(settings);
     let k = |name: String,
              source: &str,
@@ -587,7 +573,7 @@ fn flux_kustomizations(
             );
         }
         if remote {
-            spec["kubeConfig"] = kube_config(cx, c.name);
+            spec["kubeConfig"] = kube_config(c);
         }
         json!({
             "apiVersion": "kustomize.toolkit.fluxcd.io/v1",
@@ -648,13 +634,12 @@ fn flux_kustomizations(
     out
 }
 
-fn helm_releases(cx: &TreeCx<'_>, ns: &str, c: &Cluster<'_>) -> Result<Vec<Value>, RenderError> {
-    let t = &cx.model.topology;
-    let license = t
-        .meshes
-        .iter()
-        .find(|m| m.name == c.mesh)
-        .and_then(|m| m.istio.license.as_ref())
+fn helm_releases(ns: &str, c: &Cluster<'_>) -> Result<Vec<Value>, RenderError> {
+    let license = c
+        .mesh_spec
+        .istio
+        .license
+        .as_ref()
         .and_then(|l| l.secret_ref.as_ref());
     let mut out = Vec::new();
     let mut previous: Option<String> = None;
@@ -672,7 +657,7 @@ fn helm_releases(cx: &TreeCx<'_>, ns: &str, c: &Cluster<'_>) -> Result<Vec<Value
             "releaseName": r.release,
             "targetNamespace": r.namespace,
             "storageNamespace": r.namespace,
-            "kubeConfig": kube_config(cx, c.name),
+            "kubeConfig": kube_config(c),
             "chart": { "spec": {
                 "chart": r.chart,
                 "version": r.version,
@@ -728,14 +713,14 @@ impl TreeEmitter for Flux {
             let text = crate::render::data(&rel, header, objects)?;
             Ok((Scope::Tree, rel, Arc::from(text.into_bytes())))
         };
-        out.push(data("flux/sources.yaml".to_string(), "Flux sources: the Git repository (whole, and filtered to each cluster's namespaces and cacerts)\nand the chart repositories. Written by meshc; change the topology instead.", &flux_sources(settings, ns, cx, &all))?);
+        out.push(data("flux/sources.yaml".to_string(), "Flux sources: the Git repository (whole, and filtered to each cluster's namespaces and cacerts)\nand the chart repositories. Written by meshc; change the topology instead.", &flux_sources(settings, ns, &all))?);
         let mut kustomizations = Vec::new();
         for c in &ordered {
-            kustomizations.extend(flux_kustomizations(cx, settings, ns, c));
+            kustomizations.extend(flux_kustomizations(settings, ns, c));
         }
         out.push(data("flux/clusters.yaml".to_string(), "Flux Kustomizations, per cluster: -bootstrap (namespaces, cacerts), -istio (its HelmReleases,\napplied here), -config (everything else); remotes wait for their primary. Written by meshc.", &kustomizations)?);
         for c in &ordered {
-            let releases = helm_releases(cx, ns, c)?;
+            let releases = helm_releases(ns, c)?;
             let rel = format!("flux/{}/releases.yaml", c.name);
             if releases.is_empty() {
                 out.push(data(
