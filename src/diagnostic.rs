@@ -600,13 +600,15 @@ const AROUND: usize = 60;
 /// (0-based) and the real 0-based line and column of the label.
 fn excerpt(d: &Diagnostic, source: &Source) -> Option<(Source, Diagnostic, usize, (usize, usize))> {
     let primary = d.labels.first()?;
-    let line = source.line_text(primary.span.offset);
-    let line_start = line.as_ptr() as usize - source.text.as_ptr() as usize;
-    let line_end = line_start + line.len();
+    let std::ops::Range {
+        start: line_start,
+        end: line_end,
+    } = source.line_range(primary.span.offset);
+    let line = &source.text[line_start..line_end];
     // The context lines miette shows around the label count too.
     let before = line_start
         .checked_sub(1)
-        .map_or("", |o| source.line_text(o.saturating_sub(1)));
+        .map_or("", |o| source.line_text(o));
     let after = if line_end < source.text.len() {
         source.line_text(line_end + 1)
     } else {
@@ -615,16 +617,10 @@ fn excerpt(d: &Diagnostic, source: &Source) -> Option<(Source, Diagnostic, usize
     if [line, before, after].iter().all(|l| l.len() <= LONG_LINE) {
         return None;
     }
-    let floor = |mut o: usize| {
-        while !source.text.is_char_boundary(o) {
-            o -= 1;
-        }
-        o
-    };
     let offset = primary.span.offset.clamp(line_start, line_end);
     let len = primary.span.len.min(line_end - offset).min(LONG_LINE);
-    let start = floor(offset.saturating_sub(AROUND).max(line_start));
-    let end = floor((offset + len + AROUND).min(line_end));
+    let start = source.clamp(offset.saturating_sub(AROUND).max(line_start));
+    let end = source.clamp((offset + len + AROUND).min(line_end));
     let lead = if start > line_start { "…" } else { "" };
     let text = format!(
         "{lead}{}{}",

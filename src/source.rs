@@ -135,10 +135,15 @@ impl Source {
 
     /// The text of the line holding `offset`, without its line break.
     pub fn line_text(&self, offset: usize) -> &str {
+        &self.text[self.line_range(offset)]
+    }
+
+    /// The byte range of the line holding `offset`, without its line break.
+    pub fn line_range(&self, offset: usize) -> std::ops::Range<usize> {
         let offset = self.clamp(offset);
         let line = self.line_starts.partition_point(|&s| s <= offset) - 1;
         let start = self.line_starts[line];
-        &self.text[start..self.line_end(start)]
+        start..self.line_end(start)
     }
 
     /// The source text covered by a span, clamped to the text.
@@ -155,7 +160,8 @@ impl Source {
             .max(start)
     }
 
-    fn clamp(&self, offset: usize) -> usize {
+    /// `offset` clamped to the text and moved back to the start of the character it is in.
+    pub fn clamp(&self, offset: usize) -> usize {
         let mut o = offset.min(self.text.len());
         while !self.text.is_char_boundary(o) {
             o -= 1;
