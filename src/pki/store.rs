@@ -213,17 +213,7 @@ impl Store {
             discard();
             return Err(WriteError::Interrupted);
         }
-        let aside = match exchange(&fresh, &dir) {
-            Ok(true) => fresh.clone(),
-            Ok(false) => {
-                swap_by_renames(&dir, &fresh, &old).inspect_err(|_| discard())?;
-                old.clone()
-            }
-            Err(e) => {
-                discard();
-                return Err(WriteError::Failed(describe(&dir, &e)));
-            }
-        };
+        let aside = swap_in(&dir, &fresh, &old).inspect_err(|_| discard())?;
         files::sync_dir(&self.dir).map_err(|e| describe(&self.dir, &e))?;
         interrupt::failpoint("store:replace-mesh:swapped");
         let _ = fs::remove_dir_all(&aside);
@@ -404,18 +394,7 @@ impl Store {
             interrupt::failpoint("store:replace:swapped");
             return Ok(());
         }
-        let aside = match exchange(&fresh, &dir) {
-            // The old directory now has the staged name.
-            Ok(true) => fresh.clone(),
-            Ok(false) => {
-                swap_by_renames(&dir, &fresh, &old).inspect_err(|_| discard())?;
-                old.clone()
-            }
-            Err(e) => {
-                discard();
-                return Err(WriteError::Failed(describe(&dir, &e)));
-            }
-        };
+        let aside = swap_in(&dir, &fresh, &old).inspect_err(|_| discard())?;
         files::sync_dir(&mesh_dir).map_err(|e| describe(&mesh_dir, &e))?;
         interrupt::failpoint("store:replace:swapped");
         let _ = fs::remove_dir_all(&aside);
@@ -806,6 +785,20 @@ fn exchange(a: &Path, b: &Path) -> io::Result<bool> {
 #[cfg(not(any(target_os = "linux", target_os = "android")))]
 fn exchange(_a: &Path, _b: &Path) -> io::Result<bool> {
     Ok(false)
+}
+
+/// Puts `fresh` in `dir`'s place: in one step where the system can ([`exchange`]), else by
+/// two renames through `old`. Returns where the old directory is now (`fresh`'s name after an
+/// exchange, `old` after the renames).
+fn swap_in(dir: &Path, fresh: &Path, old: &Path) -> Result<PathBuf, WriteError> {
+    match exchange(fresh, dir) {
+        Ok(true) => Ok(fresh.to_path_buf()),
+        Ok(false) => {
+            swap_by_renames(dir, fresh, old)?;
+            Ok(old.to_path_buf())
+        }
+        Err(e) => Err(WriteError::Failed(describe(dir, &e))),
+    }
 }
 
 /// The swap where it cannot be one step: the old directory is moved aside, then the new one
