@@ -25,6 +25,16 @@ pub struct Shape {
     pub edges: Vec<Edge>,
 }
 
+impl Shape {
+    /// Every cluster, mesh by mesh and network by network, in drawing order.
+    pub fn clusters(&self) -> impl Iterator<Item = &ClusterShape> {
+        self.meshes
+            .iter()
+            .flat_map(|m| &m.networks)
+            .flat_map(|n| &n.clusters)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MeshShape {
     pub name: String,
@@ -161,12 +171,7 @@ struct Ids<'a> {
 impl<'a> Ids<'a> {
     fn new(shape: &'a Shape) -> Ids<'a> {
         let mut index = BTreeMap::new();
-        for c in shape
-            .meshes
-            .iter()
-            .flat_map(|m| &m.networks)
-            .flat_map(|n| &n.clusters)
-        {
+        for c in shape.clusters() {
             let next = index.len();
             index.entry(c.name.as_str()).or_insert(next);
         }
@@ -236,12 +241,7 @@ pub fn mermaid(shape: &Shape) -> String {
         }
         out.push_str("  end\n");
     }
-    for c in shape
-        .meshes
-        .iter()
-        .flat_map(|m| &m.networks)
-        .flat_map(|n| &n.clusters)
-    {
+    for c in shape.clusters() {
         if let (Some(id), Some(_)) = (ids.of(&c.name), c.east_west) {
             let _ = writeln!(out, "  {id} --- {id}ew");
         }
@@ -321,12 +321,7 @@ pub fn dot(shape: &Shape) -> String {
         }
         out.push_str("  }\n");
     }
-    for c in shape
-        .meshes
-        .iter()
-        .flat_map(|m| &m.networks)
-        .flat_map(|n| &n.clusters)
-    {
+    for c in shape.clusters() {
         if let (Some(id), Some(_)) = (ids.of(&c.name), c.east_west) {
             let _ = writeln!(out, "  {id} -> {id}ew [dir=none];");
         }
@@ -498,13 +493,7 @@ const COMMENT_DRAWINGS: usize = 30_000;
 /// The number of edges a mermaid drawing of `shape` has: the relations, and a link to every
 /// east-west gateway.
 fn mermaid_edges(shape: &Shape) -> usize {
-    let gateways = shape
-        .meshes
-        .iter()
-        .flat_map(|m| &m.networks)
-        .flat_map(|n| &n.clusters)
-        .filter(|c| c.east_west.is_some())
-        .count();
+    let gateways = shape.clusters().filter(|c| c.east_west.is_some()).count();
     shape.edges.len() + gateways
 }
 
