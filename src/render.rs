@@ -181,13 +181,16 @@ pub fn unmatched_overrides(dir: &Path) -> Result<Vec<String>, RenderError> {
     Ok(unmatched)
 }
 
+/// From how many new documents a file's check is spread over every core.
+const PARALLEL_DOCUMENTS: usize = 256;
+
 /// The template environment.
 #[derive(Debug)]
 pub struct Renderer {
     env: Environment<'static>,
-    /// Digests of the object texts already parsed and found to be objects: many clusters
-    /// render the same bytes (the namespaces of every cluster of a network), and bytes checked
-    /// once need no second parse.
+    /// Digests of the documents already parsed and found to be objects: many files hold the
+    /// same document (a peer's remote secret on every primary, a Namespace on every cluster
+    /// of a network), and bytes checked once need no second parse.
     checked: Mutex<HashSet<[u8; 32]>>,
 }
 
@@ -229,36 +232,39 @@ impl Renderer {
     /// and `metadata.name`.
     pub fn objects(&self, name: &str, context: &impl Serialize) -> Result<String, RenderError> {
         let text = self.render(name, context)?;
-        let mut digest = [0u8; 32];
-        digest.copy_from_slice(
-            aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, text.as_bytes()).as_ref(),
-        );
-        if self.checked().contains(&digest) {
-            return Ok(text);
-        }
-        let docs: Vec<serde_json::Value> =
-            crate::yaml::documents(&text).map_err(|e| RenderError::Yaml {
-                name: name.to_string(),
-                reason: yaml_reason(&e),
-            })?;
-        for doc in &docs {
-            for (field, present) in [
-                (
-                    "apiVersion",
-                    doc.get("apiVersion")
-                        .is_some_and(serde_json::Value::is_string),
-                ),
-                (
-                    "kind",
-                    doc.get("kind").is_some_and(serde_json::Value::is_string),
-                ),
-                (
-                    "metadata.name",
-                    doc.pointer("/metadata/name")
-                        .is_some_and(serde_json::Value::is_string),
-                ),
-            ] {
-                if !present {
+        self.check_objects(name, &text)?;
+        Ok(text)
+    }
+
+    /// The self-check of rendered objects, document by document: a document whose bytes were
+    /// checked before (in this file or another) is not read again.
+    fn check_objects(&self, name: &str, text: &str) -> Result<(), RenderError> {
+        let pieces: Vec<(&str, [u8; 32])> = crate::yaml::segments(text)
+            .map(|piece| (piece, sha256(piece.as_bytes())))
+            .collect();
+        let unchecked: Vec<usize> = {
+            let checked = self.checked();
+            (0..pieces.len())
+                .filter(|&i| !checked.contains(&pieces[i].1))
+                .collect()
+        };
+        // One document's check: the first field it lacks, or `Err` when it does not parse
+        // alone (then the whole text says why, or is fine).
+        let check = |&i: &usize| {
+            crate::yaml::heads(pieces[i].0)
+                .map(|heads| heads.into_iter().find_map(crate::yaml::Head::missing))
+                .map_err(drop)
+        };
+        // A file of many new documents (a mesh's `services.yaml`) is checked on every core.
+        let missing = if unchecked.len() >= PARALLEL_DOCUMENTS {
+            crate::parallel::map(&unchecked, check)
+        } else {
+            unchecked.iter().map(check).collect()
+        };
+        match missing {
+            Err(()) => return check_heads(name, text),
+            Ok(missing) => {
+                if let Some(field) = missing.into_iter().flatten().next() {
                     return Err(RenderError::NotAnObject {
                         name: name.to_string(),
                         field,
@@ -266,8 +272,9 @@ impl Renderer {
                 }
             }
         }
-        self.checked().insert(digest);
-        Ok(text)
+        let mut checked = self.checked();
+        checked.extend(unchecked.into_iter().map(|i| pieces[i].1));
+        Ok(())
     }
 
     fn checked(&self) -> MutexGuard<'_, HashSet<[u8; 32]>> {
@@ -277,12 +284,11 @@ impl Renderer {
     /// Renders an installer input (Helm values, a kubeconfig): one YAML mapping.
     pub fn values(&self, name: &str, context: &impl Serialize) -> Result<String, RenderError> {
         let text = self.render(name, context)?;
-        let doc: serde_json::Value =
-            crate::yaml::document(&text).map_err(|e| RenderError::Yaml {
-                name: name.to_string(),
-                reason: yaml_reason(&e),
-            })?;
-        if !doc.is_object() {
+        let mapping = crate::yaml::is_mapping(&text).map_err(|e| RenderError::Yaml {
+            name: name.to_string(),
+            reason: yaml_reason(&e),
+        })?;
+        if !mapping {
             return Err(RenderError::NotAnObject {
                 name: name.to_string(),
                 field: "a top-level mapping",
@@ -301,6 +307,31 @@ impl Renderer {
             .get_template(name)
             .and_then(|t| t.render(Value::from(Serde(context))))
             .map_err(|e| template_error(name, &e))
+    }
+}
+
+fn sha256(bytes: &[u8]) -> [u8; 32] {
+    let mut digest = [0u8; 32];
+    digest.copy_from_slice(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, bytes).as_ref());
+    digest
+}
+
+/// The self-check of a whole rendered text.
+fn check_heads(name: &str, text: &str) -> Result<(), RenderError> {
+    let heads = crate::yaml::heads(text).map_err(|e| RenderError::Yaml {
+        name: name.to_string(),
+        reason: yaml_reason(&e),
+    })?;
+    check_heads_of(name, heads)
+}
+
+fn check_heads_of(name: &str, heads: Vec<crate::yaml::Head>) -> Result<(), RenderError> {
+    match heads.into_iter().find_map(crate::yaml::Head::missing) {
+        Some(field) => Err(RenderError::NotAnObject {
+            name: name.to_string(),
+            field,
+        }),
+        None => Ok(()),
     }
 }
 

@@ -8,8 +8,16 @@
 //! budget here follows the text: no document meshc can write exceeds it, and a hand-edited
 //! file in `out/` still cannot make the parser do more work than its size allows. The topology
 //! itself is read with meshc's fixed, stricter limits (`parse.rs`).
+//!
+//! The self-check of rendered files reads each document once ([`segments`]): a document many
+//! files share (the same remote secret on every primary, the same Namespace on every cluster
+//! of a network) is parsed once per build, and it is read for what the check needs
+//! ([`Head`]), without building the document in memory.
 
-use serde::de::DeserializeOwned;
+use std::fmt;
+
+use serde::Deserialize;
+use serde::de::{self, DeserializeOwned, Deserializer, MapAccess, SeqAccess, Visitor};
 
 /// Options whose budget grows with `text`.
 fn options(text: &str) -> serde_saphyr::Options {
@@ -38,6 +46,255 @@ pub fn document<T: DeserializeOwned>(text: &str) -> Result<T, serde_saphyr::Erro
     serde_saphyr::from_str_with_options(text, options(text))
 }
 
+/// The documents of a multi-document text, each with its own `---` line: the text is cut
+/// before every line that starts with a document marker. A marker at the start of a line
+/// ends any scalar or collection in YAML (the spec's `c-forbidden`), so each piece is parsed
+/// on its own exactly as in the whole text; where a piece does not parse alone (a directive
+/// before its marker), the caller reads the whole text instead.
+pub fn segments(text: &str) -> impl Iterator<Item = &str> {
+    let mut rest = text;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        // The next marker after this piece's first line.
+        let mut at = 0;
+        let cut = loop {
+            match rest[at..].find('\n') {
+                Some(i) => {
+                    at += i + 1;
+                    if is_marker(&rest[at..]) {
+                        break at;
+                    }
+                }
+                None => break rest.len(),
+            }
+        };
+        let (piece, tail) = rest.split_at(cut);
+        rest = tail;
+        Some(piece)
+    })
+}
+
+/// Whether `line` (and what follows it) starts with a document start marker.
+fn is_marker(line: &str) -> bool {
+    line.strip_prefix("---")
+        .is_some_and(|after| after.is_empty() || after.starts_with([' ', '\t', '\n', '\r']))
+}
+
+/// What the self-check asks of a Kubernetes object: whether `apiVersion`, `kind` and
+/// `metadata.name` are strings. Read by walking the document's events, skipping everything
+/// else, so a check allocates nothing per node.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Head {
+    api_version: bool,
+    kind: bool,
+    name: bool,
+}
+
+impl Head {
+    /// The first of the three fields that is not a string, as the check names it.
+    pub fn missing(self) -> Option<&'static str> {
+        [
+            ("apiVersion", self.api_version),
+            ("kind", self.kind),
+            ("metadata.name", self.name),
+        ]
+        .into_iter()
+        .find_map(|(field, present)| (!present).then_some(field))
+    }
+}
+
+/// The head of every document of a multi-document text.
+pub fn heads(text: &str) -> Result<Vec<Head>, serde_saphyr::Error> {
+    documents(text)
+}
+
+/// Whether a one-document text is a mapping (installer inputs: Helm values, kubeconfigs).
+pub fn is_mapping(text: &str) -> Result<bool, serde_saphyr::Error> {
+    document::<Kind>(text).map(|k| k == Kind::Mapping)
+}
+
+/// What kind of node a value is, read without keeping it: the same distinctions as a
+/// `serde_json::Value` makes (a string is what calls `visit_str`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+enum Kind {
+    String,
+    Mapping,
+    #[default]
+    Other,
+}
+
+/// Declares the visitor methods whose node is neither a string nor a collection.
+macro_rules! other_scalars {
+    ($($method:ident($($arg:ty)?)),* $(,)?) => {
+        $(fn $method<E: de::Error>(self $(, _: $arg)?) -> Result<Self::Value, E> {
+            Ok(Self::Value::default())
+        })*
+    };
+}
+
+struct KindVisitor;
+
+impl<'de> Visitor<'de> for KindVisitor {
+    type Value = Kind;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any YAML node")
+    }
+    other_scalars!(
+        visit_bool(bool),
+        visit_i64(i64),
+        visit_i128(i128),
+        visit_u64(u64),
+        visit_u128(u128),
+        visit_f64(f64),
+        visit_bytes(&[u8]),
+        visit_unit(),
+        visit_none(),
+    );
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<Kind, E> {
+        Ok(Kind::String)
+    }
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Kind, D::Error> {
+        d.deserialize_any(KindVisitor)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Kind, A::Error> {
+        while seq.next_element::<Skip>()?.is_some() {}
+        Ok(Kind::Other)
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Kind, A::Error> {
+        while map.next_entry::<Key, Skip>()?.is_some() {}
+        Ok(Kind::Mapping)
+    }
+}
+
+impl<'de> Deserialize<'de> for Kind {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Kind, D::Error> {
+        d.deserialize_any(KindVisitor)
+    }
+}
+
+/// Any node, walked and dropped: what the check does not look at must still be YAML a
+/// Kubernetes object can hold (scalar keys only).
+struct Skip;
+
+impl<'de> Deserialize<'de> for Skip {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Skip, D::Error> {
+        d.deserialize_any(KindVisitor).map(|_| Skip)
+    }
+}
+
+/// A mapping key the check looks for, or any other scalar. A collection as a key is refused
+/// (the visitor's default), as a JSON object and so the Kubernetes API refuse it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+enum Key {
+    ApiVersion,
+    Kind,
+    Metadata,
+    Name,
+    #[default]
+    Other,
+}
+
+struct KeyVisitor;
+
+impl Visitor<'_> for KeyVisitor {
+    type Value = Key;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a mapping key")
+    }
+    other_scalars!(
+        visit_bool(bool),
+        visit_i64(i64),
+        visit_i128(i128),
+        visit_u64(u64),
+        visit_u128(u128),
+        visit_f64(f64),
+        visit_bytes(&[u8]),
+        visit_unit(),
+        visit_none(),
+    );
+    fn visit_str<E: de::Error>(self, key: &str) -> Result<Key, E> {
+        Ok(match key {
+            "apiVersion" => Key::ApiVersion,
+            "kind" => Key::Kind,
+            "metadata" => Key::Metadata,
+            "name" => Key::Name,
+            _ => Key::Other,
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for Key {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Key, D::Error> {
+        d.deserialize_any(KeyVisitor)
+    }
+}
+
+/// A mapping read for the keys the check looks for (in the object, or in its `metadata`);
+/// any other node is a head with none of them.
+struct HeadVisitor {
+    metadata: bool,
+}
+
+impl<'de> Visitor<'de> for HeadVisitor {
+    type Value = Head;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a Kubernetes object")
+    }
+    other_scalars!(
+        visit_bool(bool),
+        visit_i64(i64),
+        visit_i128(i128),
+        visit_u64(u64),
+        visit_u128(u128),
+        visit_f64(f64),
+        visit_str(&str),
+        visit_bytes(&[u8]),
+        visit_unit(),
+        visit_none(),
+    );
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Head, D::Error> {
+        d.deserialize_any(self)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Head, A::Error> {
+        while seq.next_element::<Skip>()?.is_some() {}
+        Ok(Head::default())
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Head, A::Error> {
+        let mut head = Head::default();
+        while let Some(key) = map.next_key::<Key>()? {
+            match (self.metadata, key) {
+                (false, Key::ApiVersion) => {
+                    head.api_version = map.next_value::<Kind>()? == Kind::String;
+                }
+                (false, Key::Kind) => head.kind = map.next_value::<Kind>()? == Kind::String,
+                (false, Key::Metadata) => {
+                    head.name = map.next_value_seed(HeadVisitor { metadata: true })?.name;
+                }
+                (true, Key::Name) => head.name = map.next_value::<Kind>()? == Kind::String,
+                _ => {
+                    map.next_value::<Skip>()?;
+                }
+            }
+        }
+        Ok(head)
+    }
+}
+
+impl<'de> de::DeserializeSeed<'de> for HeadVisitor {
+    type Value = Head;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Head, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Head {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Head, D::Error> {
+        d.deserialize_any(HeadVisitor { metadata: false })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -54,5 +311,113 @@ mod tests {
         let docs: Vec<serde_json::Value> = documents(&text).expect("parses");
         assert_eq!(docs.len(), 5_000);
         assert_eq!(docs[4_999]["metadata"]["name"], "s4999");
+    }
+
+    #[test]
+    fn segments_cut_before_each_marker_line_and_keep_every_byte() {
+        let text =
+            "# header\n---\na: 1\nb: |\n  ---x\n  --- y\n--- # c\nc: 2\n---\n----: 3\n---\tz: 4\n";
+        let pieces: Vec<&str> = segments(text).collect();
+        assert_eq!(
+            pieces,
+            [
+                "# header\n",
+                "---\na: 1\nb: |\n  ---x\n  --- y\n",
+                "--- # c\nc: 2\n",
+                "---\n----: 3\n",
+                "---\tz: 4\n",
+            ]
+        );
+        assert_eq!(pieces.concat(), text);
+        assert_eq!(segments("").count(), 0);
+        assert_eq!(segments("---").collect::<Vec<_>>(), ["---"]);
+    }
+
+    #[test]
+    fn heads_agree_with_the_documents_read_in_full() {
+        let text = "\
+apiVersion: v1
+kind: Service
+metadata: {name: a, labels: {x: [1, {y: z}]}}
+spec: {ports: [{port: 1}]}
+---
+apiVersion: 1
+kind: Service
+metadata: {name: a}
+---
+kind: Service
+metadata:
+  name: {a: b}
+apiVersion: v1
+---
+apiVersion: v1
+kind: Secret
+metadata:
+  annotations: {name: n}
+---
+- a list
+---
+apiVersion: !custom v1
+kind: \"Secret\"
+metadata: {name: 'q'}
+";
+        let full: Vec<serde_json::Value> = documents(text).expect("parses");
+        let missing = |doc: &serde_json::Value| {
+            [
+                (
+                    "apiVersion",
+                    doc.get("apiVersion")
+                        .is_some_and(serde_json::Value::is_string),
+                ),
+                (
+                    "kind",
+                    doc.get("kind").is_some_and(serde_json::Value::is_string),
+                ),
+                (
+                    "metadata.name",
+                    doc.pointer("/metadata/name")
+                        .is_some_and(serde_json::Value::is_string),
+                ),
+            ]
+            .into_iter()
+            .find_map(|(f, ok)| (!ok).then_some(f))
+        };
+        let expected: Vec<Option<&str>> = full.iter().map(missing).collect();
+        let got: Vec<Option<&str>> = heads(text)
+            .expect("parses")
+            .into_iter()
+            .map(Head::missing)
+            .collect();
+        assert_eq!(got, expected);
+        assert_eq!(
+            got,
+            [
+                None,
+                Some("apiVersion"),
+                Some("metadata.name"),
+                Some("metadata.name"),
+                Some("apiVersion"),
+                None
+            ]
+        );
+    }
+
+    #[test]
+    fn a_collection_as_a_key_is_refused_anywhere() {
+        for text in [
+            "? [a]\n: 1\napiVersion: v1\n",
+            "apiVersion: v1\nspec: {x: [{? {a: b} : 1}]}\n",
+        ] {
+            assert!(documents::<serde_json::Value>(text).is_err());
+            assert!(heads(text).is_err(), "{text}");
+        }
+    }
+
+    #[test]
+    fn only_a_mapping_is_a_mapping() {
+        assert!(is_mapping("a: 1\nb: [2]\n").expect("parses"));
+        assert!(!is_mapping("- a\n").expect("parses"));
+        assert!(!is_mapping("text\n").expect("parses"));
+        assert!(is_mapping("a: [\n").is_err());
     }
 }
