@@ -22,6 +22,7 @@ pub mod istio;
 pub mod model;
 pub mod noop;
 pub mod output;
+mod parallel;
 pub mod parse;
 pub mod pki;
 pub mod plan;

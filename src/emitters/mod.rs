@@ -100,34 +100,42 @@ pub struct ClusterCx<'a> {
     shared: &'a Shared,
 }
 
+/// One shared text: empty until rendered.
+type Slot = Mutex<Option<Arc<str>>>;
+
 /// Files that are the same for many clusters, rendered once and shared by reference.
 #[derive(Debug, Default)]
 struct Shared {
-    texts: Mutex<HashMap<String, Arc<str>>>,
+    /// Per key, the text once rendered; a thread rendering it holds the slot's lock, so a
+    /// thread asking for the same key meanwhile waits for that text instead of rendering it
+    /// again (a mesh's `services.yaml` is wanted by every cluster at once).
+    texts: Mutex<HashMap<String, Arc<Slot>>>,
 }
 
 impl ClusterCx<'_> {
     /// The text under `key`, rendered by `render` the first time it is asked for: a file many
-    /// clusters share is rendered (and checked) once, and held once in memory.
+    /// clusters share is rendered (and checked) once, and held once in memory. A failed
+    /// render leaves the slot empty: the next cluster asking renders again (and fails alike).
     pub fn shared(
         &self,
         key: String,
         render: impl FnOnce() -> Result<String, RenderError>,
     ) -> Result<Arc<str>, RenderError> {
-        let texts = || {
+        let slot = Arc::clone(
             self.shared
                 .texts
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
-        };
-        if let Some(text) = texts().get(&key) {
+                .entry(key)
+                .or_default(),
+        );
+        let mut text = slot.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(text) = text.as_ref() {
             return Ok(Arc::clone(text));
         }
-        // Rendered without the lock held: two threads may both render a text first asked for
-        // at once, and get the same bytes.
-        let text: Arc<str> = Arc::from(render()?);
-        texts().insert(key, Arc::clone(&text));
-        Ok(text)
+        let rendered: Arc<str> = Arc::from(render()?);
+        *text = Some(Arc::clone(&rendered));
+        Ok(rendered)
     }
 }
 
@@ -294,7 +302,7 @@ pub fn emit(
         progress.step();
         Ok(files)
     };
-    let clusters = in_parallel(plans, cluster)?;
+    let clusters = crate::parallel::map(plans, cluster)?;
     let mut tree = Vec::new();
     let cx = TreeCx {
         model,
@@ -322,50 +330,4 @@ pub fn emit(
         output.add(scope, path, bytes, false);
     }
     Ok(output)
-}
-
-/// Stack for the rendering threads: verbatim Istio specs may nest as deep as the parser
-/// allows (64 levels), and rendering, serializing and checking them recurse per level.
-const STACK_BYTES: usize = 64 * 1024 * 1024;
-
-/// `each` over `items` on every core, in contiguous chunks, with the results in `items`'
-/// order (so the output does not depend on the number of threads); the first error in that
-/// order wins. One item, one core, or no thread to be had: on this thread.
-fn in_parallel<T: Sync, R: Send, E: Send>(
-    items: &[T],
-    each: impl Fn(&T) -> Result<R, E> + Sync,
-) -> Result<Vec<R>, E> {
-    let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
-    if threads == 1 || items.len() <= 1 {
-        return items.iter().map(&each).collect();
-    }
-    let each = &each;
-    let run = move |part: &[T]| part.iter().map(each).collect::<Result<Vec<R>, E>>();
-    let parts: Vec<Result<Vec<R>, E>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = items
-            .chunks(items.len().div_ceil(threads))
-            .map(|part| {
-                let thread = std::thread::Builder::new()
-                    .name("meshc-render".into())
-                    .stack_size(STACK_BYTES)
-                    .spawn_scoped(scope, move || run(part));
-                (part, thread)
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|(part, thread)| match thread {
-                Ok(thread) => thread
-                    .join()
-                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
-                // No thread to be had: this chunk is done here.
-                Err(_) => run(part),
-            })
-            .collect()
-    });
-    let mut all = Vec::with_capacity(items.len());
-    for part in parts {
-        all.extend(part?);
-    }
-    Ok(all)
 }
