@@ -788,6 +788,12 @@ pub(crate) fn load_and_compile(
     common: &CompileArgs<'_>,
     quiet: bool,
 ) -> Result<(Checked, Store, Compiled), Fail> {
+    // A store that is not there yet means keys to make: the random generator's first use
+    // gathers entropy for tens of milliseconds (aws-lc's CPU-jitter source), so it starts now
+    // and runs while the topology is read and checked.
+    let _entropy = (!common.locked && !store.dir_for(topology).exists())
+        .then(crate::pki::warm_up)
+        .flatten();
     let (mut checked, store) = load_valid(topology, in_place_of, store, common.deny_warnings)?;
     check_crds(&mut checked, common.istio_crds)?;
     // load_valid let no error through: any error now is one the CRDs found.

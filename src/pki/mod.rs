@@ -1097,6 +1097,32 @@ pub enum CompleteError {
     Generate(String),
 }
 
+/// Starts the random generator on a thread of its own: its first use gathers entropy (aws-lc
+/// seeds its generator from CPU jitter, tens of milliseconds), which a first build can do
+/// while it reads the topology. The thread is joined when the value is dropped, so it never
+/// outlives the command.
+pub fn warm_up() -> Option<WarmUp> {
+    std::thread::Builder::new()
+        .name("meshc-entropy".into())
+        .spawn(|| {
+            let _ = aws_lc_rs::rand::fill(&mut [0u8; 1]);
+        })
+        .ok()
+        .map(|thread| WarmUp(Some(thread)))
+}
+
+/// The thread [`warm_up`] started, joined on drop.
+#[derive(Debug)]
+pub struct WarmUp(Option<std::thread::JoinHandle<()>>);
+
+impl Drop for WarmUp {
+    fn drop(&mut self) {
+        if let Some(thread) = self.0.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
 /// Makes what [`inspect`] found missing (roots first, then the intermediates they sign) and
 /// returns the files to add to the store. With `locked`, nothing may be made.
 pub fn complete(
@@ -1139,78 +1165,86 @@ pub fn complete(
     if making > 0 {
         progress.stage("generating keys", making);
     }
-    for missing in ins.missing {
-        if !matches!(missing, Missing::Chain(..)) {
-            progress.step();
-        }
-        match missing {
-            Missing::Root(mi) => {
-                let mesh = &model.topology.meshes[mi];
-                let (cert, key) =
-                    issue::root(mesh.ca.key_algorithm, mesh.ca.root_validity_days, now)
-                        .map_err(|e| CompleteError::Generate(e.to_string()))?;
-                let cert_file = store.root_cert(&mesh.name);
-                files.push(NewFile::public(cert_file.clone(), cert.pem()));
-                files.push(NewFile::private(
-                    store.root_key(&mesh.name),
-                    key.secret_pem().to_string(),
-                ));
-                ins.material.roots.insert(
-                    mi,
-                    Root {
-                        cert,
-                        key,
-                        above: Vec::new(),
-                        cert_file,
-                        generated: true,
-                    },
-                );
-            }
-            Missing::Intermediate(mi, c) => {
-                let Some(root) = ins.material.roots.get(&mi) else {
-                    continue;
-                };
-                let mesh = &model.topology.meshes[mi];
-                let cluster = &model.topology.clusters[c].name;
-                let (cert, key) = issue::intermediate(
-                    root,
-                    cluster,
-                    mesh.ca.key_algorithm,
-                    mesh.ca.intermediate_validity_days,
-                    now,
-                )
-                .map_err(|e| CompleteError::Generate(e.to_string()))?;
-                files.push(NewFile::public(
-                    store.ca_cert(&mesh.name, cluster),
-                    cert.pem(),
-                ));
-                files.push(NewFile::private(
-                    store.ca_key(&mesh.name, cluster),
-                    key.secret_pem().to_string(),
-                ));
-                files.push(NewFile::public(
-                    store.cert_chain(&mesh.name, cluster),
-                    chain_pem(&cert, root),
-                ));
-                ins.material
-                    .intermediates
-                    .insert(c, Intermediate { cert, key });
-            }
-            Missing::Chain(mi, c) => {
-                let (Some(root), Some(i)) = (
-                    ins.material.roots.get(&mi),
-                    ins.material.intermediates.get(&c),
-                ) else {
-                    continue;
-                };
-                let mesh = &model.topology.meshes[mi];
-                let cluster = &model.topology.clusters[c].name;
-                files.push(NewFile::public(
-                    store.cert_chain(&mesh.name, cluster),
-                    chain_pem(&i.cert, root),
-                ));
-            }
-        }
+    // Roots sort first: the intermediates signed by them are then made on every core.
+    for &missing in &ins.missing {
+        let Missing::Root(mi) = missing else { continue };
+        progress.step();
+        let mesh = &model.topology.meshes[mi];
+        let (cert, key) = issue::root(mesh.ca.key_algorithm, mesh.ca.root_validity_days, now)
+            .map_err(|e| CompleteError::Generate(e.to_string()))?;
+        let cert_file = store.root_cert(&mesh.name);
+        files.push(NewFile::public(cert_file.clone(), cert.pem()));
+        files.push(NewFile::private(
+            store.root_key(&mesh.name),
+            key.secret_pem().to_string(),
+        ));
+        ins.material.roots.insert(
+            mi,
+            Root {
+                cert,
+                key,
+                above: Vec::new(),
+                cert_file,
+                generated: true,
+            },
+        );
+    }
+    let wanted: Vec<(MeshId, ClusterId)> = ins
+        .missing
+        .iter()
+        .filter_map(|m| match *m {
+            Missing::Intermediate(mi, c) if ins.material.roots.contains_key(&mi) => Some((mi, c)),
+            Missing::Root(_) | Missing::Intermediate(..) | Missing::Chain(..) => None,
+        })
+        .collect();
+    let roots = &ins.material.roots;
+    let made = crate::parallel::map(&wanted, |&(mi, c)| {
+        progress.step();
+        let mesh = &model.topology.meshes[mi];
+        issue::intermediate(
+            &roots[&mi],
+            &model.topology.clusters[c].name,
+            mesh.ca.key_algorithm,
+            mesh.ca.intermediate_validity_days,
+            now,
+        )
+        .map_err(|e| CompleteError::Generate(e.to_string()))
+    })?;
+    for (&(mi, c), (cert, key)) in wanted.iter().zip(made) {
+        let mesh = &model.topology.meshes[mi];
+        let cluster = &model.topology.clusters[c].name;
+        files.push(NewFile::public(
+            store.ca_cert(&mesh.name, cluster),
+            cert.pem(),
+        ));
+        files.push(NewFile::private(
+            store.ca_key(&mesh.name, cluster),
+            key.secret_pem().to_string(),
+        ));
+        files.push(NewFile::public(
+            store.cert_chain(&mesh.name, cluster),
+            chain_pem(&cert, &ins.material.roots[&mi]),
+        ));
+        ins.material
+            .intermediates
+            .insert(c, Intermediate { cert, key });
+    }
+    for &missing in &ins.missing {
+        let Missing::Chain(mi, c) = missing else {
+            continue;
+        };
+        let (Some(root), Some(i)) = (
+            ins.material.roots.get(&mi),
+            ins.material.intermediates.get(&c),
+        ) else {
+            continue;
+        };
+        let mesh = &model.topology.meshes[mi];
+        let cluster = &model.topology.clusters[c].name;
+        files.push(NewFile::public(
+            store.cert_chain(&mesh.name, cluster),
+            chain_pem(&i.cert, root),
+        ));
     }
     Ok((ins.material, files))
 }
