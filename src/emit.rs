@@ -205,6 +205,10 @@ impl Plan<'_> {
 
     /// Writes every new file (and the manifest) beside its target: nothing is in place yet.
     /// On failure or interrupt, what was written is removed again, directories included.
+    ///
+    /// The files are written on every core. Each is a file of its own, even where many hold
+    /// the same bytes (every cluster's `services.yaml` of a mesh): a hard link would save the
+    /// copies, but a hand edit of one cluster's file would then change every cluster's.
     pub fn stage(self, progress: &dyn crate::progress::Progress) -> Result<Staged, EmitError> {
         progress.stage("writing files", self.writes.len());
         let mut staged = Staged {
@@ -215,38 +219,44 @@ impl Plan<'_> {
             removals: self.removals,
             _guard: crate::interrupt::Critical::enter(),
         };
-        let manifest = self
-            .manifest
-            .as_deref()
-            .map(|bytes| (MANIFEST, bytes, false));
-        let writes = self
-            .writes
-            .iter()
-            .map(|(rel, file)| (*rel, &*file.bytes, file.private));
-        for (rel, bytes, private) in writes.chain(manifest) {
-            progress.step();
+        // Directories first, in order (the workers only create files in them).
+        let mut dirs = HashSet::new();
+        for (rel, _) in &self.writes {
+            if let Some((dir, _)) = rel.rsplit_once('/')
+                && dirs.insert(dir)
+            {
+                staged.create_dirs(&staged.out.join(dir))?;
+            }
+        }
+        let out = &staged.out.clone();
+        let interrupted = || EmitError::Interrupted { out: out.clone() };
+        let written = crate::parallel::map(&self.writes, |&(rel, file)| {
             if crate::interrupt::requested() {
-                return Err(EmitError::Interrupted {
-                    out: staged.out.clone(),
-                });
+                return Err(interrupted());
             }
-            let path = staged.out.join(rel);
-            if let Some(parent) = path.parent() {
-                staged.create_dirs(parent)?;
-            }
-            let mode = if private {
+            progress.step();
+            let path = out.join(rel);
+            let mode = if file.private {
                 files::PRIVATE
             } else {
                 files::PUBLIC
             };
-            let file = StagedFile::write_unsynced(&path, bytes, mode).map_err(io_err(&path))?;
-            staged.files.push((rel.to_string(), file));
+            let written = StagedFile::write_unsynced(&path, &file.bytes, mode);
             crate::interrupt::failpoint("emit:staging");
+            written.map(|f| (rel.to_string(), f)).map_err(io_err(&path))
+        })?;
+        staged.files.extend(written);
+        if let Some(bytes) = self.manifest.as_deref() {
+            let path = staged.out.join(MANIFEST);
+            if let Some(parent) = path.parent() {
+                staged.create_dirs(parent)?;
+            }
+            let file =
+                StagedFile::write_unsynced(&path, bytes, files::PUBLIC).map_err(io_err(&path))?;
+            staged.files.push((MANIFEST.to_string(), file));
         }
         if crate::interrupt::requested() {
-            return Err(EmitError::Interrupted {
-                out: staged.out.clone(),
-            });
+            return Err(interrupted());
         }
         Ok(staged)
     }
