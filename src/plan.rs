@@ -6,7 +6,7 @@
 //! clusters are watched (and so need a reader token), which configuration lands where.
 //! Rendering then only formats these facts, and tests can check them without any YAML.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use crate::model::{ClusterId, MeshId, Model};
 use crate::topology::{Dataplane, Distribution, GatewayForm, Installer, MtlsMode, Platform};
@@ -170,6 +170,7 @@ pub fn plan(model: &Model) -> Vec<ClusterPlan> {
         }
         index
     };
+    let service_namespaces = ServiceNamespaces::new(model);
     let rules_on = placed_on(&model.destination_rules);
     let config_on = placed_on(&model.istio_config);
     let gateways_on = placed_on(&model.ingress_gateways);
@@ -236,6 +237,7 @@ pub fn plan(model: &Model) -> Vec<ClusterPlan> {
         let cni = flavour.is_ambient() || cluster.platform == Platform::Openshift;
         let mut namespaces = namespaces(
             model,
+            &service_namespaces,
             &Placed {
                 services: &services,
                 destination_rules: &destination_rules,
@@ -321,14 +323,15 @@ struct Placed<'a> {
 /// and Solo's gateway namespace, do not. The system namespace is written on its own.
 fn namespaces(
     model: &Model,
+    of_services: &ServiceNamespaces<'_>,
     placed: &Placed<'_>,
     east_west: Option<EastWest>,
 ) -> BTreeMap<String, bool> {
     let t = &model.topology;
-    let mut namespaces: BTreeMap<String, bool> = BTreeMap::new();
-    for &s in placed.services {
-        namespaces.insert(t.services[s].namespace.clone(), true);
-    }
+    let mut namespaces: BTreeMap<String, bool> = of_services
+        .of(placed.services)
+        .map(|ns| (ns.to_string(), true))
+        .collect();
     for &g in placed.ingress_gateways {
         namespaces.insert(t.ingress_gateways[g].namespace.clone(), true);
     }
@@ -350,6 +353,44 @@ fn namespaces(
     }
     namespaces.remove(crate::istio::SYSTEM_NAMESPACE);
     namespaces
+}
+
+/// Each service's namespace as a number: a cluster's thousands of Services name a few dozen
+/// namespaces, found with a flag per namespace rather than a string compared per Service.
+struct ServiceNamespaces<'a> {
+    names: Vec<&'a str>,
+    of_service: Vec<usize>,
+}
+
+impl<'a> ServiceNamespaces<'a> {
+    fn new(model: &'a Model) -> ServiceNamespaces<'a> {
+        let mut index: HashMap<&str, usize> = HashMap::new();
+        let mut names = Vec::new();
+        let of_service = model
+            .topology
+            .services
+            .iter()
+            .map(|s| {
+                *index.entry(s.namespace.as_str()).or_insert_with(|| {
+                    names.push(s.namespace.as_str());
+                    names.len() - 1
+                })
+            })
+            .collect();
+        ServiceNamespaces { names, of_service }
+    }
+
+    /// The namespaces of `services`, each once.
+    fn of(&self, services: &[usize]) -> impl Iterator<Item = &'a str> + use<'a, '_> {
+        let mut used = vec![false; self.names.len()];
+        for &s in services {
+            used[self.of_service[s]] = true;
+        }
+        self.names
+            .iter()
+            .zip(used)
+            .filter_map(|(name, used)| used.then_some(*name))
+    }
 }
 
 /// Two ascending lists of distinct indexes (disjoint from each other) as one ascending list.
