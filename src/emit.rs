@@ -10,9 +10,11 @@
 //! A build writes in three steps ([`compare`], [`Plan::stage`], [`Staged::commit`]):
 //!
 //! 1. **Stage.** Every new file is written in full beside its target under a temporary name
-//!    (`.NAME.meshc-PID-N`), and the new manifest too. A failure or an interrupt here removes
-//!    the temporary files: the tree is as it was. The caller adds key material to the PKI store
-//!    only after this step, so an output directory that cannot be written costs no key.
+//!    (`.NAME.meshc-PID-N`), and the new manifest too; a directory the tree lacks (a new
+//!    cluster's) is written whole under such a name, to be renamed into place at once. A
+//!    failure or an interrupt here removes the temporary files and directories: the tree is
+//!    as it was. The caller adds key material to the PKI store only after this step, so an
+//!    output directory that cannot be written costs no key.
 //! 2. **Commit point.** `.meshc/journal.json` is written (itself staged and renamed): every
 //!    rename and removal still to do. From here on the build rolls forward.
 //! 3. **Apply.** The renames, the removals and the manifest's rename, then the journal is
@@ -206,48 +208,83 @@ impl Plan<'_> {
     /// Writes every new file (and the manifest) beside its target: nothing is in place yet.
     /// On failure or interrupt, what was written is removed again, directories included.
     ///
-    /// The files are written on every core. Each is a file of its own, even where many hold
-    /// the same bytes (every cluster's `services.yaml` of a mesh): a hard link would save the
-    /// copies, but a hand edit of one cluster's file would then change every cluster's.
+    /// A directory the tree lacks (a new cluster's, every one on a first build) is written
+    /// whole under a temporary name beside its target, and one rename puts all of it in
+    /// place; other files are staged one by one. The files are written on every core. Each is
+    /// a file of its own, even where many hold the same bytes (every cluster's
+    /// `services.yaml` of a mesh): a hard link would save the copies, but a hand edit of one
+    /// cluster's file would then change every cluster's.
     pub fn stage(self, progress: &dyn crate::progress::Progress) -> Result<Staged, EmitError> {
         progress.stage("writing files", self.writes.len());
         let mut staged = Staged {
             out: self.out,
             summary: self.summary,
             files: Vec::with_capacity(self.writes.len() + 1),
+            dirs: Vec::new(),
             created: Vec::new(),
             removals: self.removals,
             _guard: crate::interrupt::Critical::enter(),
         };
-        // Directories first, in order (the workers only create files in them).
-        let mut dirs = HashSet::new();
-        for (rel, _) in &self.writes {
-            if let Some((dir, _)) = rel.rsplit_once('/')
-                && dirs.insert(dir)
+        let out = staged.out.clone();
+        staged.create_dirs(&out)?;
+        // Where each write goes: `Some(path)` inside a staged directory, `None` beside its
+        // target. Directories are made here, in order; the workers only create files.
+        let mut exists: HashMap<&str, bool> = HashMap::new();
+        let mut temp_of: HashMap<&str, PathBuf> = HashMap::new();
+        let mut made = HashSet::new();
+        let mut places: Vec<Option<PathBuf>> = Vec::with_capacity(self.writes.len());
+        for &(rel, _) in &self.writes {
+            let Some(root) = missing_root(&out, rel, &mut exists) else {
+                places.push(None);
+                continue;
+            };
+            let temp = if let Some(temp) = temp_of.get(root) {
+                temp.clone()
+            } else {
+                let target = out.join(root);
+                let temp = files::temporary_name(&target).map_err(io_err(&target))?;
+                files::create_dirs(&temp, 0o755).map_err(io_err(&temp))?;
+                staged.dirs.push((root.to_string(), temp.clone()));
+                temp_of.insert(root, temp.clone());
+                temp
+            };
+            let inner = temp.join(&rel[root.len() + 1..]);
+            if let Some(parent) = inner.parent()
+                && made.insert(parent.to_path_buf())
             {
-                staged.create_dirs(&staged.out.join(dir))?;
+                files::create_dirs(parent, 0o755).map_err(io_err(parent))?;
             }
+            places.push(Some(inner));
         }
-        let out = &staged.out.clone();
         let interrupted = || EmitError::Interrupted { out: out.clone() };
-        let written = crate::parallel::map(&self.writes, |&(rel, file)| {
+        let indexes: Vec<usize> = (0..self.writes.len()).collect();
+        let written = crate::parallel::map(&indexes, |&i| {
             if crate::interrupt::requested() {
                 return Err(interrupted());
             }
             progress.step();
-            let path = out.join(rel);
+            let (rel, file) = self.writes[i];
             let mode = if file.private {
                 files::PRIVATE
             } else {
                 files::PUBLIC
             };
-            let written = StagedFile::write_unsynced(&path, &file.bytes, mode);
+            let written = if let Some(inner) = &places[i] {
+                files::write_new(inner, &file.bytes, mode)
+                    .map(|()| None)
+                    .map_err(io_err(inner))
+            } else {
+                let path = out.join(rel);
+                StagedFile::write_unsynced(&path, &file.bytes, mode)
+                    .map(|f| Some((rel.to_string(), f)))
+                    .map_err(io_err(&path))
+            };
             crate::interrupt::failpoint("emit:staging");
-            written.map(|f| (rel.to_string(), f)).map_err(io_err(&path))
+            written
         })?;
-        staged.files.extend(written);
+        staged.files.extend(written.into_iter().flatten());
         if let Some(bytes) = self.manifest.as_deref() {
-            let path = staged.out.join(MANIFEST);
+            let path = out.join(MANIFEST);
             if let Some(parent) = path.parent() {
                 staged.create_dirs(parent)?;
             }
@@ -262,6 +299,20 @@ impl Plan<'_> {
     }
 }
 
+/// The shallowest directory on `rel`'s path that `out` lacks (`c5` for `c5/istio/x.yaml` on
+/// a first build), or `None` when the file's directory is there. `exists` caches the answers.
+fn missing_root<'r>(
+    out: &Path,
+    rel: &'r str,
+    exists: &mut HashMap<&'r str, bool>,
+) -> Option<&'r str> {
+    rel.match_indices('/').map(|(i, _)| &rel[..i]).find(|dir| {
+        !*exists
+            .entry(dir)
+            .or_insert_with(|| fs::symlink_metadata(out.join(dir)).is_ok())
+    })
+}
+
 /// Every new file written beside its target; [`Staged::commit`] puts them in place, dropping
 /// it removes them and the directories made for them.
 #[derive(Debug)]
@@ -270,6 +321,8 @@ pub struct Staged {
     summary: Summary,
     /// `(target, staged file)`; the manifest last.
     files: Vec<(String, StagedFile)>,
+    /// `(target, temporary directory)`: directories the tree lacked, staged whole.
+    dirs: Vec<(String, PathBuf)>,
     /// Directories this build made, parents first: removed again if it does not commit.
     created: Vec<PathBuf>,
     removals: Vec<String>,
@@ -303,9 +356,14 @@ impl Staged {
         };
         let journal = Journal {
             renames: self
-                .files
+                .dirs
                 .iter()
-                .map(|(target, s)| (relative(s.temp()), target.clone()))
+                .map(|(target, temp)| (relative(temp), target.clone()))
+                .chain(
+                    self.files
+                        .iter()
+                        .map(|(target, s)| (relative(s.temp()), target.clone())),
+                )
                 .collect(),
             removals: std::mem::take(&mut self.removals),
         };
@@ -321,6 +379,7 @@ impl Staged {
             .map_err(io_err(&journal_path))?;
         // The journal owns the staged files and the directories now.
         self.created.clear();
+        self.dirs.clear();
         for (_, s) in self.files.drain(..) {
             s.keep();
         }
@@ -332,9 +391,13 @@ impl Staged {
 
 impl Drop for Staged {
     fn drop(&mut self) {
-        // The staged files first (their own drop removes them), then the directories made for
-        // them, deepest first; a directory something else wrote into stays.
+        // The staged files and directories first (a file's own drop removes it), then the
+        // directories made for them, deepest first; a directory something else wrote into
+        // stays.
         self.files.clear();
+        for (_, temp) in self.dirs.drain(..) {
+            let _ = fs::remove_dir_all(temp);
+        }
         for dir in self.created.iter().rev() {
             let _ = fs::remove_dir(dir);
         }
@@ -396,7 +459,13 @@ pub fn recover(out: &Path) -> Result<Recovery, EmitError> {
         recovery.rolled_forward = true;
     }
     for temp in leftovers(out).map_err(io_err(out))? {
-        fs::remove_file(&temp).map_err(io_err(&temp))?;
+        let is_dir = fs::symlink_metadata(&temp).is_ok_and(|m| m.is_dir());
+        if is_dir {
+            fs::remove_dir_all(&temp)
+        } else {
+            fs::remove_file(&temp)
+        }
+        .map_err(io_err(&temp))?;
         recovery.removed.push(temp);
     }
     Ok(recovery)
@@ -429,7 +498,7 @@ fn read_journal(out: &Path) -> Result<Option<Journal>, EmitError> {
     }
 }
 
-/// Temporary files under `out` (not following symbolic links), sorted.
+/// Temporary files and staged directories under `out` (not following symbolic links), sorted.
 fn leftovers(out: &Path) -> io::Result<Vec<PathBuf>> {
     let mut found = Vec::new();
     let mut dirs = vec![out.to_path_buf()];
@@ -437,11 +506,11 @@ fn leftovers(out: &Path) -> io::Result<Vec<PathBuf>> {
         for entry in fs::read_dir(&dir)? {
             let entry = entry?;
             let kind = entry.file_type()?;
-            if kind.is_dir() {
-                dirs.push(entry.path());
-            } else if kind.is_file() && entry.file_name().to_str().is_some_and(files::is_temporary)
-            {
+            let temporary = entry.file_name().to_str().is_some_and(files::is_temporary);
+            if (kind.is_dir() || kind.is_file()) && temporary {
                 found.push(entry.path());
+            } else if kind.is_dir() {
+                dirs.push(entry.path());
             }
         }
     }

@@ -84,21 +84,32 @@ impl Staged {
     }
 
     fn named(target: &Path) -> io::Result<Staged> {
-        static COUNTER: AtomicU64 = AtomicU64::new(0);
-        let name = target
-            .file_name()
-            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no file name"))?;
         Ok(Staged {
-            temp: target.with_file_name(format!(
-                ".{}{TEMP_MARK}{}-{}",
-                name.to_string_lossy(),
-                std::process::id(),
-                COUNTER.fetch_add(1, Ordering::Relaxed)
-            )),
+            temp: temporary_name(target)?,
             target: target.to_path_buf(),
             committed: false,
         })
     }
+}
+
+/// A new name beside `target` for staging it: `.NAME.meshc-PID-N`, unique in this process.
+pub fn temporary_name(target: &Path) -> io::Result<PathBuf> {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let name = target
+        .file_name()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no file name"))?;
+    Ok(target.with_file_name(format!(
+        ".{}{TEMP_MARK}{}-{}",
+        name.to_string_lossy(),
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )))
+}
+
+/// Writes a new file (`AlreadyExists` if there is one) with `mode` on Unix, unsynced: for
+/// files inside a directory that is itself staged under a temporary name.
+pub fn write_new(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
+    create_new(path, mode)?.write_all(bytes)
 }
 
 /// What every temporary name holds: `.NAME.meshc-PID-N`.
@@ -128,8 +139,8 @@ pub fn sync_batch(dir: &Path, paths: &[&Path]) -> io::Result<()> {
     Ok(())
 }
 
-/// Whether `name` is a temporary name [`Staged::write`] makes (`.NAME.meshc-PID-N`): what a
-/// process killed in the middle of a write leaves behind.
+/// Whether `name` is a temporary name [`temporary_name`] makes (`.NAME.meshc-PID-N`): what a
+/// process killed in the middle of a write leaves behind (a file, or a staged directory).
 pub fn is_temporary(name: &str) -> bool {
     let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
     name.strip_prefix('.')

@@ -187,17 +187,26 @@ fn snapshot(dir: &std::path::Path) -> std::collections::BTreeMap<String, Vec<u8>
 
 #[test]
 fn a_build_killed_at_any_step_is_repaired_by_the_next() {
+    // Removing c2 rewrites what refers to it (files renamed one by one, and removals);
+    // adding it back stages its new directory whole.
+    let without = without_c2(TOPOLOGY);
+    killed_and_repaired(TOPOLOGY, &without, None);
+    killed_and_repaired(&without, TOPOLOGY, Some(".c2.meshc-"));
+}
+
+/// Builds `from`, kills the build of `to` at each failpoint, and checks the tree then and
+/// after the next build. `staged` names the directory the change stages whole, if any.
+fn killed_and_repaired(from: &str, to: &str, staged: Option<&str>) {
     // Reference: what a whole build of the changed topology writes.
-    let reference = Env::new(&without_c2(TOPOLOGY));
+    let reference = Env::new(to);
     assert_eq!(code(&reference.build()), 0);
     for point in ["emit:staging", "emit:committed", "emit:renaming"] {
-        let env = Env::new(TOPOLOGY);
-        // The reference's store, so both trees hold the same key material (c2's is added).
+        let env = Env::new(from);
+        // The reference's store, so both trees hold the same key material.
         copy_dir(&reference.path("pki"), &env.path("pki"));
         assert_eq!(code(&env.build()), 0);
         let before_change = snapshot(&env.path("out"));
-        // The change removes c2 and rewrites what refers to it: renames and removals.
-        std::fs::write(env.path("topology.yaml"), without_c2(TOPOLOGY)).expect("edit");
+        std::fs::write(env.path("topology.yaml"), to).expect("edit");
         let killed = assert_cmd::Command::cargo_bin("meshc")
             .expect("binary")
             .current_dir(env.path(""))
@@ -210,11 +219,22 @@ fn a_build_killed_at_any_step_is_repaired_by_the_next() {
             "{point}: the failpoint aborts the build"
         );
         let after_kill = snapshot(&env.path("out"));
-        // Whatever the instant, no file is torn: each is the old or the new version.
+        if let Some(staged) = staged.filter(|_| point != "emit:renaming") {
+            let names: Vec<String> = std::fs::read_dir(env.path("out"))
+                .expect("out/")
+                .flatten()
+                .map(|e| e.file_name().to_string_lossy().to_string())
+                .collect();
+            assert!(
+                names.iter().any(|n| n.starts_with(staged)),
+                "{point}: {staged} is not staged: {names:?}"
+            );
+        }
+        // Whatever the instant, no file is torn: each is the old or the new version (or is
+        // under a hidden, temporary name).
         let after = snapshot(&reference.path("out"));
         for (path, bytes) in &after_kill {
-            let hidden = path.rsplit('/').next().is_some_and(|n| n.starts_with('.'));
-            if hidden || path.starts_with(".meshc/") {
+            if path.split('/').any(|part| part.starts_with('.')) {
                 continue;
             }
             assert!(
