@@ -125,9 +125,17 @@ enum Kind {
     Other,
 }
 
-/// Declares the visitor methods whose node is neither a string nor a collection.
+/// Declares the visitor methods of the scalars that are not strings (and of `extra`): each
+/// is a node of the value's default kind.
 macro_rules! other_scalars {
-    ($($method:ident($($arg:ty)?)),* $(,)?) => {
+    ($($extra:ident($($arg:ty)?)),* $(,)?) => {
+        other_scalars!(@each
+            visit_bool(bool), visit_i64(i64), visit_i128(i128), visit_u64(u64),
+            visit_u128(u128), visit_f64(f64), visit_bytes(&[u8]), visit_unit(), visit_none(),
+            $($extra($($arg)?)),*
+        );
+    };
+    (@each $($method:ident($($arg:ty)?)),* $(,)?) => {
         $(fn $method<E: de::Error>(self $(, _: $arg)?) -> Result<Self::Value, E> {
             Ok(Self::Value::default())
         })*
@@ -141,17 +149,7 @@ impl<'de> Visitor<'de> for KindVisitor {
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("any YAML node")
     }
-    other_scalars!(
-        visit_bool(bool),
-        visit_i64(i64),
-        visit_i128(i128),
-        visit_u64(u64),
-        visit_u128(u128),
-        visit_f64(f64),
-        visit_bytes(&[u8]),
-        visit_unit(),
-        visit_none(),
-    );
+    other_scalars!();
     fn visit_str<E: de::Error>(self, _: &str) -> Result<Kind, E> {
         Ok(Kind::String)
     }
@@ -203,17 +201,7 @@ impl Visitor<'_> for KeyVisitor {
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a mapping key")
     }
-    other_scalars!(
-        visit_bool(bool),
-        visit_i64(i64),
-        visit_i128(i128),
-        visit_u64(u64),
-        visit_u128(u128),
-        visit_f64(f64),
-        visit_bytes(&[u8]),
-        visit_unit(),
-        visit_none(),
-    );
+    other_scalars!();
     fn visit_str<E: de::Error>(self, key: &str) -> Result<Key, E> {
         Ok(match key {
             "apiVersion" => Key::ApiVersion,
@@ -242,18 +230,7 @@ impl<'de> Visitor<'de> for HeadVisitor {
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a Kubernetes object")
     }
-    other_scalars!(
-        visit_bool(bool),
-        visit_i64(i64),
-        visit_i128(i128),
-        visit_u64(u64),
-        visit_u128(u128),
-        visit_f64(f64),
-        visit_str(&str),
-        visit_bytes(&[u8]),
-        visit_unit(),
-        visit_none(),
-    );
+    other_scalars!(visit_str(&str));
     fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Head, D::Error> {
         d.deserialize_any(self)
     }
