@@ -136,25 +136,7 @@ pub struct ClusterPlan {
 pub fn plan(model: &Model) -> Vec<ClusterPlan> {
     let t = &model.topology;
     // Indexes built once, so that planning stays linear in the size of the topology.
-    // Services without `callers` go to every cluster of their mesh: one list per mesh. Those
-    // with `callers` go to the clusters that run or call them: one list per such cluster.
-    let mut services_of: BTreeMap<MeshId, Vec<usize>> = BTreeMap::new();
-    let mut called_on: BTreeMap<ClusterId, Vec<usize>> = BTreeMap::new();
-    for (i, s) in model.services.iter().enumerate() {
-        let Some(mi) = s.mesh else { continue };
-        match &s.callers {
-            None => services_of.entry(mi).or_default().push(i),
-            Some(callers) => {
-                for &c in s.clusters.iter().chain(callers) {
-                    let on = called_on.entry(c).or_default();
-                    // A caller that also runs the service still gets the Service once.
-                    if on.last() != Some(&i) {
-                        on.push(i);
-                    }
-                }
-            }
-        }
-    }
+    let (services_of, called_on) = service_lists(model);
     let placed_on = |infos: &[crate::model::PlacedInfo]| {
         let mut index: BTreeMap<ClusterId, Vec<usize>> = BTreeMap::new();
         for (i, p) in infos.iter().enumerate() {
@@ -353,6 +335,34 @@ fn namespaces(
     }
     namespaces.remove(crate::istio::SYSTEM_NAMESPACE);
     namespaces
+}
+
+/// Services without `callers` go to every cluster of their mesh: one list per mesh. Those with
+/// `callers` go to the clusters that run or call them: one list per such cluster.
+fn service_lists(
+    model: &Model,
+) -> (
+    BTreeMap<MeshId, Vec<usize>>,
+    BTreeMap<ClusterId, Vec<usize>>,
+) {
+    let mut services_of: BTreeMap<MeshId, Vec<usize>> = BTreeMap::new();
+    let mut called_on: BTreeMap<ClusterId, Vec<usize>> = BTreeMap::new();
+    for (i, s) in model.services.iter().enumerate() {
+        let Some(mi) = s.mesh else { continue };
+        match &s.callers {
+            None => services_of.entry(mi).or_default().push(i),
+            Some(callers) => {
+                for &c in s.clusters.iter().chain(callers) {
+                    let on = called_on.entry(c).or_default();
+                    // A caller that also runs the service still gets the Service once.
+                    if on.last() != Some(&i) {
+                        on.push(i);
+                    }
+                }
+            }
+        }
+    }
+    (services_of, called_on)
 }
 
 /// Each service's namespace as a number: a cluster's thousands of Services name a few dozen
