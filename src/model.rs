@@ -43,6 +43,17 @@ pub struct Model {
 }
 
 impl Model {
+    /// The clusters of mesh `mi`, in topology order, without those whose name repeats another
+    /// (validation reports them; nothing is built for them).
+    pub fn members(&self, mi: MeshId) -> Vec<ClusterId> {
+        self.meshes[mi]
+            .clusters
+            .iter()
+            .copied()
+            .filter(|&c| !self.clusters[c].duplicate)
+            .collect()
+    }
+
     /// A cluster's trust domain: its own override, or else its mesh's (empty for a cluster
     /// whose mesh did not resolve).
     pub fn trust_domain(&self, c: ClusterId) -> &str {

@@ -137,6 +137,7 @@ pub fn plan(model: &Model) -> Vec<ClusterPlan> {
     let t = &model.topology;
     // Indexes built once, so that planning stays linear in the size of the topology.
     let (services_of, called_on) = service_lists(model);
+    let members_of: Vec<Vec<ClusterId>> = (0..t.meshes.len()).map(|mi| model.members(mi)).collect();
     let placed_on = |infos: &[crate::model::PlacedInfo]| {
         let mut index: BTreeMap<ClusterId, Vec<usize>> = BTreeMap::new();
         for (i, p) in infos.iter().enumerate() {
@@ -164,12 +165,7 @@ pub fn plan(model: &Model) -> Vec<ClusterPlan> {
         };
         let mesh = &t.meshes[mi];
         let mesh_info = &model.meshes[mi];
-        let members: Vec<ClusterId> = mesh_info
-            .clusters
-            .iter()
-            .copied()
-            .filter(|&m| !model.clusters[m].duplicate)
-            .collect();
+        let members = &members_of[mi];
         let multi_network = mesh_info.networks.len() > 1;
         let serves_remotes = model.serves_remotes(c);
         let flavour = Flavour::of(mesh);
@@ -185,7 +181,7 @@ pub fn plan(model: &Model) -> Vec<ClusterPlan> {
             .filter(|&w| model.discovers(w, c))
             .collect();
         let linked = if peering && info.is_primary {
-            linked(model, c, &members)
+            linked(model, c, members)
         } else {
             Vec::new()
         };

@@ -110,12 +110,7 @@ pub fn run(args: &Args<'_>) -> Result<Exit, Fail> {
         )));
     }
     let rotation = ins.material.rotations.get(&mi);
-    let clusters: Vec<ClusterId> = model.meshes[mi]
-        .clusters
-        .iter()
-        .copied()
-        .filter(|&c| !model.clusters[c].duplicate)
-        .collect();
+    let clusters = model.members(mi);
     match args.step {
         Step::Start => start(&mut gate, model, &store, &ins.material, rotation, now),
         Step::Abort => abort(&mut gate, &store, rotation, args.mesh),

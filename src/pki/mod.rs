@@ -229,12 +229,7 @@ pub fn inspect(model: &Model, store: &Store, base_dir: &FsPath, now: OffsetDateT
         if model.meshes[mi].duplicate {
             continue;
         }
-        let clusters: Vec<ClusterId> = model.meshes[mi]
-            .clusters
-            .iter()
-            .copied()
-            .filter(|&c| !model.clusters[c].duplicate)
-            .collect();
+        let clusters = model.members(mi);
         let root = match &mesh.ca.root {
             Some(byo) => load_byo_root(mi, byo, base_dir, now, &mut ins.findings),
             None => load_stored_root(model, mi, store, &clusters, now, &mut ins),
