@@ -248,29 +248,18 @@ impl Renderer {
                 .filter(|&i| !checked.contains(&pieces[i].1))
                 .collect()
         };
-        // One document's check: the first field it lacks, or `Err` when it does not parse
-        // alone (then the whole text says why, or is fine).
-        let check = |&i: &usize| {
-            crate::yaml::heads(pieces[i].0)
-                .map(|heads| heads.into_iter().find_map(crate::yaml::Head::missing))
-                .map_err(drop)
-        };
-        // A file of many new documents (a mesh's `services.yaml`) is checked on every core.
-        let missing = if unchecked.len() >= PARALLEL_DOCUMENTS {
-            crate::parallel::map(&unchecked, check)
+        // One document's heads, or `Err` when it does not parse alone (then the whole text
+        // says why, or is fine).
+        let read = |&i: &usize| crate::yaml::heads(pieces[i].0).map_err(drop);
+        // A file of many new documents (a mesh's `services.yaml`) is read on every core.
+        let heads = if unchecked.len() >= PARALLEL_DOCUMENTS {
+            crate::parallel::map(&unchecked, read)
         } else {
-            unchecked.iter().map(check).collect()
+            unchecked.iter().map(read).collect()
         };
-        match missing {
+        match heads {
             Err(()) => return check_heads(name, text),
-            Ok(missing) => {
-                if let Some(field) = missing.into_iter().flatten().next() {
-                    return Err(RenderError::NotAnObject {
-                        name: name.to_string(),
-                        field,
-                    });
-                }
-            }
+            Ok(heads) => check_heads_of(name, heads.into_iter().flatten())?,
         }
         let mut checked = self.checked();
         checked.extend(unchecked.into_iter().map(|i| pieces[i].1));
@@ -325,7 +314,11 @@ fn check_heads(name: &str, text: &str) -> Result<(), RenderError> {
     check_heads_of(name, heads)
 }
 
-fn check_heads_of(name: &str, heads: Vec<crate::yaml::Head>) -> Result<(), RenderError> {
+/// The first object of `heads` that lacks one of the fields, as the error.
+fn check_heads_of(
+    name: &str,
+    heads: impl IntoIterator<Item = crate::yaml::Head>,
+) -> Result<(), RenderError> {
     match heads.into_iter().find_map(crate::yaml::Head::missing) {
         Some(field) => Err(RenderError::NotAnObject {
             name: name.to_string(),
@@ -390,33 +383,7 @@ pub fn data(
     header: &str,
     objects: &[serde_json::Value],
 ) -> Result<String, RenderError> {
-    for object in objects {
-        for (field, present) in [
-            (
-                "apiVersion",
-                object
-                    .get("apiVersion")
-                    .is_some_and(serde_json::Value::is_string),
-            ),
-            (
-                "kind",
-                object.get("kind").is_some_and(serde_json::Value::is_string),
-            ),
-            (
-                "metadata.name",
-                object
-                    .pointer("/metadata/name")
-                    .is_some_and(serde_json::Value::is_string),
-            ),
-        ] {
-            if !present {
-                return Err(RenderError::NotAnObject {
-                    name: name.to_string(),
-                    field,
-                });
-            }
-        }
-    }
+    check_heads_of(name, objects.iter().map(crate::yaml::Head::of_value))?;
     // Long strings (URLs) stay on their line, as kubectl and the templated files write them.
     let options = serde_saphyr::ser_options! {
         compact_list_indent: false,

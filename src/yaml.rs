@@ -93,6 +93,16 @@ pub struct Head {
 }
 
 impl Head {
+    /// The head of an object built as data.
+    pub fn of_value(object: &serde_json::Value) -> Head {
+        let is_string = |v: Option<&serde_json::Value>| v.is_some_and(serde_json::Value::is_string);
+        Head {
+            api_version: is_string(object.get("apiVersion")),
+            kind: is_string(object.get("kind")),
+            name: is_string(object.pointer("/metadata/name")),
+        }
+    }
+
     /// The first of the three fields that is not a string, as the check names it.
     pub fn missing(self) -> Option<&'static str> {
         [
