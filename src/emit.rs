@@ -536,15 +536,39 @@ pub fn compare<'o>(out: &Path, output: &'o Output, stamp: &Stamp) -> Result<Plan
         })
         .unwrap_or_default();
 
+    // The links are looked at here, once per directory; a file under a directory that does
+    // not exist (every file of a first build) is not opened at all. The files that may be
+    // there are read on every core: a no-op build of 200 clusters reads 100 MB.
+    let files: Vec<(&String, &OutFile)> = output.files.iter().collect();
+    let checks: Vec<Result<bool, EmitError>> =
+        files.iter().map(|(rel, _)| inside.check(rel)).collect();
+    let present: Vec<usize> = (0..files.len())
+        .filter(|&i| matches!(checks[i], Ok(true)))
+        .collect();
+    let read = crate::parallel::map(&present, |&i| {
+        let (rel, file) = files[i];
+        Ok::<_, std::convert::Infallible>(same_bytes(&out.join(rel), &file.bytes))
+    })
+    .unwrap_or_else(|never| match never {});
+    let mut read = present.into_iter().zip(read).peekable();
     let mut summary = Summary::default();
     let mut writes = Vec::new();
-    for (rel, file) in &output.files {
-        let path = out.join(rel);
-        inside.check(rel)?;
-        match same_bytes(&path, &file.bytes) {
+    for (i, check) in checks.into_iter().enumerate() {
+        let (rel, file) = files[i];
+        let found = if check? {
+            match read.next() {
+                Some((at, found)) if at == i => found,
+                _ => unreachable!("every file that may exist was read, in order"),
+            }
+        } else {
+            Err(io::ErrorKind::NotFound.into())
+        };
+        match found {
             Ok(true) => summary.count(&file.scope).unchanged += 1,
             Ok(false) if !owned.contains_key(rel.as_str()) => {
-                return Err(EmitError::NotOurs { path });
+                return Err(EmitError::NotOurs {
+                    path: out.join(rel),
+                });
             }
             Ok(false) => {
                 summary.count(&file.scope).changed += 1;
@@ -554,7 +578,7 @@ pub fn compare<'o>(out: &Path, output: &'o Output, stamp: &Stamp) -> Result<Plan
                 summary.count(&file.scope).created += 1;
                 writes.push((rel.as_str(), file));
             }
-            Err(e) => return Err(io_err(&path)(e)),
+            Err(e) => return Err(io_err(&out.join(rel))(e)),
         }
     }
     let mut removals = Vec::new();
@@ -573,8 +597,21 @@ pub fn compare<'o>(out: &Path, output: &'o Output, stamp: &Stamp) -> Result<Plan
         }
     }
 
-    // A file shared by many clusters (one `services.yaml` per mesh) is hashed once.
-    let mut digests: HashMap<*const u8, String> = HashMap::new();
+    // A file shared by many clusters (one `services.yaml` per mesh) is hashed once, and the
+    // distinct texts are hashed on every core.
+    let mut distinct: Vec<&[u8]> = Vec::new();
+    let mut seen: HashSet<*const u8> = HashSet::new();
+    for f in output.files.values() {
+        if seen.insert(f.bytes.as_ptr()) {
+            distinct.push(&f.bytes);
+        }
+    }
+    let hashed = crate::parallel::map(&distinct, |bytes| {
+        Ok::<_, std::convert::Infallible>(sha256_hex(bytes))
+    })
+    .unwrap_or_else(|never| match never {});
+    let digests: HashMap<*const u8, String> =
+        distinct.iter().map(|b| b.as_ptr()).zip(hashed).collect();
     let manifest = Manifest {
         meshc_version: env!("CARGO_PKG_VERSION").to_string(),
         topology_digest: stamp.digest.clone(),
@@ -585,10 +622,7 @@ pub fn compare<'o>(out: &Path, output: &'o Output, stamp: &Stamp) -> Result<Plan
             .map(|(path, f)| ManifestEntry {
                 path: path.clone(),
                 scope: Some(f.scope.key()),
-                sha256: digests
-                    .entry(f.bytes.as_ptr())
-                    .or_insert_with(|| sha256_hex(&f.bytes))
-                    .clone(),
+                sha256: digests[&f.bytes.as_ptr()].clone(),
             })
             .collect(),
     };
@@ -664,7 +698,9 @@ pub fn read_tree<'w>(
     }
     let mut tree = BTreeMap::new();
     for (rel, scope) in paths.into_iter().filter(|(p, _)| is_plain_relative(p)) {
-        inside.check(&rel)?;
+        if !inside.check(&rel)? {
+            continue;
+        }
         let path = out.join(&rel);
         match fs::read(&path) {
             Ok(bytes) => {
@@ -700,12 +736,14 @@ fn is_plain_relative(rel: &str) -> bool {
 }
 
 /// Refuses paths under `out` whose existing parts include a symbolic link that resolves
-/// outside it. Each directory is looked at once, however many files lie under it.
+/// outside it. Each directory is looked at once, however many files lie under it, and one
+/// found missing is remembered as missing.
 struct Inside<'a> {
     out: &'a Path,
     /// `out`, resolved; `None` while it does not exist (nothing in it can be a link).
     root: Option<PathBuf>,
     checked: HashSet<PathBuf>,
+    missing: HashSet<PathBuf>,
 }
 
 impl<'a> Inside<'a> {
@@ -719,12 +757,15 @@ impl<'a> Inside<'a> {
             out,
             root,
             checked: HashSet::new(),
+            missing: HashSet::new(),
         })
     }
 
-    fn check(&mut self, rel: &str) -> Result<(), EmitError> {
+    /// Refuses `rel` if it goes through a link out of the tree; else whether it may be there
+    /// (`false` when it, or a directory on its way, does not exist).
+    fn check(&mut self, rel: &str) -> Result<bool, EmitError> {
         let Some(root) = &self.root else {
-            return Ok(());
+            return Ok(false);
         };
         let parts: Vec<Component<'_>> = Path::new(rel).components().collect();
         let mut path = self.out.to_path_buf();
@@ -734,6 +775,9 @@ impl<'a> Inside<'a> {
             if directory && self.checked.contains(&path) {
                 continue;
             }
+            if directory && self.missing.contains(&path) {
+                return Ok(false);
+            }
             match fs::symlink_metadata(&path) {
                 Ok(meta) if meta.file_type().is_symlink() => {
                     let inside = fs::canonicalize(&path).is_ok_and(|t| t.starts_with(root));
@@ -742,13 +786,20 @@ impl<'a> Inside<'a> {
                     }
                 }
                 Ok(_) => {}
-                Err(_) => break,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    if directory {
+                        self.missing.insert(path);
+                    }
+                    return Ok(false);
+                }
+                // Reading it will say what is wrong (a file where a directory should be).
+                Err(_) => return Ok(true),
             }
             if directory {
                 self.checked.insert(path.clone());
             }
         }
-        Ok(())
+        Ok(true)
     }
 }
 
