@@ -117,12 +117,171 @@ impl Head {
 
 /// The head of every document of a multi-document text.
 pub fn heads(text: &str) -> Result<Vec<Head>, serde_saphyr::Error> {
-    documents(text)
+    match walk(text) {
+        Some(Walked { heads, .. }) => Ok(heads),
+        None => documents(text),
+    }
 }
 
 /// Whether a one-document text is a mapping (installer inputs: Helm values, kubeconfigs).
 pub fn is_mapping(text: &str) -> Result<bool, serde_saphyr::Error> {
-    document::<Kind>(text).map(|k| k == Kind::Mapping)
+    match walk(text) {
+        Some(Walked { documents: 1, .. }) => Ok(true),
+        _ => document::<Kind>(text).map(|k| k == Kind::Mapping),
+    }
+}
+
+/// What [`walk`] found in a text whose every document is a mapping.
+#[derive(Debug, PartialEq, Eq)]
+struct Walked {
+    documents: usize,
+    heads: Vec<Head>,
+}
+
+/// The serde-saphyr budget's nesting limit, which the full read enforces.
+const MAX_DEPTH: usize = 64;
+
+/// One open collection of the walk.
+struct Open<'t> {
+    /// A mapping's keys so far (`None` for a sequence); a key is awaited when there are as
+    /// many values as keys.
+    keys: Option<Vec<std::borrow::Cow<'t, str>>>,
+    values: usize,
+    /// What the value being read is to the head: `Some(field)` for the three fields.
+    field: Option<Field>,
+    /// This mapping is the object's `metadata`.
+    metadata: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Field {
+    ApiVersion,
+    Kind,
+    Metadata,
+    Name,
+}
+
+/// The heads of `text` read straight off the parser's events: the self-check reads every
+/// rendered document, and the events cost half of what a read through serde does. Sure
+/// answers only: `None` (and the caller reads the text in full, as before) for an error and
+/// for anything whose meaning the full read decides by rules this walk does not repeat: a
+/// tag, an anchor or alias, a document that is not a mapping, a key that is not plainly a
+/// string, a repeated key, a field whose scalar might not be a string, nesting past the
+/// budget. Rendered Kubernetes objects have none of these.
+fn walk(text: &str) -> Option<Walked> {
+    use granit_parser::{Event, Parser, ScalarStyle};
+    let mut walked = Walked {
+        documents: 0,
+        heads: Vec::new(),
+    };
+    let mut head = Head::default();
+    let mut open: Vec<Open<'_>> = Vec::new();
+    let mut in_document = false;
+    for event in Parser::new_from_str(text) {
+        let (event, _) = event.ok()?;
+        // The node this event starts, seen from the collection it is in: a key, or a value
+        // and which field of the head it is.
+        let (is_key, field, metadata) = match open.last() {
+            Some(o) => match &o.keys {
+                Some(keys) if keys.len() == o.values => (true, None, o.metadata),
+                Some(_) => (false, o.field, o.metadata),
+                None => (false, None, false),
+            },
+            None => (false, None, false),
+        };
+        match event {
+            Event::StreamStart | Event::StreamEnd => {}
+            Event::DocumentStart(_, None) if !in_document => in_document = true,
+            Event::DocumentEnd if in_document && open.is_empty() => {
+                in_document = false;
+                walked.documents += 1;
+                walked.heads.push(std::mem::take(&mut head));
+            }
+            Event::Scalar(value, style, 0, None) if in_document && !open.is_empty() => {
+                if is_key {
+                    if style == ScalarStyle::Plain && !plainly_a_string(&value) {
+                        return None;
+                    }
+                    let depth = open.len();
+                    let o = open.last_mut()?;
+                    let keys = o.keys.as_mut()?;
+                    if keys.contains(&value) {
+                        return None;
+                    }
+                    o.field = match (o.metadata, depth, value.as_ref()) {
+                        (false, 1, "apiVersion") => Some(Field::ApiVersion),
+                        (false, 1, "kind") => Some(Field::Kind),
+                        (false, 1, "metadata") => Some(Field::Metadata),
+                        (true, _, "name") => Some(Field::Name),
+                        _ => None,
+                    };
+                    keys.push(value);
+                    continue;
+                }
+                if let Some(field) = field {
+                    let string = style != ScalarStyle::Plain || plainly_a_string(&value);
+                    if !string && !plainly_not_a_string(&value) {
+                        return None;
+                    }
+                    match field {
+                        Field::ApiVersion => head.api_version = string,
+                        Field::Kind => head.kind = string,
+                        Field::Name => head.name = string,
+                        Field::Metadata => {}
+                    }
+                }
+                if let Some(o) = open.last_mut() {
+                    o.values += usize::from(o.keys.is_some());
+                }
+            }
+            Event::MappingStart(_, 0, None) | Event::SequenceStart(_, 0, None)
+                if in_document && !is_key && open.len() < MAX_DEPTH =>
+            {
+                let mapping = matches!(event, Event::MappingStart(..));
+                // Only a mapping can be an object; a collection as a field's value is not a
+                // string (the field stays false).
+                if open.is_empty() && !mapping {
+                    return None;
+                }
+                open.push(Open {
+                    keys: mapping.then(Vec::new),
+                    values: 0,
+                    field: None,
+                    metadata: mapping && field == Some(Field::Metadata) && !metadata,
+                });
+            }
+            Event::MappingEnd | Event::SequenceEnd if !open.is_empty() => {
+                open.pop();
+                if let Some(o) = open.last_mut() {
+                    o.values += usize::from(o.keys.is_some());
+                }
+            }
+            _ => return None,
+        }
+    }
+    (!in_document && open.is_empty()).then_some(walked)
+}
+
+/// Whether the full read takes a plain scalar as a string for sure: it starts with a
+/// letter (no number, `~`, `.inf`, `<<`, `*alias`...) and is none of the words YAML 1.1
+/// reads as a boolean or null (serde-saphyr's `parse_yaml11_bool`, `scalar_is_nullish`).
+fn plainly_a_string(value: &str) -> bool {
+    const WORDS: [&str; 9] = ["true", "false", "yes", "no", "y", "n", "on", "off", "null"];
+    value
+        .as_bytes()
+        .first()
+        .is_some_and(u8::is_ascii_alphabetic)
+        && !WORDS.iter().any(|w| value.eq_ignore_ascii_case(w))
+}
+
+/// Whether a plain scalar is, for sure, read as something other than a string: a decimal
+/// number, a boolean word or a null.
+fn plainly_not_a_string(value: &str) -> bool {
+    matches!(
+        value,
+        "" | "~" | "null" | "Null" | "NULL" | "true" | "false"
+    ) || (!value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) && !value.starts_with('0'))
+        || value == "0"
 }
 
 /// What kind of node a value is, read without keeping it: the same distinctions as a
@@ -387,6 +546,70 @@ metadata: {name: 'q'}
                 None
             ]
         );
+    }
+
+    /// Kubernetes objects as meshc renders them: the walk decides each, as the full read does.
+    const RENDERED: &[&str] = &[
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: \"istio-remote-secret-c1\"\n  labels:\n    \
+         istio/multiCluster: \"true\"\ntype: Opaque\nstringData:\n  c1: |\n    apiVersion: v1\n    \
+         kind: Config\n",
+        "apiVersion: \"networking.istio.io/v1\"\nkind: \"DestinationRule\"\nmetadata:\n  name: \
+         \"svc0\"\nspec:\n  host: svc0\n  trafficPolicy:\n    loadBalancer:\n      \
+         localityLbSetting:\n        distribute:\n        - from: region0/*\n          to:\n            \
+         region0/*: 80\n        enabled: true\n",
+        "---\napiVersion: v1\nkind: Service\nmetadata: {name: a, labels: {x: [1, {w: z}]}}\n",
+        "apiVersion: 1\nkind: Service\nmetadata: {name: a}\n",
+        "kind: Service\nmetadata:\n  name: {a: b}\napiVersion: v1\n",
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  annotations: {name: n}\n",
+        "apiVersion: v1\nkind: ~\nmetadata: {name: 'q'}\n",
+        "apiVersion: v1\nkind: Secret\nmetadata: [name]\n",
+        "apiVersion: v1\nkind: Secret\nspec: {metadata: {name: x}}\n",
+        "apiVersion: v1\nkind: Secret\nmetadata: {name: x}\n...\n",
+        "global: {meshID: mesh1, multiCluster: {clusterName: c1}}\npilot: {env: {A: \"1\"}}\n",
+        "",
+    ];
+
+    /// What the walk leaves to the full read: its answer there may differ or be an error.
+    const LEFT_TO_THE_FULL_READ: &[&str] = &[
+        "apiVersion: v1\nkind: Secret\nkind: Service\nmetadata: {name: x}\n",
+        "apiVersion: v1\n\"kind\": Secret\nkind: Service\nmetadata: {name: x}\n",
+        "apiVersion: !custom v1\nkind: Secret\nmetadata: {name: x}\n",
+        "apiVersion: &v v1\nkind: *v\nmetadata: {name: x}\n",
+        "apiVersion: v1\nkind: yes\nmetadata: {name: x}\n",
+        "apiVersion: v1\nkind: Secret\nmetadata: {name: 1.5}\n",
+        "apiVersion: v1\nkind: Secret\nmetadata: {name: x}\n<<: {a: b}\n",
+        "apiVersion: v1\nkind: Secret\nmetadata: {name: x, labels: {y: z}}\n",
+        "? [a]\n: 1\napiVersion: v1\n",
+        "- a list\n",
+        "a scalar\n",
+        "%YAML 1.2\n---\napiVersion: v1\n",
+        "apiVersion: v1\nkind: [\n",
+        "a: {b: {c: {d: {e: {f: {g: {h: {i: {j: {k: {l: {m: {n: {o: {p: 1}}}}}}}}}}}}}}}\n",
+    ];
+
+    #[test]
+    fn the_walk_decides_rendered_objects_as_the_full_read_does() {
+        for text in RENDERED {
+            let walked = walk(text).unwrap_or_else(|| panic!("walked: {text}"));
+            let full: Vec<Head> = documents(text).expect("parses");
+            assert_eq!(walked.heads, full, "{text}");
+            assert_eq!(walked.documents, full.len());
+        }
+    }
+
+    #[test]
+    fn the_walk_leaves_what_it_does_not_decide_to_the_full_read() {
+        for text in LEFT_TO_THE_FULL_READ {
+            assert_eq!(walk(text), None, "{text}");
+        }
+        let deep = format!("{}1{}\n", "a: [".repeat(MAX_DEPTH), "]".repeat(MAX_DEPTH));
+        assert_eq!(walk(&deep), None);
+        assert!(heads(&deep).is_err(), "the full read refuses it too");
+        // A repeated key is refused, as the full read refuses it.
+        assert!(heads(LEFT_TO_THE_FULL_READ[0]).is_err());
+        assert!(heads(LEFT_TO_THE_FULL_READ[1]).is_err());
+        let yes = heads(LEFT_TO_THE_FULL_READ[4]).expect("parses");
+        assert_eq!(yes[0].missing(), Some("kind"));
     }
 
     #[test]
