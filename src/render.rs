@@ -8,7 +8,7 @@
 //! whose documents are not Kubernetes objects, is a bug in a template and stops the build
 //! rather than reaching a cluster. Errors never quote the rendered text, which may hold keys.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
@@ -124,7 +124,7 @@ pub fn template_names() -> impl Iterator<Item = &'static str> {
     EMBEDDED.iter().map(|(name, _)| *name)
 }
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum RenderError {
     #[error("template {name}: {reason}")]
     Template { name: String, reason: String },
@@ -207,7 +207,10 @@ impl Renderer {
             .build()
             .map_err(|e| template_error("(syntax)", &e))?;
         env.set_syntax(syntax);
-        env.add_filter("yaml", yaml_filter);
+        let texts = YamlTexts::default();
+        env.add_filter("yaml", move |value: &Value, indent: usize| {
+            texts.get(value, indent)
+        });
         env.add_filter("comment", comment_filter);
         for (name, embedded) in EMBEDDED {
             let source = match overrides.map(|dir| dir.join(name)) {
@@ -340,6 +343,30 @@ fn template_error(name: &str, e: &minijinja::Error) -> RenderError {
     RenderError::Template {
         name: name.to_string(),
         reason,
+    }
+}
+
+/// The `yaml` filter's texts by value, each made once per build: every primary's
+/// `remote-secrets.yaml` holds the same kubeconfigs (20 primaries × 199 peers at 200
+/// clusters), and writing them out again was a tenth of rendering. A value is known by its
+/// JSON text, which keeps every distinction its YAML makes (an integer from a float, the
+/// order of keys), and by the indentation asked for.
+#[derive(Debug, Default)]
+struct YamlTexts(Mutex<HashMap<(usize, String), Value>>);
+
+impl YamlTexts {
+    fn get(&self, value: &Value, indent: usize) -> Result<Value, minijinja::Error> {
+        let Ok(json) = serde_json::to_string(value) else {
+            return yaml_filter(value, indent);
+        };
+        let key = (indent, json);
+        let lock = || self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(text) = lock().get(&key) {
+            return Ok(text.clone());
+        }
+        let text = yaml_filter(value, indent)?;
+        lock().insert(key, text.clone());
+        Ok(text)
     }
 }
 

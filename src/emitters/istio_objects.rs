@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::{ClusterCx, ClusterEmitter, Files, Produced, Role};
+use super::{ClusterCx, ClusterEmitter, Files};
 use crate::istio::{SYSTEM_NAMESPACE, destination_rule_spec};
 use crate::model::{MeshId, Model};
 use crate::render::RenderError;
@@ -135,16 +135,9 @@ impl ClusterEmitter for IstioObjects {
             .collect();
         objects.sort_by(|a, b| a.0.cmp(&b.0));
         for (rel, key, source) in objects {
-            let text = cx.shared(format!("istio-object:{key}"), || {
+            files.add_shared(cx, &rel, format!("istio-object:{key}"), || {
                 cx.renderer
                     .objects("istio-object.yaml.j2", &source.object(cx.model))
-            })?;
-            files.add(Produced {
-                rel,
-                bytes: text.into(),
-                private: false,
-                role: Role::Applied,
-                gateway_api: false,
             })?;
         }
         Ok(())

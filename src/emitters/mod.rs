@@ -30,8 +30,8 @@ mod rotation;
 mod sail;
 mod services;
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, PoisonError, RwLock, TryLockError};
 
 use serde::Serialize;
 
@@ -100,42 +100,110 @@ pub struct ClusterCx<'a> {
     shared: &'a Shared,
 }
 
-/// One shared text: empty until rendered.
-type Slot = Mutex<Option<Arc<str>>>;
+/// One shared text: empty until rendered, then the text or the error its render gave (a
+/// render is deterministic: every cluster asking would fail alike).
+type Slot = Mutex<Option<Result<Arc<str>, RenderError>>>;
 
 /// Files that are the same for many clusters, rendered once and shared by reference.
 #[derive(Debug, Default)]
 struct Shared {
-    /// Per key, the text once rendered; a thread rendering it holds the slot's lock, so a
-    /// thread asking for the same key meanwhile waits for that text instead of rendering it
-    /// again (a mesh's `services.yaml` is wanted by every cluster at once).
-    texts: Mutex<HashMap<String, Arc<Slot>>>,
+    /// Per key, the text once rendered. A thread rendering it holds the slot's lock: a thread
+    /// that needs the text now waits for it instead of rendering it again, and a thread that
+    /// can use it later ([`Files::add_shared`]) goes on with other files meanwhile.
+    texts: RwLock<HashMap<String, Arc<Slot>>>,
+}
+
+/// A shared text, or the slot another thread is rendering it in.
+enum Taken {
+    Text(Arc<str>),
+    Busy(Arc<Slot>),
+}
+
+impl Shared {
+    fn slot(&self, key: String) -> Arc<Slot> {
+        // Most asks find the slot made, and share the map's lock with each other.
+        let made = self
+            .texts
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&key)
+            .map(Arc::clone);
+        made.unwrap_or_else(|| {
+            Arc::clone(
+                self.texts
+                    .write()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .entry(key)
+                    .or_default(),
+            )
+        })
+    }
+
+    /// The text under `key`, rendered here if no thread has; with `wait` false, `Busy` while
+    /// another thread renders it.
+    fn take(
+        &self,
+        key: String,
+        wait: bool,
+        render: impl FnOnce() -> Result<String, RenderError>,
+    ) -> Result<Taken, RenderError> {
+        let slot = self.slot(key);
+        let mut done = match slot.try_lock() {
+            Ok(done) => done,
+            Err(TryLockError::Poisoned(p)) => p.into_inner(),
+            Err(TryLockError::WouldBlock) if !wait => return Ok(Taken::Busy(Arc::clone(&slot))),
+            Err(TryLockError::WouldBlock) => slot.lock().unwrap_or_else(PoisonError::into_inner),
+        };
+        let result = if let Some(result) = done.as_ref() {
+            result.clone()
+        } else {
+            let result = render().map(Arc::from);
+            *done = Some(result.clone());
+            result
+        };
+        result.map(Taken::Text)
+    }
+}
+
+/// What a slot holds once the thread rendering it is done.
+fn settled(slot: &Slot) -> Result<Arc<str>, RenderError> {
+    slot.lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .clone()
+        // Only a render that panicked leaves a slot it took empty, and its panic ends the build.
+        .unwrap_or_else(|| {
+            Err(RenderError::Template {
+                name: "a shared file".to_string(),
+                reason: "its render stopped".to_string(),
+            })
+        })
 }
 
 impl ClusterCx<'_> {
     /// The text under `key`, rendered by `render` the first time it is asked for: a file many
-    /// clusters share is rendered (and checked) once, and held once in memory. A failed
-    /// render leaves the slot empty: the next cluster asking renders again (and fails alike).
+    /// clusters share is rendered (and checked) once, and held once in memory. When another
+    /// thread is rendering it, this waits for its text.
     pub fn shared(
         &self,
         key: String,
         render: impl FnOnce() -> Result<String, RenderError>,
     ) -> Result<Arc<str>, RenderError> {
-        let slot = Arc::clone(
-            self.shared
-                .texts
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .entry(key)
-                .or_default(),
-        );
-        let mut text = slot.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(text) = text.as_ref() {
-            return Ok(Arc::clone(text));
+        match self.shared.take(key, true, render)? {
+            Taken::Text(text) => Ok(text),
+            Taken::Busy(slot) => settled(&slot),
         }
-        let rendered: Arc<str> = Arc::from(render()?);
-        *text = Some(Arc::clone(&rendered));
-        Ok(rendered)
+    }
+
+    /// [`ClusterCx::shared`], or `None` at once while another thread renders the text.
+    pub fn shared_now(
+        &self,
+        key: String,
+        render: impl FnOnce() -> Result<String, RenderError>,
+    ) -> Result<Option<Arc<str>>, RenderError> {
+        Ok(match self.shared.take(key, false, render)? {
+            Taken::Text(text) => Some(text),
+            Taken::Busy(_) => None,
+        })
     }
 }
 
@@ -143,7 +211,13 @@ impl ClusterCx<'_> {
 #[derive(Debug)]
 pub struct Files {
     dir: String,
+    /// Until [`Files::settle`], a shared file another thread was still rendering has no bytes
+    /// yet: the emitters that list files (the kustomization, the README) read paths and roles.
     pub produced: Vec<Produced>,
+    /// The paths of `produced` (a primary has hundreds of files in `istio/`).
+    rels: HashSet<String>,
+    /// The files of `produced` whose text another thread is rendering, with its slot.
+    pending: Vec<(usize, Arc<Slot>)>,
 }
 
 impl Files {
@@ -151,13 +225,51 @@ impl Files {
         Files {
             dir,
             produced: Vec::new(),
+            rels: HashSet::new(),
+            pending: Vec::new(),
         }
+    }
+
+    /// Adds a manifest many clusters share ([`ClusterCx::shared`]). While another thread
+    /// renders its text, the file is filled in by [`Files::settle`] and this thread goes on
+    /// with the cluster's other files: two threads that need the same 500 DestinationRules, or
+    /// a mesh's `services.yaml`, at once render different ones instead of one waiting.
+    pub fn add_shared(
+        &mut self,
+        cx: &ClusterCx<'_>,
+        rel: &str,
+        key: String,
+        render: impl FnOnce() -> Result<String, RenderError>,
+    ) -> Result<(), RenderError> {
+        let (bytes, pending) = match cx.shared.take(key, false, render)? {
+            Taken::Text(text) => (text.into(), None),
+            Taken::Busy(slot) => (Arc::from(&b""[..]), Some(slot)),
+        };
+        self.add(Produced {
+            rel: rel.to_string(),
+            bytes,
+            private: false,
+            role: Role::Applied,
+            gateway_api: false,
+        })?;
+        if let Some(slot) = pending {
+            self.pending.push((self.produced.len() - 1, slot));
+        }
+        Ok(())
+    }
+
+    /// Fills in the shared files other threads were rendering, once they are done.
+    fn settle(&mut self) -> Result<(), RenderError> {
+        for (i, slot) in std::mem::take(&mut self.pending) {
+            self.produced[i].bytes = settled(&slot)?.into();
+        }
+        Ok(())
     }
 
     /// Adds a file. Two outputs with one path would silently lose one: validation rules this
     /// out, and this refuses it should a new kind of output ever allow it.
     pub fn add(&mut self, file: Produced) -> Result<(), RenderError> {
-        if self.has(&file.rel) {
+        if !self.rels.insert(file.rel.clone()) {
             return Err(RenderError::Duplicate {
                 path: format!("{}/{}", self.dir, file.rel),
             });
@@ -205,7 +317,7 @@ impl Files {
     }
 
     pub fn has(&self, rel: &str) -> bool {
-        self.produced.iter().any(|f| f.rel == rel)
+        self.rels.contains(rel)
     }
 }
 
@@ -299,6 +411,7 @@ pub fn emit(
         for emitter in CLUSTER {
             emitter.emit(&cx, &mut files)?;
         }
+        files.settle()?;
         progress.step();
         Ok(files)
     };

@@ -56,18 +56,46 @@ struct Cx<'a> {
     secrets: Vec<Secret<'a>>,
 }
 
+/// A peer this primary watches, and how its kubeconfig's user signs in.
+struct Peer<'a> {
+    cluster: usize,
+    api: &'a crate::topology::ApiServer,
+    token: &'a Token,
+    token_text: Option<&'a str>,
+    exec: Option<&'a crate::topology::ExecPlugin>,
+}
+
+impl Peer<'_> {
+    /// The kubeconfig, the same for every primary that watches the peer.
+    fn kubeconfig(&self, cx: &ClusterCx<'_>) -> Result<String, RenderError> {
+        cx.renderer.values(
+            "remote-kubeconfig.yaml.j2",
+            &Kubeconfig {
+                peer: &cx.model.topology.clusters[self.cluster].name,
+                server: &self.api.url,
+                ca_data: cx.inputs.api_server_ca.get(&self.cluster),
+                tls_server_name: self
+                    .api
+                    .tls_server_name
+                    .as_deref()
+                    .filter(|s| !s.is_empty()),
+                token: self.token_text,
+                exec: self.exec,
+            },
+        )
+    }
+}
+
 impl ClusterEmitter for RemoteSecrets {
     fn emit(&self, cx: &ClusterCx<'_>, files: &mut Files) -> Result<(), RenderError> {
         let t = &cx.model.topology;
         let kubeconfig_secret = t.meshes[cx.plan.mesh].istio.kubeconfig_secret.as_deref();
-        let mut secrets = Vec::new();
-        let mut files_of_secret = BTreeMap::new();
-        for &peer in &cx.plan.peers {
-            let peer_cluster = &t.clusters[peer];
-            let Some(api) = peer_cluster.api_server.as_ref() else {
+        let mut peers = Vec::new();
+        for &cluster in &cx.plan.peers {
+            let Some(api) = t.clusters[cluster].api_server.as_ref() else {
                 continue;
             };
-            let token = cx.inputs.tokens.get(&peer).unwrap_or(&Token::Missing);
+            let token = cx.inputs.tokens.get(&cluster).unwrap_or(&Token::Missing);
             // An ExternalSecret's template fills the token in when it syncs.
             let (token_text, exec) = match token {
                 Token::Value(v) => (Some(v.as_str()), None),
@@ -75,20 +103,31 @@ impl ClusterEmitter for RemoteSecrets {
                 Token::Exec(plugin) => (None, Some(plugin)),
                 Token::Missing => continue,
             };
-            // The same for every primary that watches the peer: rendered once per peer.
-            let kubeconfig = cx.shared(format!("remote-kubeconfig:{peer}"), || {
-                cx.renderer.values(
-                    "remote-kubeconfig.yaml.j2",
-                    &Kubeconfig {
-                        peer: &peer_cluster.name,
-                        server: &api.url,
-                        ca_data: cx.inputs.api_server_ca.get(&peer),
-                        tls_server_name: api.tls_server_name.as_deref().filter(|s| !s.is_empty()),
-                        token: token_text,
-                        exec,
-                    },
-                )
-            })?;
+            peers.push(Peer {
+                cluster,
+                api,
+                token,
+                token_text,
+                exec,
+            });
+        }
+        // Each kubeconfig is rendered once per peer; those another thread is rendering are
+        // taken after the others.
+        let key = |peer: &Peer<'_>| format!("remote-kubeconfig:{}", peer.cluster);
+        let mut kubeconfigs = Vec::with_capacity(peers.len());
+        for peer in &peers {
+            kubeconfigs.push(cx.shared_now(key(peer), || peer.kubeconfig(cx))?);
+        }
+        for (kubeconfig, peer) in kubeconfigs.iter_mut().zip(&peers) {
+            if kubeconfig.is_none() {
+                *kubeconfig = Some(cx.shared(key(peer), || peer.kubeconfig(cx))?);
+            }
+        }
+        let mut secrets = Vec::new();
+        let mut files_of_secret = BTreeMap::new();
+        for (kubeconfig, peer) in kubeconfigs.iter().zip(&peers) {
+            let kubeconfig = kubeconfig.as_deref().unwrap_or_default();
+            let peer_cluster = &t.clusters[peer.cluster];
             if kubeconfig_secret.is_some() {
                 files_of_secret.insert(
                     format!("{}.yaml", peer_cluster.name),
@@ -98,7 +137,7 @@ impl ClusterEmitter for RemoteSecrets {
             }
             let mut string_data = BTreeMap::new();
             string_data.insert(peer_cluster.name.as_str(), kubeconfig.to_string());
-            let (store, key) = match token {
+            let (store, key) = match peer.token {
                 Token::External { store, key } => (Some(secret_store_ref(store)), Some(key)),
                 Token::Value(_) | Token::Exec(_) | Token::Missing => (None, None),
             };
