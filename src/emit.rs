@@ -227,37 +227,32 @@ impl Plan<'_> {
         };
         let out = staged.out.clone();
         staged.create_dirs(&out)?;
-        // Where each write goes: `Some(path)` inside a staged directory, `None` beside its
-        // target. Directories are made here, in order; the workers only create files.
+        // Where each write goes: inside a staged directory (its index, and the path in it), or
+        // beside its target. The staged directories are made here, in order; the workers make
+        // the directories within them as they first need them.
         let mut exists: HashMap<&str, bool> = HashMap::new();
-        let mut temp_of: HashMap<&str, PathBuf> = HashMap::new();
-        let mut made = HashSet::new();
-        let mut places: Vec<Option<PathBuf>> = Vec::with_capacity(self.writes.len());
+        let mut temp_of: HashMap<&str, usize> = HashMap::new();
+        let mut places: Vec<Option<(usize, &str)>> = Vec::with_capacity(self.writes.len());
         for &(rel, _) in &self.writes {
             let Some(root) = missing_root(&out, rel, &mut exists) else {
                 places.push(None);
                 continue;
             };
-            let temp = if let Some(temp) = temp_of.get(root) {
-                temp.clone()
+            let k = if let Some(&k) = temp_of.get(root) {
+                k
             } else {
                 let target = out.join(root);
                 let temp = files::temporary_name(&target).map_err(io_err(&target))?;
                 files::create_dirs(&temp, 0o755).map_err(io_err(&temp))?;
-                staged.dirs.push((root.to_string(), temp.clone()));
-                temp_of.insert(root, temp.clone());
-                temp
+                staged.dirs.push((root.to_string(), temp));
+                temp_of.insert(root, staged.dirs.len() - 1);
+                staged.dirs.len() - 1
             };
-            let inner = temp.join(&rel[root.len() + 1..]);
-            if let Some(parent) = inner.parent()
-                && made.insert(parent.to_path_buf())
-            {
-                files::create_dirs(parent, 0o755).map_err(io_err(parent))?;
-            }
-            places.push(Some(inner));
+            places.push(Some((k, &rel[root.len() + 1..])));
         }
         let interrupted = || EmitError::Interrupted { out: out.clone() };
         let indexes: Vec<usize> = (0..self.writes.len()).collect();
+        let dirs = &staged.dirs;
         let written = crate::parallel::map(&indexes, |&i| {
             if crate::interrupt::requested() {
                 return Err(interrupted());
@@ -269,10 +264,11 @@ impl Plan<'_> {
             } else {
                 files::PUBLIC
             };
-            let written = if let Some(inner) = &places[i] {
-                files::write_new(inner, &file.bytes, mode)
+            let written = if let Some((k, inner)) = places[i] {
+                let path = dirs[k].1.join(inner);
+                write_new_within(&path, &file.bytes, mode)
                     .map(|()| None)
-                    .map_err(io_err(inner))
+                    .map_err(io_err(&path))
             } else {
                 let path = out.join(rel);
                 StagedFile::write_unsynced(&path, &file.bytes, mode)
@@ -296,6 +292,20 @@ impl Plan<'_> {
             return Err(interrupted());
         }
         Ok(staged)
+    }
+}
+
+/// A new file in a staged directory, and the directories on its way there that the first
+/// file written under them makes (two workers making one is no error).
+fn write_new_within(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
+    match files::write_new(path, bytes, mode) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            if let Some(parent) = path.parent() {
+                files::create_dirs(parent, 0o755)?;
+            }
+            files::write_new(path, bytes, mode)
+        }
+        written => written,
     }
 }
 

@@ -206,10 +206,15 @@ pub fn unchanged(inputs: &Inputs<'_>, now: i64) -> Option<BTreeMap<String, usize
     if now >= record.valid_until || inputs.out.join(crate::emit::JOURNAL).exists() {
         return None;
     }
-    let all_same = record
-        .files
-        .iter()
-        .all(|f| stat(inputs.out, &f.path).is_some_and(|s| s == *f));
+    // On every core: 12,000 `stat`s at 200 clusters. A changed file stops the walk.
+    let all_same = crate::parallel::map(&record.files, |f| {
+        if stat(inputs.out, &f.path).is_some_and(|s| s == *f) {
+            Ok(())
+        } else {
+            Err(())
+        }
+    })
+    .is_ok();
     (all_same && digest(inputs, &record.named) == record.digest).then_some(record.scopes)
 }
 
@@ -229,14 +234,14 @@ pub fn record<'f>(
     files: impl Iterator<Item = (&'f str, String)>,
 ) {
     let mut scopes: BTreeMap<String, usize> = BTreeMap::new();
-    let mut stats = Vec::new();
+    let mut rels = Vec::new();
     for (rel, scope) in files {
         *scopes.entry(scope).or_default() += 1;
-        let Some(s) = stat(inputs.out, rel) else {
-            return;
-        };
-        stats.push(s);
+        rels.push(rel);
     }
+    let Ok(mut stats) = crate::parallel::map(&rels, |rel| stat(inputs.out, rel).ok_or(())) else {
+        return;
+    };
     let Some(manifest) = stat(inputs.out, crate::emit::MANIFEST) else {
         return;
     };

@@ -89,16 +89,13 @@ pub struct Output {
     pub files: BTreeMap<String, OutFile>,
 }
 
-impl Output {
-    pub fn add(&mut self, scope: Scope, path: String, bytes: Arc<[u8]>, private: bool) {
-        self.files.insert(
-            path,
-            OutFile {
-                scope,
-                bytes,
-                private,
-            },
-        );
+impl OutFile {
+    pub fn new(scope: Scope, bytes: Arc<[u8]>, private: bool) -> OutFile {
+        OutFile {
+            scope,
+            bytes,
+            private,
+        }
     }
 }
 

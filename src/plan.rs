@@ -124,6 +124,9 @@ pub struct ClusterPlan {
     /// the mesh without `callers` (so its name resolves everywhere), and those with `callers`
     /// that run here or are called from here.
     pub services: Vec<usize>,
+    /// Which distinct list `services` is: clusters whose lists are equal have the same number
+    /// (and share one `services.yaml`).
+    pub service_set: usize,
     pub destination_rules: Vec<usize>,
     pub istio_config: Vec<usize>,
     pub ingress_gateways: Vec<usize>,
@@ -137,6 +140,7 @@ pub fn plan(model: &Model) -> Vec<ClusterPlan> {
     let t = &model.topology;
     // Indexes built once, so that planning stays linear in the size of the topology.
     let (services_of, called_on) = service_lists(model);
+    let mut service_sets: BTreeMap<Vec<usize>, usize> = BTreeMap::new();
     let members_of: Vec<Vec<ClusterId>> = (0..t.meshes.len()).map(|mi| model.members(mi)).collect();
     let placed_on = |infos: &[crate::model::PlacedInfo]| {
         let mut index: BTreeMap<ClusterId, Vec<usize>> = BTreeMap::new();
@@ -190,6 +194,8 @@ pub fn plan(model: &Model) -> Vec<ClusterPlan> {
             services_of.get(&mi).map_or(&[][..], Vec::as_slice),
             called_on.get(&c).map_or(&[][..], Vec::as_slice),
         );
+        let next = service_sets.len();
+        let service_set = *service_sets.entry(services.clone()).or_insert(next);
         let on_c =
             |index: &BTreeMap<ClusterId, Vec<usize>>| index.get(&c).cloned().unwrap_or_default();
         let (destination_rules, istio_config) = if info.is_primary {
@@ -258,6 +264,7 @@ pub fn plan(model: &Model) -> Vec<ClusterPlan> {
             watchers,
             namespaces,
             services,
+            service_set,
             destination_rules,
             istio_config,
             ingress_gateways,

@@ -103,13 +103,7 @@ impl ClusterEmitter for Services {
         if services.is_empty() {
             return Ok(());
         }
-        // The exact list is the key: each index as its eight bytes, one char each (200
-        // clusters × 2,000 services are too many numbers to format in decimal).
-        let mut key = format!("services.yaml:{}:", cx.plan.mesh);
-        key.reserve(services.len() * 8);
-        for &s in services {
-            key.extend((s as u64).to_le_bytes().map(char::from));
-        }
+        let key = format!("services.yaml:{}", cx.plan.service_set);
         files.add_shared(cx, "services.yaml", key, || {
             let context = Cx {
                 system_namespace: SYSTEM_NAMESPACE,
