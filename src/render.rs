@@ -184,6 +184,18 @@ pub fn unmatched_overrides(dir: &Path) -> Result<Vec<String>, RenderError> {
 /// From how many new documents a file's check is spread over every core.
 const PARALLEL_DOCUMENTS: usize = 256;
 
+/// What a template is rendered with, as the template's value.
+pub trait Context {
+    fn value(&self) -> Value;
+}
+
+/// Rust data: serialized into template values each time.
+impl<T: Serialize + ?Sized> Context for T {
+    fn value(&self) -> Value {
+        Value::from(Serde(self))
+    }
+}
+
 /// The template environment.
 #[derive(Debug)]
 pub struct Renderer {
@@ -233,7 +245,7 @@ impl Renderer {
 
     /// Renders Kubernetes objects: every document must parse and carry `apiVersion`, `kind`
     /// and `metadata.name`.
-    pub fn objects(&self, name: &str, context: &impl Serialize) -> Result<String, RenderError> {
+    pub fn objects(&self, name: &str, context: &impl Context) -> Result<String, RenderError> {
         let text = self.render(name, context)?;
         self.check_objects(name, &text)?;
         Ok(text)
@@ -274,7 +286,7 @@ impl Renderer {
     }
 
     /// Renders an installer input (Helm values, a kubeconfig): one YAML mapping.
-    pub fn values(&self, name: &str, context: &impl Serialize) -> Result<String, RenderError> {
+    pub fn values(&self, name: &str, context: &impl Context) -> Result<String, RenderError> {
         let text = self.render(name, context)?;
         let mapping = crate::yaml::is_mapping(&text).map_err(|e| RenderError::Yaml {
             name: name.to_string(),
@@ -290,14 +302,14 @@ impl Renderer {
     }
 
     /// Renders a text file (a README): no structure to check.
-    pub fn text(&self, name: &str, context: &impl Serialize) -> Result<String, RenderError> {
+    pub fn text(&self, name: &str, context: &impl Context) -> Result<String, RenderError> {
         self.render(name, context)
     }
 
-    fn render(&self, name: &str, context: &impl Serialize) -> Result<String, RenderError> {
+    fn render(&self, name: &str, context: &impl Context) -> Result<String, RenderError> {
         self.env
             .get_template(name)
-            .and_then(|t| t.render(Value::from(Serde(context))))
+            .and_then(|t| t.render(context.value()))
             .map_err(|e| template_error(name, &e))
     }
 }

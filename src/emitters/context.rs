@@ -3,6 +3,7 @@
 //! undefined names) in one cluster shape nobody tested.
 
 use std::collections::BTreeMap;
+use std::sync::OnceLock;
 
 use serde::Serialize;
 
@@ -65,6 +66,9 @@ pub struct Common {
     pub ztunnel_env: BTreeMap<&'static str, &'static str>,
     pub ztunnel_network: Option<String>,
     pub cni_dns_capture: bool,
+    /// These values as template values, made on first use.
+    #[serde(skip)]
+    value: OnceLock<minijinja::Value>,
 }
 
 /// The cluster's east-west gateway Service.
@@ -107,6 +111,14 @@ fn platform(p: Platform) -> Option<&'static str> {
 const KUBECONFIG_DIR: &str = "/etc/istio/multicluster-kubeconfigs";
 
 impl Common {
+    /// The values as template values: made once per cluster and shared by every template
+    /// rendered for it (a cluster renders a dozen).
+    pub fn value(&self) -> minijinja::Value {
+        self.value
+            .get_or_init(|| minijinja::Value::from(minijinja::value::Serde(self)))
+            .clone()
+    }
+
     /// `multiroot`: the mesh's root is being rotated, so istiod must take a new root bundle
     /// without a restart (`ISTIO_MULTIROOT_MESH`, see `pki/rotation.rs`).
     pub fn new(model: &Model, p: &ClusterPlan, multiroot: bool) -> Common {
@@ -228,6 +240,7 @@ impl Common {
             ztunnel_env,
             ztunnel_network: p.peering.then(|| p.network.clone()),
             cni_dns_capture: p.peering,
+            value: OnceLock::new(),
         }
     }
 }

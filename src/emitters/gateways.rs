@@ -94,7 +94,7 @@ fn add(
     files: &mut Files,
     rel: &str,
     template: &str,
-    context: &impl Serialize,
+    context: &impl crate::render::Context,
 ) -> Result<(), RenderError> {
     let text = cx.renderer.objects(template, context)?;
     files.add(Produced {

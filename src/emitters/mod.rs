@@ -284,7 +284,7 @@ impl Files {
         cx: &ClusterCx<'_>,
         rel: &str,
         template: &str,
-        context: &impl Serialize,
+        context: &impl crate::render::Context,
         private: bool,
     ) -> Result<(), RenderError> {
         let text = cx.renderer.objects(template, context)?;
@@ -321,13 +321,22 @@ impl Files {
     }
 }
 
-/// A template context: the cluster's common values with an emitter's own added.
-#[derive(Debug, Serialize)]
+/// A template context: the cluster's common values with an emitter's own added (an
+/// emitter's name wins over a common one). The common values are made template values once
+/// per cluster ([`Common::value`]), not once per file.
+#[derive(Debug)]
 pub struct With<'a, T: Serialize> {
-    #[serde(flatten)]
     pub common: &'a Common,
-    #[serde(flatten)]
     pub extra: T,
+}
+
+impl<T: Serialize> crate::render::Context for With<'_, T> {
+    fn value(&self) -> minijinja::Value {
+        minijinja::value::merge_maps([
+            self.common.value(),
+            minijinja::Value::from(minijinja::value::Serde(&self.extra)),
+        ])
+    }
 }
 
 /// Makes one kind of a cluster's files.
