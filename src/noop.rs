@@ -95,6 +95,19 @@ fn stat(_out: &Path, _rel: &str) -> Option<Stat> {
     None
 }
 
+/// `stat` over many files: on every core for a large tree (12,000 files at 200 clusters), on
+/// this thread for a small one, where starting threads would cost more than the calls.
+fn stats<T: Sync, R: Send>(
+    items: &[T],
+    each: impl Fn(&T) -> Result<R, ()> + Sync,
+) -> Result<Vec<R>, ()> {
+    if items.len() < 1_024 {
+        items.iter().map(each).collect()
+    } else {
+        crate::parallel::map(items, each)
+    }
+}
+
 /// Hashes every input into one digest. Unreadable inputs hash as such: the full build then
 /// reports them.
 fn digest(inputs: &Inputs<'_>, named: &[PathBuf]) -> String {
@@ -206,13 +219,9 @@ pub fn unchanged(inputs: &Inputs<'_>, now: i64) -> Option<BTreeMap<String, usize
     if now >= record.valid_until || inputs.out.join(crate::emit::JOURNAL).exists() {
         return None;
     }
-    // On every core: 12,000 `stat`s at 200 clusters. A changed file stops the walk.
-    let all_same = crate::parallel::map(&record.files, |f| {
-        if stat(inputs.out, &f.path).is_some_and(|s| s == *f) {
-            Ok(())
-        } else {
-            Err(())
-        }
+    // A changed file stops the walk.
+    let all_same = stats(&record.files, |f| {
+        stat(inputs.out, &f.path).filter(|s| s == f).ok_or(())
     })
     .is_ok();
     (all_same && digest(inputs, &record.named) == record.digest).then_some(record.scopes)
@@ -239,7 +248,7 @@ pub fn record<'f>(
         *scopes.entry(scope).or_default() += 1;
         rels.push(rel);
     }
-    let Ok(mut stats) = crate::parallel::map(&rels, |rel| stat(inputs.out, rel).ok_or(())) else {
+    let Ok(mut stats) = stats(&rels, |rel| stat(inputs.out, rel).ok_or(())) else {
         return;
     };
     let Some(manifest) = stat(inputs.out, crate::emit::MANIFEST) else {

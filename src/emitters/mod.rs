@@ -453,3 +453,67 @@ pub fn emit(
         files: all.into_iter().collect(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text(t: &str) -> Result<String, RenderError> {
+        Ok(t.to_string())
+    }
+
+    #[test]
+    fn a_text_being_rendered_is_busy_for_a_thread_that_can_wait_and_settles_to_its_text() {
+        let shared = Shared::default();
+        let slot = shared.slot("k".to_string());
+        let mut files = Files::new("c1".to_string());
+        {
+            // Another thread holds the slot while it renders.
+            let mut rendering = slot.lock().expect("lock");
+            let Ok(Taken::Busy(busy)) = shared.take("k".to_string(), false, || text("again"))
+            else {
+                panic!("a slot being rendered is busy");
+            };
+            files
+                .add(Produced {
+                    rel: "services.yaml".to_string(),
+                    bytes: Arc::from(&b""[..]),
+                    private: false,
+                    role: Role::Applied,
+                    gateway_api: false,
+                })
+                .expect("added");
+            files.pending.push((0, busy));
+            *rendering = Some(Ok(Arc::from("rendered once")));
+        }
+        files.settle().expect("settled");
+        assert_eq!(&*files.produced[0].bytes, b"rendered once");
+        // Later asks take the text; none renders it again.
+        let Ok(Taken::Text(t)) = shared.take("k".to_string(), false, || text("again")) else {
+            panic!("a rendered slot holds its text");
+        };
+        assert_eq!(&*t, "rendered once");
+    }
+
+    #[test]
+    fn a_failed_render_fails_every_cluster_that_asks_alike() {
+        let shared = Shared::default();
+        let failed = || {
+            Err(RenderError::Template {
+                name: "services.yaml.j2".to_string(),
+                reason: "boom".to_string(),
+            })
+        };
+        let first = shared.take("k".to_string(), true, failed).err();
+        let again = shared.take("k".to_string(), false, || text("fine")).err();
+        assert_eq!(
+            first.map(|e| e.to_string()),
+            Some("template services.yaml.j2: boom".to_string())
+        );
+        assert_eq!(
+            again.map(|e| e.to_string()),
+            Some("template services.yaml.j2: boom".to_string())
+        );
+        assert!(settled(&shared.slot("k".to_string())).is_err());
+    }
+}
