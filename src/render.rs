@@ -362,14 +362,16 @@ fn template_error(name: &str, e: &minijinja::Error) -> RenderError {
 /// `remote-secrets.yaml` holds the same kubeconfigs (20 primaries × 199 peers at 200
 /// clusters), and writing them out again was a tenth of rendering. A value is known by its
 /// JSON text, which keeps every distinction its YAML makes (an integer from a float, the
-/// order of keys), and by the indentation asked for.
+/// order of keys), and by the indentation asked for; JSON writes a non-finite float as `null`,
+/// so a value whose JSON has `null` in it is written each time.
 #[derive(Debug, Default)]
 struct YamlTexts(Mutex<HashMap<(usize, String), Value>>);
 
 impl YamlTexts {
     fn get(&self, value: &Value, indent: usize) -> Result<Value, minijinja::Error> {
-        let Ok(json) = serde_json::to_string(value) else {
-            return yaml_filter(value, indent);
+        let json = match serde_json::to_string(value) {
+            Ok(json) if !json.contains("null") => json,
+            _ => return yaml_filter(value, indent),
         };
         let key = (indent, json);
         let lock = || self.0.lock().unwrap_or_else(PoisonError::into_inner);
@@ -540,6 +542,24 @@ mod tests {
             .expect("renders");
         // (This bare environment drops the trailing newline; the renderer keeps it.)
         assert_eq!(text, "# a kind: Evil  b\nkey: 1");
+    }
+
+    #[test]
+    fn the_yaml_filter_writes_what_each_value_is() {
+        let texts = YamlTexts::default();
+        let write = |v: Value| {
+            texts
+                .get(&v, 2)
+                .expect("written")
+                .as_str()
+                .map(str::to_string)
+        };
+        // Equal as template values, written differently: never one text for both.
+        assert_eq!(write(Value::from(1)), Some("  1".to_string()));
+        assert_eq!(write(Value::from(1.0)), Some("  1.0".to_string()));
+        assert_eq!(write(Value::from(f64::NAN)), Some("  .nan".to_string()));
+        assert_eq!(write(Value::from(())), Some("  null".to_string()));
+        assert_eq!(write(Value::from(1)), Some("  1".to_string()));
     }
 
     #[test]

@@ -112,7 +112,7 @@ const KUBECONFIG_DIR: &str = "/etc/istio/multicluster-kubeconfigs";
 
 impl Common {
     /// The values as template values: made once per cluster and shared by every template
-    /// rendered for it (a cluster renders a dozen).
+    /// rendered for it (a cluster renders a dozen). A `Common` is not changed once made.
     pub fn value(&self) -> minijinja::Value {
         self.value
             .get_or_init(|| minijinja::Value::from(minijinja::value::Serde(self)))

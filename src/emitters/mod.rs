@@ -458,10 +458,6 @@ pub fn emit(
 mod tests {
     use super::*;
 
-    fn text(t: &str) -> Result<String, RenderError> {
-        Ok(t.to_string())
-    }
-
     #[test]
     fn a_text_being_rendered_is_busy_for_a_thread_that_can_wait_and_settles_to_its_text() {
         let shared = Shared::default();
@@ -470,7 +466,8 @@ mod tests {
         {
             // Another thread holds the slot while it renders.
             let mut rendering = slot.lock().expect("lock");
-            let Ok(Taken::Busy(busy)) = shared.take("k".to_string(), false, || text("again"))
+            let Ok(Taken::Busy(busy)) =
+                shared.take("k".to_string(), false, || Ok("again".to_string()))
             else {
                 panic!("a slot being rendered is busy");
             };
@@ -489,7 +486,8 @@ mod tests {
         files.settle().expect("settled");
         assert_eq!(&*files.produced[0].bytes, b"rendered once");
         // Later asks take the text; none renders it again.
-        let Ok(Taken::Text(t)) = shared.take("k".to_string(), false, || text("again")) else {
+        let Ok(Taken::Text(t)) = shared.take("k".to_string(), false, || Ok("again".to_string()))
+        else {
             panic!("a rendered slot holds its text");
         };
         assert_eq!(&*t, "rendered once");
@@ -505,7 +503,9 @@ mod tests {
             })
         };
         let first = shared.take("k".to_string(), true, failed).err();
-        let again = shared.take("k".to_string(), false, || text("fine")).err();
+        let again = shared
+            .take("k".to_string(), false, || Ok("fine".to_string()))
+            .err();
         assert_eq!(
             first.map(|e| e.to_string()),
             Some("template services.yaml.j2: boom".to_string())
