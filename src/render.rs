@@ -361,16 +361,17 @@ fn template_error(name: &str, e: &minijinja::Error) -> RenderError {
 /// The `yaml` filter's texts by value, each made once per build: every primary's
 /// `remote-secrets.yaml` holds the same kubeconfigs (20 primaries × 199 peers at 200
 /// clusters), and writing them out again was a tenth of rendering. A value is known by its
-/// JSON text, which keeps every distinction its YAML makes (an integer from a float, the
-/// order of keys), and by the indentation asked for; JSON writes a non-finite float as `null`,
-/// so a value whose JSON has `null` in it is written each time.
+/// JSON text and the indentation asked for. JSON keeps the distinctions its YAML makes (an
+/// integer from a float, the order of keys) for strings, booleans, finite numbers and lists
+/// and string-keyed maps of these; any other value (a none, bytes, a number key, a float that
+/// is not finite) is written each time.
 #[derive(Debug, Default)]
 struct YamlTexts(Mutex<HashMap<(usize, String), Value>>);
 
 impl YamlTexts {
     fn get(&self, value: &Value, indent: usize) -> Result<Value, minijinja::Error> {
         let json = match serde_json::to_string(value) {
-            Ok(json) if !json.contains("null") => json,
+            Ok(json) if known_by_json(value, 0) => json,
             _ => return yaml_filter(value, indent),
         };
         let key = (indent, json);
@@ -382,6 +383,26 @@ impl YamlTexts {
         lock().insert(key, text.clone());
         Ok(text)
     }
+}
+
+/// Whether `value`'s JSON text tells it from every other value (see [`YamlTexts`]).
+fn known_by_json(value: &Value, depth: usize) -> bool {
+    use minijinja::value::ValueKind;
+    let known = |v: &Value| known_by_json(v, depth + 1);
+    depth < 64
+        && match value.kind() {
+            ValueKind::String | ValueKind::Bool => true,
+            ValueKind::Number => f64::try_from(value.clone()).is_ok_and(f64::is_finite),
+            ValueKind::Seq => value
+                .try_iter()
+                .is_ok_and(|mut items| items.all(|v| known(&v))),
+            ValueKind::Map => value.try_iter().is_ok_and(|mut keys| {
+                keys.all(|k| {
+                    k.kind() == ValueKind::String && value.get_item(&k).is_ok_and(|v| known(&v))
+                })
+            }),
+            _ => false,
+        }
 }
 
 /// `{{ value | yaml(n) }}`: the value as block YAML, every line indented by `n` spaces, for
@@ -560,6 +581,11 @@ mod tests {
         assert_eq!(write(Value::from(f64::NAN)), Some("  .nan".to_string()));
         assert_eq!(write(Value::from(())), Some("  null".to_string()));
         assert_eq!(write(Value::from(1)), Some("  1".to_string()));
+        // A number key and a string key have one JSON text, and two YAML texts.
+        let number_key = Value::from(Serde(std::collections::BTreeMap::from([(1, "a")])));
+        let string_key = Value::from(Serde(std::collections::BTreeMap::from([("1", "a")])));
+        assert_eq!(write(number_key), Some("  1: a".to_string()));
+        assert_eq!(write(string_key), Some("  \"1\": a".to_string()));
     }
 
     #[test]

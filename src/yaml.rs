@@ -218,8 +218,12 @@ fn walk(text: &str) -> Option<Walked> {
                     keys.push(value);
                     continue;
                 }
+                let plain = style == ScalarStyle::Plain;
+                if plain && !read_without_error(&value) {
+                    return None;
+                }
                 if let Some(field) = field {
-                    let string = style != ScalarStyle::Plain || plainly_a_string(&value);
+                    let string = !plain || plainly_a_string(&value);
                     if !string && !plainly_not_a_string(&value) {
                         return None;
                     }
@@ -272,6 +276,26 @@ fn plainly_a_string(value: &str) -> bool {
         .first()
         .is_some_and(u8::is_ascii_alphabetic)
         && !WORDS.iter().any(|w| value.eq_ignore_ascii_case(w))
+}
+
+/// Whether the full read takes a plain scalar, wherever it is, without an error. It refuses
+/// one that reads as a float that is not finite (`.inf`, `.nan`, `1e999`, an integer of 310
+/// digits: serde-saphyr's `NonFiniteFloat`); a numeral Rust does not read either is left to it.
+fn read_without_error(value: &str) -> bool {
+    let unsigned = value.strip_prefix(['+', '-']).unwrap_or(value);
+    if !unsigned.starts_with(|c: char| c.is_ascii_digit() || c == '.') {
+        return true;
+    }
+    match unsigned.parse::<f64>() {
+        Ok(number) => number.is_finite(),
+        // A version (`1.30.0`), a duration (`30s`): strings, unless YAML's own numerals
+        // (`0x`, `0o`, `_`, an exponent) are in it.
+        Err(_) => {
+            !unsigned.eq_ignore_ascii_case(".inf")
+                && !unsigned.eq_ignore_ascii_case(".nan")
+                && !unsigned.contains(['e', 'E', '_', 'x', 'o', 'b'])
+        }
+    }
 }
 
 /// Whether a plain scalar is, for sure, read as something other than a string: a decimal
@@ -566,6 +590,7 @@ metadata: {name: 'q'}
         "apiVersion: v1\nkind: Secret\nspec: {metadata: {name: x}}\n",
         "apiVersion: v1\nkind: Secret\nmetadata: {name: x}\n...\n",
         "global: {meshID: mesh1, multiCluster: {clusterName: c1}}\npilot: {env: {A: \"1\"}}\n",
+        "apiVersion: v1\nkind: X\nmetadata: {name: x}\nspec: {t: 30s, v: 1.30.0, p: 0.5, m: -3, i: 9999999999999999999999}\n",
         "",
     ];
 
@@ -585,6 +610,9 @@ metadata: {name: 'q'}
         "%YAML 1.2\n---\napiVersion: v1\n",
         "apiVersion: v1\nkind: [\n",
         "a: {b: {c: {d: {e: {f: {g: {h: {i: {j: {k: {l: {m: {n: {o: {p: 1}}}}}}}}}}}}}}}\n",
+        "apiVersion: v1\nkind: Secret\nmetadata: {name: x}\nspec: {w: .inf}\n",
+        "apiVersion: v1\nkind: Secret\nmetadata: {name: x}\nspec: [-.NaN]\n",
+        "apiVersion: v1\nkind: Secret\nmetadata: {name: x}\nspec: {w: 1e999}\n",
     ];
 
     #[test]
@@ -610,6 +638,19 @@ metadata: {name: 'q'}
         assert!(heads(LEFT_TO_THE_FULL_READ[1]).is_err());
         let yes = heads(LEFT_TO_THE_FULL_READ[4]).expect("parses");
         assert_eq!(yes[0].missing(), Some("kind"));
+        // A float that is not finite is refused anywhere, as the full read refuses it.
+        let long = format!(
+            "apiVersion: v1\nkind: {}\nmetadata: {{name: x}}\n",
+            "9".repeat(310)
+        );
+        for text in LEFT_TO_THE_FULL_READ[LEFT_TO_THE_FULL_READ.len() - 3..]
+            .iter()
+            .copied()
+            .chain([long.as_str()])
+        {
+            assert_eq!(walk(text), None, "{text}");
+            assert!(heads(text).is_err(), "{text}");
+        }
     }
 
     #[test]

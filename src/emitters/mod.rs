@@ -258,6 +258,14 @@ impl Files {
         Ok(())
     }
 
+    /// The first error among the shared files other threads were rendering, once they are
+    /// done.
+    fn first_pending_error(&self) -> Option<RenderError> {
+        self.pending
+            .iter()
+            .find_map(|(_, slot)| settled(slot).err())
+    }
+
     /// Fills in the shared files other threads were rendering, once they are done.
     fn settle(&mut self) -> Result<(), RenderError> {
         for (i, slot) in std::mem::take(&mut self.pending) {
@@ -418,7 +426,11 @@ pub fn emit(
         };
         let mut files = Files::new(plan.name.clone());
         for emitter in CLUSTER {
-            emitter.emit(&cx, &mut files)?;
+            if let Err(e) = emitter.emit(&cx, &mut files) {
+                // A file taken later came before this failure: its error, if it has one, is
+                // the one to report (as it would be had it been rendered here, in order).
+                return Err(files.first_pending_error().unwrap_or(e));
+            }
         }
         files.settle()?;
         progress.step();
@@ -515,5 +527,12 @@ mod tests {
             Some("template services.yaml.j2: boom".to_string())
         );
         assert!(settled(&shared.slot("k".to_string())).is_err());
+        // A cluster that took the file later reports that error before any of its own.
+        let mut files = Files::new("c2".to_string());
+        files.pending.push((0, shared.slot("k".to_string())));
+        assert_eq!(
+            files.first_pending_error().map(|e| e.to_string()),
+            Some("template services.yaml.j2: boom".to_string())
+        );
     }
 }

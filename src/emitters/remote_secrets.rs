@@ -114,19 +114,27 @@ impl ClusterEmitter for RemoteSecrets {
         // Each kubeconfig is rendered once per peer; those another thread is rendering are
         // taken after the others.
         let key = |peer: &Peer<'_>| format!("remote-kubeconfig:{}", peer.cluster);
-        let mut kubeconfigs = Vec::with_capacity(peers.len());
+        // The first error in the peers' order is the one reported, as in one pass.
+        let mut taken = Vec::with_capacity(peers.len());
         for peer in &peers {
-            kubeconfigs.push(cx.shared_now(key(peer), || peer.kubeconfig(cx))?);
-        }
-        for (kubeconfig, peer) in kubeconfigs.iter_mut().zip(&peers) {
-            if kubeconfig.is_none() {
-                *kubeconfig = Some(cx.shared(key(peer), || peer.kubeconfig(cx))?);
+            let now = cx.shared_now(key(peer), || peer.kubeconfig(cx));
+            let failed = now.is_err();
+            taken.push(now);
+            if failed {
+                break;
             }
+        }
+        let mut kubeconfigs = Vec::with_capacity(peers.len());
+        for (now, peer) in taken.into_iter().zip(&peers) {
+            kubeconfigs.push(match now? {
+                Some(text) => text,
+                None => cx.shared(key(peer), || peer.kubeconfig(cx))?,
+            });
         }
         let mut secrets = Vec::new();
         let mut files_of_secret = BTreeMap::new();
         for (kubeconfig, peer) in kubeconfigs.iter().zip(&peers) {
-            let kubeconfig = kubeconfig.as_deref().unwrap_or_default();
+            let kubeconfig = &**kubeconfig;
             let peer_cluster = &t.clusters[peer.cluster];
             if kubeconfig_secret.is_some() {
                 files_of_secret.insert(
