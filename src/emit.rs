@@ -549,27 +549,20 @@ pub fn compare<'o>(out: &Path, output: &'o Output, stamp: &Stamp) -> Result<Plan
     // The links are looked at here, once per directory; a file under a directory that does
     // not exist (every file of a first build) is not opened at all. The files that may be
     // there are read on every core: a no-op build of 200 clusters reads 100 MB.
-    let files: Vec<(&String, &OutFile)> = output.files.iter().collect();
-    let checks: Vec<Result<bool, EmitError>> =
-        files.iter().map(|(rel, _)| inside.check(rel)).collect();
-    let present: Vec<usize> = (0..files.len())
-        .filter(|&i| matches!(checks[i], Ok(true)))
+    let checked: Vec<_> = output
+        .files
+        .iter()
+        .map(|file| (inside.check(file.0), file))
         .collect();
-    let read = crate::parallel::map(&present, |&i| {
-        let (rel, file) = files[i];
-        Ok::<_, std::convert::Infallible>(same_bytes(&out.join(rel), &file.bytes))
-    })
-    .unwrap_or_else(|never| match never {});
-    let mut read = present.into_iter().zip(read).peekable();
+    let read = crate::parallel::map_all(&checked, |(check, (rel, file))| {
+        matches!(check, Ok(true)).then(|| same_bytes(&out.join(rel), &file.bytes))
+    });
     let mut summary = Summary::default();
     let mut writes = Vec::new();
-    for (i, check) in checks.into_iter().enumerate() {
-        let (rel, file) = files[i];
+    for ((check, (rel, file)), read) in checked.into_iter().zip(read) {
+        // Not read: `out`, or a directory on the way, is not there.
         let found = if check? {
-            match read.next() {
-                Some((at, found)) if at == i => found,
-                _ => unreachable!("every file that may exist was read, in order"),
-            }
+            read.unwrap_or_else(|| Err(io::ErrorKind::NotFound.into()))
         } else {
             Err(io::ErrorKind::NotFound.into())
         };
@@ -616,10 +609,7 @@ pub fn compare<'o>(out: &Path, output: &'o Output, stamp: &Stamp) -> Result<Plan
             distinct.push(&f.bytes);
         }
     }
-    let hashed = crate::parallel::map(&distinct, |bytes| {
-        Ok::<_, std::convert::Infallible>(sha256_hex(bytes))
-    })
-    .unwrap_or_else(|never| match never {});
+    let hashed = crate::parallel::map_all(&distinct, |bytes| sha256_hex(bytes));
     let digests: HashMap<*const u8, String> =
         distinct.iter().map(|b| b.as_ptr()).zip(hashed).collect();
     let manifest = Manifest {

@@ -71,6 +71,26 @@ pub fn map<T: Sync, R: Send, E: Send>(
     done.into_iter().map(|(_, result)| result).collect()
 }
 
+/// [`map`] where `each` cannot fail.
+pub fn map_all<T: Sync, R: Send>(items: &[T], each: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    map(items, |item| Ok::<_, std::convert::Infallible>(each(item)))
+        .unwrap_or_else(|never| match never {})
+}
+
+/// [`map`] when there are at least `min` items; below, on this thread, where starting threads
+/// would cost more than cheap work (a `stat`, a small document) saves.
+pub fn map_many<T: Sync, R: Send, E: Send>(
+    items: &[T],
+    min: usize,
+    each: impl Fn(&T) -> Result<R, E> + Sync,
+) -> Result<Vec<R>, E> {
+    if items.len() < min {
+        items.iter().map(each).collect()
+    } else {
+        map(items, each)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -90,6 +110,15 @@ mod tests {
                 map(&items, |&i| if i % 97 == 96 { Err(i) } else { Ok(i) });
             assert_eq!(out, Err(96));
         }
+    }
+
+    #[test]
+    fn few_items_or_many_give_the_same_results_and_first_error() {
+        let items: Vec<u32> = (0..100).collect();
+        let each = |&i: &u32| if i >= 60 { Err(i) } else { Ok(i + 1) };
+        assert_eq!(map_many(&items, 1_000, each), Err(60));
+        assert_eq!(map_many(&items, 10, each), Err(60));
+        assert_eq!(map_all(&items[..3], |&i| i * 3), vec![0, 3, 6]);
     }
 
     #[test]

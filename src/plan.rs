@@ -194,8 +194,15 @@ pub fn plan(model: &Model) -> Vec<ClusterPlan> {
             services_of.get(&mi).map_or(&[][..], Vec::as_slice),
             called_on.get(&c).map_or(&[][..], Vec::as_slice),
         );
-        let next = service_sets.len();
-        let service_set = *service_sets.entry(services.clone()).or_insert(next);
+        // Looked up by the list, copied only when it is a new one.
+        let service_set = service_sets
+            .get(services.as_slice())
+            .copied()
+            .unwrap_or_else(|| {
+                let set = service_sets.len();
+                service_sets.insert(services.clone(), set);
+                set
+            });
         let on_c =
             |index: &BTreeMap<ClusterId, Vec<usize>>| index.get(&c).cloned().unwrap_or_default();
         let (destination_rules, istio_config) = if info.is_primary {

@@ -267,11 +267,7 @@ impl Renderer {
         // says why, or is fine).
         let read = |&i: &usize| crate::yaml::heads(pieces[i].0).map_err(drop);
         // A file of many new documents (a mesh's `services.yaml`) is read on every core.
-        let heads = if unchecked.len() >= PARALLEL_DOCUMENTS {
-            crate::parallel::map(&unchecked, read)
-        } else {
-            unchecked.iter().map(read).collect()
-        };
+        let heads = crate::parallel::map_many(&unchecked, PARALLEL_DOCUMENTS, read);
         match heads {
             Err(()) => return check_heads(name, text),
             Ok(heads) => check_heads_of(name, heads.into_iter().flatten())?,

@@ -323,10 +323,6 @@ impl Files {
             gateway_api,
         })
     }
-
-    pub fn has(&self, rel: &str) -> bool {
-        self.rels.contains(rel)
-    }
 }
 
 /// A template context: the cluster's common values with an emitter's own added (an

@@ -271,12 +271,11 @@ pub fn inspect(model: &Model, store: &Store, base_dir: &FsPath, now: OffsetDateT
         }
         // Each intermediate is read and its signature checked on every core (a warm build of
         // 200 clusters), and what was found is added in the clusters' order.
-        let loaded = crate::parallel::map(&clusters, |&c| {
+        let loaded = crate::parallel::map_all(&clusters, |&c| {
             let mut found = Inspection::default();
             load_intermediate(model, mi, c, store, root.as_ref(), now, &mut found);
-            Ok::<_, std::convert::Infallible>(found)
-        })
-        .unwrap_or_else(|never| match never {});
+            found
+        });
         for found in loaded {
             ins.absorb(found);
         }
